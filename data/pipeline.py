@@ -1,0 +1,225 @@
+"""The tf.data input pipeline shared by every data source.
+
+list -> per-epoch shuffle -> parallel decode -> crop -> resize -> [-1, 1]
+-> batch (drop remainder) -> prefetch, with an optional cache of decoded,
+resized uint8 images. Unreadable files are skipped and counted.
+"""
+
+import os
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from data import celeba, folder
+from flags.presets import Config, missing_data_message
+
+AUTOTUNE = tf.data.AUTOTUNE
+TFDS_SPLITS = {'train': 'train', 'valid': 'validation', 'test': 'test',
+               'all': 'all'}
+
+
+class DataError(ValueError):
+  """No usable training data: the message says how to get some."""
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+  """A per-epoch seed: each epoch has its own, reproducible order."""
+  return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+
+
+def _decode(contents):
+  # expand_animations=False: the first GIF frame, as a 3-D image like the rest.
+  return tf.io.decode_image(contents, channels=3, expand_animations=False)
+
+
+def _epoch_order(size, seed, epoch, start):
+  """(positions, item indices) of an epoch's shuffled order from `start` on."""
+  order = np.random.default_rng(epoch_seed(seed, epoch)).permutation(size)
+  return np.arange(start, size, dtype=np.int64), order[start:]
+
+
+class FileSource:
+  """Images read from a list of files.
+
+  Each source's `stream(seed, epoch, start)` yields (position, uint8 image)
+  in the epoch's order, starting after `start` consumed elements.
+  """
+
+  def __init__(self, paths):
+    self.paths = np.asarray(paths)
+    self.size = len(paths)
+
+  def stream(self, seed, epoch, start):
+    positions, order = _epoch_order(self.size, seed, epoch, start)
+    ds = tf.data.Dataset.from_tensor_slices((positions, self.paths[order]))
+    return ds.map(lambda i, p: (i, _decode(tf.io.read_file(p))),
+                  num_parallel_calls=AUTOTUNE, deterministic=True)
+
+
+class SyntheticSource:
+  """The procedural faces, rendered on the fly (deterministic per seed)."""
+
+  def __init__(self, seed, size):
+    from data import synthetic  # numpy/PIL only; imported where needed
+    self.synthetic = synthetic
+    self.seed, self.size = seed, size
+
+  def stream(self, seed, epoch, start):
+    positions, order = _epoch_order(self.size, seed, epoch, start)
+    render = lambda i: self.synthetic.render_face(self.seed, int(i))[0]
+    shape = (self.synthetic.HEIGHT, self.synthetic.WIDTH, 3)
+    ds = tf.data.Dataset.from_tensor_slices((positions, order))
+    return ds.map(
+        lambda i, k: (i, tf.ensure_shape(
+            tf.numpy_function(render, [k], tf.uint8), shape)),
+        num_parallel_calls=AUTOTUNE, deterministic=True)
+
+
+class TfdsSource:
+  """CelebA through TensorFlow Datasets (`celeb_a`)."""
+
+  def __init__(self, split, data_dir, download):
+    import tensorflow_datasets as tfds
+    try:
+      self.ds, info = tfds.load(
+          'celeb_a', split=TFDS_SPLITS[split], data_dir=data_dir or None,
+          download=download, shuffle_files=False, with_info=True)
+    except Exception as e:  # TFDS raises AssertionError/FileNotFound/...
+      raise DataError(missing_data_message('tfds', data_dir) +
+                      f' (TFDS said: {str(e).splitlines()[0][:300]})') from e
+    try:
+      self.size = info.splits[TFDS_SPLITS[split]].num_examples
+    except KeyError:  # no split metadata (tfds.testing.mock_data): count
+      self.size = int(self.ds.reduce(0, lambda n, _: n + 1))
+
+  def stream(self, seed, epoch, start):
+    # No random access in TFRecords: a seeded buffer shuffle, then skip.
+    ds = self.ds.shuffle(10_000, seed=epoch_seed(seed, epoch),
+                         reshuffle_each_iteration=False)
+    return ds.skip(start).enumerate(start).map(lambda i, ex: (i, ex['image']))
+
+
+def open_source(config: Config):
+  """The configured data source; raises DataError if it holds no images."""
+  if config.dataset == 'synthetic':
+    return SyntheticSource(config.seed, config.synthetic_size)
+  if config.dataset == 'tfds':
+    return TfdsSource(config.split, config.tfds_data_dir, config.tfds_download)
+  if not config.data_dir or not os.path.isdir(config.data_dir):
+    raise DataError(missing_data_message(config.dataset, config.data_dir))
+  if config.dataset == 'celeba':
+    paths = celeba.list_files(config.data_dir, config.split)
+  else:
+    paths = folder.list_images(config.data_dir)
+  if not paths:
+    raise DataError(missing_data_message(config.dataset, config.data_dir))
+  return FileSource(paths)
+
+
+def resized_frame_size(height, width, config: Config):
+  """Size to resize a whole frame to, so its centre crop is the output size.
+
+  The crop is given in pixels of the 178-wide CelebA frame and scaled by
+  width / 178, so copies of CelebA at other resolutions give the same faces.
+  Resizing the whole frame first (rather than cropping first) puts the
+  crop's rounding at output resolution, where every copy rounds alike.
+  """
+  side = config.crop / celeba.FRAME_WIDTH * tf.cast(width, tf.float32)
+  sy = config.image_height / side
+  sx = config.image_width / side
+  new_h = tf.cast(tf.round(tf.cast(height, tf.float32) * sy), tf.int32)
+  new_w = tf.cast(tf.round(tf.cast(width, tf.float32) * sx), tf.int32)
+  return (tf.maximum(new_h, config.image_height),
+          tf.maximum(new_w, config.image_width))
+
+
+def crop_and_resize(image, config: Config):
+  """uint8 image of any size -> uint8 (H, W, 3): centre crop, antialiased resize."""
+  h, w = config.image_height, config.image_width
+  if config.crop > 0:
+    new_h, new_w = resized_frame_size(tf.shape(image)[0], tf.shape(image)[1],
+                                      config)
+    image = tf.image.resize(image, (new_h, new_w), antialias=True)
+    top, left = (new_h - h) // 2, (new_w - w) // 2
+    image = image[top:top + h, left:left + w]
+  else:
+    image = tf.image.resize(image, (h, w), antialias=True)
+  image = tf.ensure_shape(image, (h, w, 3))
+  return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+
+
+def to_float(images):
+  """uint8 [0, 255] -> float32 [-1, 1]."""
+  return tf.cast(images, tf.float32) / 127.5 - 1.0
+
+
+def from_float(images):
+  """float [-1, 1] -> uint8 [0, 255] (rounded, clipped)."""
+  x = (tf.cast(images, tf.float32) + 1.0) * 127.5
+  return tf.cast(tf.clip_by_value(tf.round(x), 0, 255), tf.uint8)
+
+
+class Pipeline:
+  """Builds each epoch's dataset of (positions, images) batches.
+
+  `positions` is each image's index in the epoch's order; a gap between
+  consecutive positions is an unreadable file skipped by `ignore_errors`, so
+  the loop counts skips exactly and knows where to resume.
+  """
+
+  def __init__(self, config: Config, source=None):
+    self.config = config
+    self.source = source or open_source(config)
+    self._cached = None
+    self.size = self.source.size
+    if config.cache:
+      self._fill_cache()
+    if self.size < config.batch_size:
+      raise DataError(
+          f'The {config.dataset} source has {self.size} usable images, fewer '
+          f'than one batch of {config.batch_size}: lower --batch_size or add '
+          f'images.')
+
+  def steps_per_epoch(self) -> int:
+    """Full batches in an epoch, capped by config.steps_per_epoch."""
+    steps = self.size // self.config.batch_size
+    if self.config.steps_per_epoch > 0:
+      steps = min(steps, self.config.steps_per_epoch)
+    return steps
+
+  def _images(self, seed, epoch, start):
+    """(position, uint8 image) pairs, unreadable files dropped."""
+    ds = self.source.stream(seed, epoch, start)
+    ds = ds.map(lambda i, x: (i, crop_and_resize(x, self.config)),
+                num_parallel_calls=AUTOTUNE, deterministic=True)
+    return ds.ignore_errors(log_warning=True)
+
+  def _fill_cache(self):
+    """One pass in file order through the cache, counting the usable images."""
+    c = self.config
+    path = '' if c.cache == 'memory' else c.cache
+    if path:
+      os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    # Positions are dropped: cached images have no gaps left to count.
+    ds = self._images(c.seed, 0, 0).map(lambda i, x: x).cache(path)
+    count = 0
+    logging.info('Caching %d images (%s)...', self.size, c.cache)
+    for batch in ds.batch(1024).prefetch(2):
+      count += int(batch.shape[0])
+    self.skipped_in_cache = self.size - count
+    self.size = count
+    self._cached = ds
+
+  def epoch(self, epoch: int, start: int = 0) -> tf.data.Dataset:
+    """Batches of epoch `epoch`, resuming after `start` consumed elements."""
+    c = self.config
+    if self._cached is not None:
+      ds = self._cached.shuffle(min(self.size, 20_000),
+                                seed=epoch_seed(c.seed, epoch),
+                                reshuffle_each_iteration=False)
+      ds = tf.data.Dataset.zip(tf.data.Dataset.range(start, tf.int64.max),
+                               ds.skip(start))
+    else:
+      ds = self._images(c.seed, epoch, start)
+    ds = ds.map(lambda i, x: (i, to_float(x)), num_parallel_calls=AUTOTUNE)
+    return ds.batch(c.batch_size, drop_remainder=True).prefetch(AUTOTUNE)

@@ -1,0 +1,44 @@
+"""absl flag definitions: one flag per Config field, plus the run flags.
+
+Every Config field becomes a flag of the same name whose default is None,
+meaning "keep the preset's value"; so the preset table stays the one place
+defaults live.
+"""
+
+import dataclasses
+
+from absl import flags
+
+from flags import presets
+
+_DEFINE = {bool: flags.DEFINE_bool, int: flags.DEFINE_integer,
+           float: flags.DEFINE_float, str: flags.DEFINE_string}
+
+
+def define_config_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
+  """Defines --preset and one override flag per Config field."""
+  flags.DEFINE_enum('preset', 'celeba64', list(presets.PRESETS),
+                    'Preset: celeba48, celeba64, celeba157x128, quick48 (CPU '
+                    'quickstart on synthetic faces) or tiny (tests).',
+                    flag_values=flag_values)
+  for field in dataclasses.fields(presets.Config):
+    if field.name == 'preset':
+      continue
+    help_text = field.metadata['help'] + ' Default: from the preset.'
+    if field.name in presets.CHOICES:
+      flags.DEFINE_enum(field.name, None, presets.CHOICES[field.name],
+                        help_text, flag_values=flag_values)
+    else:
+      _DEFINE[field.type](field.name, None, help_text, flag_values=flag_values)
+
+
+def config_from_flags(values: flags.FlagValues) -> presets.Config:
+  """The preset's Config with every flag the user set applied.
+
+  Raises:
+    ValueError: an invalid combination (message fit for the user).
+  """
+  overrides = {f.name: values[f.name].value
+               for f in dataclasses.fields(presets.Config)
+               if f.name != 'preset' and values[f.name].value is not None}
+  return presets.get_config(values.preset, **overrides)

@@ -1,0 +1,220 @@
+"""The run configuration and the presets: one table of the fields that differ.
+
+A `Config` is the single object every library function receives; it is written
+to `<workdir>/config.json` so a run directory can be reloaded without flags.
+"""
+
+import dataclasses
+import json
+from typing import Any, Dict
+
+# Bump when a field changes meaning, so an old run directory is refused clearly.
+CONFIG_VERSION = 1
+
+ARCHS = ('tutorial', 'dcgan', 'rect', 'mlp')
+DATASETS = ('celeba', 'tfds', 'folder', 'synthetic')
+CHOICES = {
+    'arch': ARCHS,
+    'dataset': DATASETS,
+    'g_activation': ('relu', 'leaky_relu', 'selu'),
+    'instance_noise': ('none', 'additive', 'multiplicative'),
+    'latent_dist': ('normal', 'uniform'),
+    'optimizer': ('adam', 'adamw'),
+    'split': ('train', 'valid', 'test', 'all'),
+}
+
+
+def _f(default, help_text):
+  return dataclasses.field(default=default, metadata={'help': help_text})
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+  """Every setting of a run; presets override a few, flags override any."""
+  preset: str = _f('celeba64', 'Name of the preset this config started from.')
+  # Images and architecture.
+  image_height: int = _f(64, 'Image height in pixels.')
+  image_width: int = _f(64, 'Image width in pixels.')
+  crop: int = _f(160, 'Square centre crop, in pixels of the 178x218 CelebA '
+                 'frame (scaled to each image); 0 resizes the whole frame.')
+  arch: str = _f('dcgan', 'tutorial (TF-tutorial DCGAN), dcgan (canonical '
+                 '4x4 DCGAN), rect (157x128 spectral-norm DCGAN), mlp.')
+  latent_dim: int = _f(100, 'Size of the latent vector z.')
+  g_filters: int = _f(64, 'Width of the last hidden layer of G (others scale).')
+  d_filters: int = _f(64, 'Width of the first layer of D (others scale).')
+  g_activation: str = _f('relu', 'Hidden activation of G.')
+  g_leaky_slope: float = _f(0.2, 'Negative slope of G when leaky_relu.')
+  d_leaky_slope: float = _f(0.2, 'Negative slope of D LeakyReLUs.')
+  d_dropout: float = _f(0.0, 'Dropout rate after each hidden layer of D.')
+  d_spectral_norm: bool = _f(False, 'Spectral normalisation on D layers.')
+  g_spectral_norm: bool = _f(False, 'Spectral normalisation on G layers.')
+  # Objective and stabilising tricks.
+  instance_noise: str = _f('none', 'Noise on every D input: additive '
+                           'x + sd*n or multiplicative x + sd*n*x.')
+  noise_sd: float = _f(0.1, 'Instance noise standard deviation.')
+  noise_decay_steps: int = _f(0, 'Decay the noise sd linearly to 0 over '
+                              'this many steps (0: constant).')
+  real_label_low: float = _f(1.0, 'Real label for D; drawn uniformly in '
+                             '[low, high] per example and batch.')
+  real_label_high: float = _f(1.0, 'Upper end of the real label range.')
+  smooth_g_targets: bool = _f(False, 'Use the smoothed real label as G '
+                              'target too (a seed quirk).')
+  feature_matching: float = _f(0.0, 'Weight of the feature-matching term '
+                               'in the G loss (0: off).')
+  fm_ramp_steps: int = _f(0, 'Ramp the feature-matching weight from 0 over '
+                          'this many steps.')
+  g_steps_per_d: int = _f(1, 'G updates per D update.')
+  reuse_fake: bool = _f(False, 'Reuse the D step fake batch for the first '
+                        'G step (a seed quirk) instead of a fresh z.')
+  latent_dist: str = _f('normal', 'Latent distribution: N(0,1) or U(-1,1).')
+  # Optimisers.
+  optimizer: str = _f('adam', 'Optimiser for both networks.')
+  g_lr: float = _f(1e-4, 'Generator learning rate.')
+  d_lr: float = _f(2e-4, 'Discriminator learning rate.')
+  g_beta1: float = _f(0.9, 'Generator Adam beta1.')
+  g_beta2: float = _f(0.999, 'Generator Adam beta2.')
+  d_beta1: float = _f(0.9, 'Discriminator Adam beta1.')
+  d_beta2: float = _f(0.999, 'Discriminator Adam beta2.')
+  adam_epsilon: float = _f(1e-7, 'Adam epsilon.')
+  weight_decay: float = _f(0.0, 'Decoupled weight decay (adamw only).')
+  ema_decay: float = _f(0.999, 'Decay of the EMA copy of G used for '
+                        'samples (0: no EMA).')
+  # Data.
+  dataset: str = _f('celeba', 'celeba (local folder), tfds (celeb_a via '
+                    'TFDS), folder (any image tree), synthetic (built in).')
+  data_dir: str = _f('', 'CelebA folder (official or Kaggle layout) or '
+                     'image folder.')
+  split: str = _f('train', 'CelebA partition to train on.')
+  tfds_data_dir: str = _f('', 'TFDS data_dir for --dataset=tfds.')
+  tfds_download: bool = _f(False, 'Let TFDS try to download celeb_a.')
+  synthetic_size: int = _f(8192, 'Number of distinct synthetic faces.')
+  cache: str = _f('', "'' (none), 'memory', or a file path prefix: cache "
+                  'decoded, resized images.')
+  # Loop.
+  batch_size: int = _f(64, 'Batch size.')
+  epochs: int = _f(20, 'Number of epochs.')
+  steps_per_epoch: int = _f(0, 'Cap on steps per epoch (0: a full pass).')
+  seed: int = _f(0, 'Seed of weights, data order, noise and samples.')
+  num_samples: int = _f(64, 'Images in the fixed-latent sample grid.')
+  log_every: int = _f(50, 'Write TensorBoard scalars every N steps.')
+  checkpoint_every_steps: int = _f(0, 'Also checkpoint every N steps '
+                                   '(0: at each epoch end only).')
+  keep_checkpoints: int = _f(3, 'Checkpoints kept.')
+
+  def validate(self) -> 'Config':
+    """Raises ValueError with a readable message if a field is invalid."""
+    for name, choices in CHOICES.items():
+      if getattr(self, name) not in choices:
+        raise ValueError(f'{name}={getattr(self, name)!r} is not one of '
+                         f'{", ".join(choices)}.')
+    positive = ('image_height', 'image_width', 'latent_dim', 'g_filters',
+                'd_filters', 'batch_size', 'epochs', 'g_steps_per_d',
+                'num_samples', 'log_every', 'keep_checkpoints',
+                'synthetic_size')
+    for name in positive:
+      if getattr(self, name) <= 0:
+        raise ValueError(f'{name} must be positive, got {getattr(self, name)}.')
+    for name in ('g_lr', 'd_lr'):
+      if not getattr(self, name) > 0:
+        raise ValueError(f'{name} must be positive, got {getattr(self, name)}.')
+    if not 0 <= self.d_dropout < 1:
+      raise ValueError(f'd_dropout must be in [0, 1), got {self.d_dropout}.')
+    if not 0 <= self.ema_decay < 1:
+      raise ValueError(f'ema_decay must be in [0, 1), got {self.ema_decay}.')
+    if self.real_label_low > self.real_label_high:
+      raise ValueError('real_label_low must not exceed real_label_high.')
+    h, w = self.image_height, self.image_width
+    if self.arch == 'tutorial' and (h % 8 or w % 8):
+      raise ValueError(f'arch=tutorial needs sizes divisible by 8, got {h}x{w}.')
+    if self.arch == 'dcgan' and (h != w or h < 8 or h & (h - 1)):
+      raise ValueError(f'arch=dcgan needs a square power-of-two size >= 8, '
+                       f'got {h}x{w}.')
+    if self.arch == 'rect' and (h, w) != (157, 128):
+      raise ValueError(f'arch=rect is built for 157x128 images, got {h}x{w}.')
+    return self
+
+  def to_json(self) -> str:
+    return json.dumps({'version': CONFIG_VERSION, **dataclasses.asdict(self)},
+                      indent=2, sort_keys=True)
+
+  @classmethod
+  def from_json(cls, text: str) -> 'Config':
+    """Parses `to_json` output; refuses other versions or unknown fields."""
+    fields = json.loads(text)
+    version = fields.pop('version', None)
+    if version != CONFIG_VERSION:
+      raise ValueError(f'config.json has version {version}, this code reads '
+                       f'version {CONFIG_VERSION}.')
+    unknown = set(fields) - {f.name for f in dataclasses.fields(cls)}
+    if unknown:
+      raise ValueError(f'config.json has unknown fields: {sorted(unknown)}.')
+    return cls(**fields)
+
+
+def missing_data_message(dataset: str, data_dir: str) -> str:
+  """The one-paragraph error shown when no training images can be found."""
+  where = f' at {data_dir!r}' if data_dir else ''
+  return (
+      f'No {dataset} images found{where}. Get data one of three ways: '
+      '(1) download CelebA\'s img_align_celeba (Kaggle "celeba-dataset" or '
+      'the official Google Drive) and pass --dataset=celeba '
+      '--data_dir=<folder holding img_align_celeba/>; (2) use TFDS with '
+      '--dataset=tfds --tfds_data_dir=<dir> after preparing celeb_a there '
+      '(add --tfds_download to let TFDS try the download); (3) train on any '
+      'image folder with --dataset=folder --data_dir=<folder>, or offline on '
+      'the built-in procedural faces with --dataset=synthetic.')
+
+
+# The presets: only the fields that differ from the Config defaults.
+PRESETS: Dict[str, Dict[str, Any]] = {
+    # TF-tutorial DCGAN at 48x48 with additive instance noise on D inputs.
+    'celeba48': dict(image_height=48, image_width=48, crop=160,
+                     arch='tutorial', latent_dim=200, batch_size=256,
+                     g_activation='leaky_relu', g_leaky_slope=0.3,
+                     d_leaky_slope=0.3, d_dropout=0.3,
+                     instance_noise='additive', noise_sd=0.1),
+    # Canonical DCGAN, improved recipe: D dropout, leaky G, labels U(.7,1.2).
+    'celeba64': dict(image_height=64, image_width=64, crop=160, arch='dcgan',
+                     latent_dim=100, batch_size=64, g_activation='leaky_relu',
+                     g_leaky_slope=0.2, d_dropout=0.1, real_label_low=0.7,
+                     real_label_high=1.2),
+    # Rectangular spectral-norm DCGAN on the whole frame, GAN-hacks tricks.
+    'celeba157x128': dict(image_height=157, image_width=128, crop=0,
+                          arch='rect', latent_dim=100, batch_size=32,
+                          d_dropout=0.3, d_spectral_norm=True,
+                          g_spectral_norm=True,
+                          instance_noise='multiplicative', noise_sd=0.1,
+                          real_label_low=0.9, real_label_high=0.9),
+    # CPU quickstart: the 48x48 recipe, narrower, on the synthetic faces.
+    # Smaller batches and Adam beta1 0.5 (the DCGAN paper's) make faces
+    # appear within ~1000 steps, a few minutes on a 2-core CPU.
+    'quick48': dict(image_height=48, image_width=48, crop=160,
+                    arch='tutorial', latent_dim=100, batch_size=32,
+                    g_filters=32, d_filters=32, g_activation='leaky_relu',
+                    g_leaky_slope=0.3, d_leaky_slope=0.3, d_dropout=0.3,
+                    instance_noise='additive', noise_sd=0.1, g_beta1=0.5,
+                    d_beta1=0.5, dataset='synthetic', synthetic_size=4096,
+                    cache='memory', epochs=10, steps_per_epoch=120,
+                    num_samples=36, log_every=20),
+    # Smallest useful GAN, for tests and smoke runs.
+    'tiny': dict(image_height=32, image_width=32, crop=160, arch='dcgan',
+                 latent_dim=16, batch_size=8, g_filters=8, d_filters=8,
+                 dataset='synthetic', synthetic_size=64, epochs=2,
+                 steps_per_epoch=4, num_samples=16, log_every=2),
+}
+
+
+def get_config(preset: str, **overrides) -> Config:
+  """The preset's config with `overrides` applied and validated.
+
+  Raises:
+    ValueError: for an unknown preset, unknown field or invalid value.
+  """
+  if preset not in PRESETS:
+    raise ValueError(f'Unknown preset {preset!r}; choose one of '
+                     f'{", ".join(PRESETS)}.')
+  fields = {f.name for f in dataclasses.fields(Config)}
+  unknown = set(overrides) - fields
+  if unknown:
+    raise ValueError(f'Unknown config fields: {sorted(unknown)}.')
+  return Config(**{**PRESETS[preset], 'preset': preset, **overrides}).validate()

@@ -1,0 +1,97 @@
+"""The generator: a Keras subclassed model mapping z to images in [-1, 1]."""
+
+import keras
+from keras import layers
+
+from flags.presets import Config
+from models import layers as L
+
+
+def _block(config, parts):
+  """parts + BN + activation, the repeated unit of every conv generator."""
+  return L.Stage(parts + [L.batch_norm(),
+                          L.activation(config.g_activation,
+                                       config.g_leaky_slope)])
+
+
+def _tutorial_stages(c: Config):
+  """TF-tutorial DCGAN: Dense -> 5x5 transposed convs, 3 doublings."""
+  h, w, f, sn = c.image_height // 8, c.image_width // 8, c.g_filters, c.g_spectral_norm
+  return [
+      _block(c, [L.dense(h * w * 4 * f, use_bias=False, sn=sn),
+                 layers.Reshape((h, w, 4 * f))]),
+      _block(c, [L.deconv(2 * f, 5, 1, sn=sn)]),
+      _block(c, [L.deconv(f, 5, 2, sn=sn)]),
+      _block(c, [L.deconv(max(f // 2, 1), 5, 2, sn=sn)]),
+      L.Stage([L.deconv(3, 5, 2, sn=sn, activation_name='tanh')]),
+  ]
+
+
+def _dcgan_stages(c: Config):
+  """Canonical DCGAN: 4x4 from z, then stride-2 4x4 transposed convs."""
+  n_up = c.image_height.bit_length() - 3  # 64 -> 4 doublings from 4x4
+  f, sn = c.g_filters, c.g_spectral_norm
+  stages = [_block(c, [layers.Reshape((1, 1, c.latent_dim)),
+                       L.deconv(f * 2 ** (n_up - 1), 4, 1, 'valid', sn=sn)])]
+  for i in range(n_up - 2, -1, -1):
+    stages.append(_block(c, [L.deconv(f * 2 ** i, 4, 2, sn=sn)]))
+  stages.append(L.Stage([L.deconv(3, 4, 2, sn=sn, activation_name='tanh')]))
+  return stages
+
+
+def _rect_stages(c: Config):
+  """157x128 DCGAN: (5,4) kernels, 'valid' padding and explicit crops.
+
+  H 4-9-19-39-79-157, W 4-8-16-32-64-128: each valid transposed conv gives
+  2n+3 rows and 2n+2 columns; cropping 1 pixel per side gives 2n+1 and 2n,
+  the last block crops 2 rows per side to land on 157.
+  """
+  f, sn = c.g_filters, c.g_spectral_norm
+  stages = [L.Stage([L.dense(4 * 4 * 8 * f, sn=sn),
+                     layers.Reshape((4, 4, 8 * f))])]
+  for filters in (8 * f, 4 * f, 2 * f, f):
+    stages.append(_block(c, [L.deconv(filters, (5, 4), 2, 'valid', sn=sn),
+                             layers.Cropping2D(((1, 1), (1, 1)))]))
+  stages.append(L.Stage([
+      L.deconv(3, (5, 4), 2, 'valid', sn=sn, activation_name='tanh'),
+      layers.Cropping2D(((2, 2), (1, 1)))]))
+  return stages
+
+
+def _mlp_stages(c: Config):
+  """The face-synthesis seed's fully connected G: 256-512-1024-1024-HxWx3."""
+  act = lambda: L.activation(c.g_activation, c.g_leaky_slope)
+  stages = [L.Stage([L.dense(u, sn=c.g_spectral_norm), act()])
+            for u in (256, 512, 1024, 1024)]
+  stages.append(L.Stage([
+      L.dense(c.image_height * c.image_width * 3, sn=c.g_spectral_norm,
+              activation_name='tanh'),
+      layers.Reshape((c.image_height, c.image_width, 3))]))
+  return stages
+
+
+_ARCHS = {'tutorial': _tutorial_stages, 'dcgan': _dcgan_stages,
+          'rect': _rect_stages, 'mlp': _mlp_stages}
+
+
+class Generator(keras.Model):
+  """z (batch, latent_dim) -> images (batch, H, W, 3) in [-1, 1]."""
+
+  def __init__(self, config: Config, name='generator', **kwargs):
+    super().__init__(name=name, **kwargs)
+    self.latent_dim = config.latent_dim
+    self.stages = _ARCHS[config.arch](config)
+
+  def call(self, z, training=False):
+    x = z
+    for stage in self.stages:
+      x = stage(x, training=training)
+    return x
+
+  def stage_shapes(self, z):
+    """Output shape (without batch) after each stage, for shape tests."""
+    shapes, x = [], z
+    for stage in self.stages:
+      x = stage(x, training=False)
+      shapes.append(tuple(x.shape[1:]))
+    return shapes

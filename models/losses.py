@@ -1,0 +1,43 @@
+"""Pure GAN loss functions on logits (no sigmoid + BCE anywhere)."""
+
+import tensorflow as tf
+
+
+def bce_with_logits(logits, targets):
+  """Mean binary cross-entropy with logits.
+
+  l = mean_i [ max(x_i, 0) - x_i * y_i + log(1 + exp(-|x_i|)) ],
+  the numerically stable form of -y log s(x) - (1 - y) log(1 - s(x)).
+  Targets may lie outside [0, 1] (labels ~ U(0.7, 1.2) in a seed recipe).
+  """
+  targets = tf.broadcast_to(tf.cast(targets, logits.dtype), tf.shape(logits))
+  return tf.reduce_mean(
+      tf.nn.sigmoid_cross_entropy_with_logits(labels=targets, logits=logits))
+
+
+def discriminator_loss(real_logits, fake_logits, real_labels=1.0):
+  """Standard GAN D loss: -log D(x) - log(1 - D(G(z))).
+
+  Returns:
+    (total, real_part, fake_part) with total = real_part + fake_part,
+    real_part = BCE(real_logits, real_labels), fake_part = BCE(fake_logits, 0).
+  """
+  real = bce_with_logits(real_logits, real_labels)
+  fake = bce_with_logits(fake_logits, 0.0)
+  return real + fake, real, fake
+
+
+def generator_loss(fake_logits, targets=1.0):
+  """Non-saturating G loss: -log D(G(z)) = BCE(fake_logits, targets)."""
+  return bce_with_logits(fake_logits, targets)
+
+
+def feature_matching_loss(real_features, fake_features):
+  """Feature matching (Salimans et al. 2016) on D's last hidden features.
+
+  l = mean_j ( mean_i f_ij(x) - mean_i f_ij(G(z)) )^2, the squared L2 between
+  the batch-mean features, divided by the feature count so the weight does
+  not depend on D's width.
+  """
+  diff = tf.reduce_mean(real_features, 0) - tf.reduce_mean(fake_features, 0)
+  return tf.reduce_mean(tf.square(diff))

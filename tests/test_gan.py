@@ -1,0 +1,110 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from data import pipeline
+from flags.presets import get_config
+from models import losses
+from models.gan import GAN
+
+MAIN_KEYS = {'d_loss', 'd_loss_real', 'd_loss_fake', 'g_loss', 'g_loss_adv',
+             'g_loss_fm', 'd_real', 'd_fake', 'noise_sd', 'grad_norm/g',
+             'grad_norm/d'}
+
+
+def _gan(**overrides):
+  keras.utils.set_random_seed(0)
+  return GAN(get_config('tiny', **overrides))
+
+
+def _real(batch=8, size=32):
+  return tf.random.uniform((batch, size, size, 3), -1, 1, seed=0)
+
+
+def test_train_step_updates_both_networks_and_reports_scalars():
+  gan = _gan()
+  g0 = [v.numpy().copy() for v in gan.generator.trainable_variables]
+  d0 = [v.numpy().copy() for v in gan.discriminator.trainable_variables]
+  out = gan.train_step(_real())
+  assert MAIN_KEYS <= set(out)
+  assert any(k.startswith('grad_norm/g/') for k in out)  # per layer
+  assert all(np.isfinite(float(v)) for v in out.values())
+  assert 0 < float(out['d_real']) < 1 and 0 < float(out['d_fake']) < 1
+  assert float(out['d_loss']) == pytest.approx(
+      float(out['d_loss_real']) + float(out['d_loss_fake']), rel=1e-5)
+  assert int(gan.step) == 1
+  assert all(not np.array_equal(a, v.numpy())
+             for a, v in zip(g0, gan.generator.trainable_variables))
+  assert all(not np.array_equal(a, v.numpy())
+             for a, v in zip(d0, gan.discriminator.trainable_variables))
+
+
+def test_train_step_is_traced_once():
+  gan = _gan()
+  for _ in range(3):
+    gan.train_step(_real())
+  assert gan.train_step.experimental_get_tracing_count() == 1
+
+
+def test_ema_generator_lags_behind_the_generator():
+  gan = _gan(ema_decay=0.99)
+  for _ in range(30):
+    gan.train_step(_real())
+  g = np.concatenate([v.numpy().ravel() for v in gan.generator.trainable_variables])
+  e = np.concatenate([v.numpy().ravel() for v in gan.ema_generator.trainable_variables])
+  assert 0 < np.abs(g - e).max()
+  assert gan.sampler is gan.ema_generator
+  assert _gan(ema_decay=0.0).sampler is not None  # falls back to G
+
+
+def test_instance_noise_decays_linearly():
+  gan = _gan(instance_noise='additive', noise_sd=0.2, noise_decay_steps=100)
+  assert float(gan.noise_sd()) == pytest.approx(0.2)
+  gan.step.assign(50)
+  assert float(gan.noise_sd()) == pytest.approx(0.1)
+  gan.step.assign(500)
+  assert float(gan.noise_sd()) == 0.0
+  assert float(_gan().noise_sd()) == 0.0  # instance_noise='none'
+
+
+def test_feature_matching_and_extra_g_steps():
+  gan = _gan(feature_matching=0.1, fm_ramp_steps=0, g_steps_per_d=2)
+  out = gan.train_step(_real())
+  assert float(out['g_loss_fm']) > 0
+  assert float(out['g_loss']) == pytest.approx(
+      float(out['g_loss_adv']) + 0.1 * float(out['g_loss_fm']), rel=1e-5)
+  assert int(gan.g_optimizer.iterations) == 2 * int(gan.d_optimizer.iterations)
+
+
+@pytest.mark.parametrize('overrides', [
+    dict(real_label_low=0.7, real_label_high=1.2, smooth_g_targets=True),
+    dict(instance_noise='multiplicative', d_spectral_norm=True, g_spectral_norm=True),
+    dict(optimizer='adamw', weight_decay=0.01, latent_dist='uniform', reuse_fake=True),
+    dict(g_activation='selu', d_dropout=0.3),
+])
+def test_every_stabilising_option_trains(overrides):
+  gan = _gan(**overrides)
+  for _ in range(2):
+    out = gan.train_step(_real())
+  assert all(np.isfinite(float(v)) for v in out.values())
+
+
+def test_overfit_one_real_batch_d_and_g_learn(celeba_dir):
+  """As the PyTorch seed's mini_data run: one batch of real faces, many steps."""
+  c = get_config('tiny', dataset='celeba', data_dir=celeba_dir, batch_size=16,
+                 g_filters=16, d_filters=16, g_lr=1e-3, d_lr=1e-3, g_beta1=0.5,
+                 d_beta1=0.5, ema_decay=0.0)
+  _, real = next(iter(pipeline.Pipeline(c).epoch(0)))
+  keras.utils.set_random_seed(0)
+  gan = GAN(c)
+  z = tf.random.normal((64, c.latent_dim), seed=3)
+  target = real.numpy().mean(0)
+  def distance():  # mean |E[G(z)] - E[x]| per pixel, in [-1, 1] units
+    return np.abs(gan.generator(z, training=False).numpy().mean(0) - target).mean()
+  d0 = distance()
+  d_losses = [float(gan.train_step(real)['d_loss']) for _ in range(300)]
+  # D learns to tell this batch from fakes: its loss falls well below log 4.
+  assert min(d_losses[:50]) < 0.5 * d_losses[0]
+  # G learns: its average image moves most of the way towards the batch's.
+  assert distance() < 0.65 * d0

@@ -1,0 +1,60 @@
+import dataclasses
+
+import pytest
+from absl import flags as absl_flags
+
+from flags import definitions, presets
+
+
+@pytest.mark.parametrize('name', sorted(presets.PRESETS))
+def test_every_preset_resolves_and_round_trips(name):
+  config = presets.get_config(name)
+  assert config.preset == name
+  assert presets.Config.from_json(config.to_json()) == config
+
+
+def test_preset_table_sizes_match_the_design():
+  sizes = {n: (presets.get_config(n).image_height, presets.get_config(n).image_width)
+           for n in ('celeba48', 'celeba64', 'celeba157x128')}
+  assert sizes == {'celeba48': (48, 48), 'celeba64': (64, 64),
+                   'celeba157x128': (157, 128)}
+  for name in sizes:  # the design card's optimizer everywhere
+    c = presets.get_config(name)
+    assert (c.optimizer, c.g_lr, c.d_lr) == ('adam', 1e-4, 2e-4)
+  assert presets.get_config('celeba157x128').crop == 0
+
+
+def test_unknown_preset_and_bad_values_are_value_errors():
+  with pytest.raises(ValueError, match='Unknown preset'):
+    presets.get_config('celeba32')
+  with pytest.raises(ValueError, match='batch_size must be positive'):
+    presets.get_config('tiny', batch_size=0)
+  with pytest.raises(ValueError, match='arch=rect'):
+    presets.get_config('celeba64', arch='rect')
+  with pytest.raises(ValueError, match='power-of-two'):
+    presets.get_config('celeba64', image_height=48, image_width=48)
+  with pytest.raises(ValueError, match='Unknown config fields'):
+    presets.get_config('tiny', not_a_field=1)
+
+
+def test_config_json_refuses_other_versions():
+  text = presets.get_config('tiny').to_json().replace(
+      f'"version": {presets.CONFIG_VERSION}', '"version": 999')
+  with pytest.raises(ValueError, match='version 999'):
+    presets.Config.from_json(text)
+
+
+def test_flags_override_the_preset_and_unset_flags_keep_it():
+  values = absl_flags.FlagValues()
+  definitions.define_config_flags(values)
+  values(['prog', '--preset=celeba48', '--batch_size=32', '--g_lr=0.0005',
+          '--dataset=synthetic', '--d_spectral_norm', '--seed=7'])
+  config = definitions.config_from_flags(values)
+  assert (config.batch_size, config.g_lr, config.dataset, config.seed) == (
+      32, 0.0005, 'synthetic', 7)
+  assert config.d_spectral_norm is True
+  assert config.latent_dim == 200  # from the preset
+  required = {'preset', 'dataset', 'data_dir', 'epochs', 'steps_per_epoch',
+              'batch_size', 'latent_dim', 'g_lr', 'd_lr', 'seed'}
+  assert required <= set(values)
+  assert {f.name for f in dataclasses.fields(presets.Config)} <= set(values)

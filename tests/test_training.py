@@ -1,0 +1,119 @@
+import glob
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from flags.presets import get_config
+from models import losses
+from training import loop, rundir
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _step(workdir):
+  prefix = tf.train.latest_checkpoint(os.path.join(workdir, 'checkpoints'))
+  return int(tf.train.load_variable(prefix, 'step/.ATTRIBUTES/VARIABLE_VALUE'))
+
+
+def _scalar_tags(workdir):
+  tags = set()
+  for path in glob.glob(os.path.join(workdir, 'events.out.tfevents.*')):
+    for event in tf.compat.v1.train.summary_iterator(path):
+      tags.update(v.tag for v in event.summary.value)
+  return tags
+
+
+def test_tiny_run_fills_the_run_directory_and_resumes(tmp_path):
+  workdir = str(tmp_path / 'run')
+  metrics = loop.run(get_config('tiny'), workdir)
+  assert np.isfinite(metrics['d_loss'])
+  assert os.path.isfile(os.path.join(workdir, 'config.json'))
+  assert rundir.load_config(workdir) == get_config('tiny')
+  assert _step(workdir) == 8  # 2 epochs x 4 steps
+  samples = sorted(os.listdir(os.path.join(workdir, 'samples')))
+  assert samples == ['epoch_0001.png', 'epoch_0002.png']
+  grid = Image.open(os.path.join(workdir, 'samples', 'epoch_0001.png'))
+  assert grid.size == (4 * 34 + 2, 4 * 34 + 2)  # 16 tiles of 32 + padding
+  gif = Image.open(os.path.join(workdir, 'progress.gif'))
+  assert gif.n_frames >= 2
+  tags = _scalar_tags(workdir)
+  assert {'d_loss', 'g_loss', 'd_real', 'd_fake', 'grad_norm/g', 'lr/g',
+          'images_per_sec', 'samples'} <= tags
+  # Resuming with more epochs continues the step count and the same latents.
+  z = np.load(os.path.join(workdir, 'fixed_latent.npy'))
+  loop.run(get_config('tiny', epochs=3), workdir)
+  assert _step(workdir) == 12
+  np.testing.assert_array_equal(z, np.load(os.path.join(workdir, 'fixed_latent.npy')))
+  assert len(os.listdir(os.path.join(workdir, 'samples'))) == 3
+
+
+def test_incompatible_run_dir_is_refused_unless_overwrite(tmp_path):
+  workdir = str(tmp_path / 'run')
+  loop.run(get_config('tiny', epochs=1), workdir)
+  other = get_config('tiny', epochs=1, latent_dim=8)
+  with pytest.raises(rundir.RunDirError, match='latent_dim'):
+    loop.run(other, workdir)
+  loop.run(other, workdir, overwrite=True)
+  assert rundir.load_config(workdir).latent_dim == 8
+  assert _step(workdir) == 4  # started again
+
+
+def test_interrupt_saves_a_checkpoint_and_resume_finishes_the_epoch(tmp_path, monkeypatch):
+  workdir = str(tmp_path / 'run')
+  calls = {'n': 0}
+  original = loop.GAN.__init__
+  def patched_init(self, config):
+    original(self, config)
+    step = self.train_step
+    def interrupting(images):
+      calls['n'] += 1
+      if calls['n'] == 3:
+        raise KeyboardInterrupt
+      return step(images)
+    self.train_step = interrupting
+  monkeypatch.setattr(loop.GAN, '__init__', patched_init)
+  loop.run(get_config('tiny', epochs=1), workdir)
+  assert _step(workdir) == 2  # saved on the interrupt
+  monkeypatch.setattr(loop.GAN, '__init__', original)
+  loop.run(get_config('tiny', epochs=1), workdir)
+  assert _step(workdir) == 4  # the rest of epoch 1, not a new epoch
+  assert os.listdir(os.path.join(workdir, 'samples')) == ['epoch_0001.png']
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+  workdir = str(tmp_path / 'run')
+  loop.run(get_config('tiny', epochs=1), workdir)
+  monkeypatch.setattr(losses, 'generator_loss',
+                      lambda logits, targets=1.0: tf.reduce_mean(logits) * np.nan)
+  with pytest.raises(loop.TrainingDiverged, match='g_loss .* step 5'):
+    loop.run(get_config('tiny', epochs=2), workdir)
+  assert _step(workdir) == 4
+
+
+def _train_py(*args, timeout=120):
+  return subprocess.run([sys.executable, os.path.join(ROOT, 'train.py'), *args],
+                        capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+
+def test_train_py_without_celeba_fails_fast_with_the_three_ways(tmp_path):
+  result = _train_py('--preset=celeba48', f'--workdir={tmp_path}/run')
+  assert result.returncode == 1
+  assert 'No celeba images found' in result.stderr
+  assert '--dataset=synthetic' in result.stderr and '--dataset=tfds' in result.stderr
+  assert not os.path.exists(tmp_path / 'run')  # nothing created
+
+
+def test_train_py_dry_run_and_bad_flags():
+  result = _train_py('--preset=celeba157x128', '--batch_size=8', '--dry_run')
+  assert result.returncode == 0
+  assert '"batch_size": 8' in result.stdout and '"image_height": 157' in result.stdout
+  result = _train_py('--preset=celeba99', '--dry_run')
+  assert result.returncode != 0 and 'celeba99' in result.stderr
+  result = _train_py('--preset=tiny', '--d_dropout=1.5', '--dry_run')
+  assert result.returncode != 0 and 'd_dropout' in result.stderr
+  assert 'Traceback' not in result.stderr

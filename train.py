@@ -1,0 +1,47 @@
+"""Train a face GAN: python train.py --preset=celeba64 --data_dir=<CelebA>.
+
+Flags override any preset field (python train.py --helpfull lists them);
+--dry_run prints the resolved config. Rerunning the same command resumes.
+"""
+
+import os
+import sys
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # hide TF's C++ chatter
+
+from flags import definitions  # the local package, before absl's `flags`
+from absl import app
+from absl import flags
+
+definitions.define_config_flags()
+flags.DEFINE_string('workdir', None, 'Run directory (default runs/<preset>).')
+flags.DEFINE_bool('dry_run', False, 'Print the resolved config and exit.')
+flags.DEFINE_bool('overwrite', False, 'Delete an incompatible run in --workdir '
+                  'and start again.')
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
+  try:
+    config = definitions.config_from_flags(FLAGS)
+  except ValueError as e:
+    raise app.UsageError(str(e)) from None
+  workdir = FLAGS.workdir or os.path.join('runs', config.preset)
+  if FLAGS.dry_run:
+    print(config.to_json())
+    print(f'workdir: {workdir}')
+    return
+  # Imported here so --help and --dry_run answer without loading TensorFlow.
+  from data.pipeline import DataError
+  from training import loop
+  from training.rundir import RunDirError
+  try:
+    loop.run(config, workdir, overwrite=FLAGS.overwrite)
+  except (DataError, RunDirError, loop.TrainingDiverged) as e:
+    sys.exit(f'error: {e}')
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,166 @@
+"""The training loop: `run(config, workdir)` trains and fills the run directory."""
+
+import math
+import os
+import signal
+import time
+from typing import Dict
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from data import pipeline as data_pipeline
+from flags.presets import Config
+from models.gan import GAN
+from training import images as img
+from training import rundir
+
+
+class TrainingDiverged(RuntimeError):
+  """A loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class _Interrupted(Exception):
+  """SIGTERM, turned into an exception so the loop can save and exit."""
+
+
+def fixed_latent(config: Config, workdir: str) -> np.ndarray:
+  """The run's fixed latent batch, created once and kept in the run dir.
+
+  Every epoch's sample grid comes from these same vectors, so the grids (and
+  the progress GIF) show one set of faces evolving.
+  """
+  path = os.path.join(workdir, rundir.FIXED_LATENT_FILE)
+  if os.path.isfile(path):
+    return np.load(path)
+  rng = np.random.default_rng([config.seed, 1])
+  shape = (config.num_samples, config.latent_dim)
+  z = (rng.uniform(-1, 1, shape) if config.latent_dist == 'uniform'
+       else rng.standard_normal(shape)).astype(np.float32)
+  np.save(path, z)
+  return z
+
+
+def _check_finite(metrics: Dict[str, float], step: int) -> None:
+  for name in ('d_loss', 'g_loss'):
+    if not math.isfinite(metrics[name]):
+      raise TrainingDiverged(
+          f'{name} became {metrics[name]} at step {step}; training stopped and '
+          'the last good checkpoint is kept (rerun the same command to resume '
+          'from it). Remedies: lower --d_lr (or --g_lr), add instance noise '
+          '(--instance_noise=additive --noise_sd=0.1), enable '
+          '--d_spectral_norm, or smooth the real labels (--real_label_low=0.9).')
+
+
+def _write_scalars(metrics, gan, images_per_sec, step):
+  for name, value in metrics.items():
+    tf.summary.scalar(name, value, step=step)
+  tf.summary.scalar('lr/g', float(gan.g_optimizer.learning_rate), step=step)
+  tf.summary.scalar('lr/d', float(gan.d_optimizer.learning_rate), step=step)
+  tf.summary.scalar('images_per_sec', images_per_sec, step=step)
+
+
+def save_samples(gan: GAN, z: np.ndarray, workdir: str, epoch: int) -> np.ndarray:
+  """Writes samples/epoch_XXXX.png from the fixed latent batch; returns it."""
+  images = data_pipeline.from_float(gan.sample(tf.constant(z))).numpy()
+  grid = img.make_grid(images)
+  img.save_png(os.path.join(workdir, rundir.SAMPLES_DIR,
+                            f'epoch_{epoch:04d}.png'), grid)
+  return grid
+
+
+def run(config: Config, workdir: str, overwrite: bool = False) -> Dict[str, float]:
+  """Trains a GAN per `config`, resuming from `workdir` if it holds a run.
+
+  Writes config.json, checkpoints/, TensorBoard events, samples/ and
+  progress.gif into `workdir`. Saves a checkpoint and returns on Ctrl-C or
+  SIGTERM. Returns the last step's metrics.
+
+  Raises:
+    data.pipeline.DataError: no usable training images.
+    training.rundir.RunDirError: `workdir` holds an incompatible run.
+    TrainingDiverged: a loss became NaN/Inf (the checkpoint is not updated).
+  """
+  # Data first: a missing dataset fails in seconds, before any model is built.
+  pipeline = data_pipeline.Pipeline(config)
+  rundir.prepare(config, workdir, overwrite)
+  keras.utils.set_random_seed(config.seed)
+  gan = GAN(config)
+  epoch_var = tf.Variable(0, dtype=tf.int64, name='epoch')
+  # Inside the current epoch: source elements consumed and images trained on.
+  consumed_var = tf.Variable(0, dtype=tf.int64, name='epoch_consumed')
+  images_var = tf.Variable(0, dtype=tf.int64, name='epoch_images')
+  ckpt = tf.train.Checkpoint(epoch=epoch_var, epoch_consumed=consumed_var,
+                             epoch_images=images_var, **gan.checkpoint_items())
+  manager = tf.train.CheckpointManager(
+      ckpt, os.path.join(workdir, rundir.CHECKPOINT_DIR),
+      max_to_keep=config.keep_checkpoints)
+  if manager.latest_checkpoint:
+    ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    print(f'Resumed from {manager.latest_checkpoint} (step {int(gan.step)}, '
+          f'epoch {int(epoch_var) + 1}).', flush=True)
+  z = fixed_latent(config, workdir)
+  writer = tf.summary.create_file_writer(workdir)
+  steps_per_epoch = pipeline.steps_per_epoch()
+  save = lambda: manager.save(checkpoint_number=int(gan.step))
+
+  previous_handler = signal.getsignal(signal.SIGTERM)
+  def on_sigterm(signum, frame):
+    raise _Interrupted()
+  signal.signal(signal.SIGTERM, on_sigterm)
+  out = {}
+  try:
+    with writer.as_default():
+      for epoch in range(int(epoch_var), config.epochs):
+        done = int(images_var) // config.batch_size
+        if done >= steps_per_epoch:  # interrupted right at an epoch's end
+          done = steps_per_epoch
+        bar = keras.utils.Progbar(steps_per_epoch, unit_name='step',
+                                  stateful_metrics=['img/s'])
+        print(f'Epoch {epoch + 1}/{config.epochs}', flush=True)
+        tick, tick_images = time.perf_counter(), 0
+        for positions, images in pipeline.epoch(epoch, int(consumed_var)).take(
+            steps_per_epoch - done):
+          out = gan.train_step(images)
+          step = int(gan.step)
+          main = {k: float(out[k]) for k in ('d_loss', 'g_loss', 'd_real', 'd_fake')}
+          _check_finite(main, step)
+          consumed_var.assign(int(positions[-1]) + 1)
+          images_var.assign_add(config.batch_size)
+          done += 1
+          tick_images += config.batch_size
+          rate = tick_images / max(time.perf_counter() - tick, 1e-9)
+          bar.update(done, [('d_loss', main['d_loss']), ('g_loss', main['g_loss']),
+                            ('D(x)', main['d_real']), ('D(G(z))', main['d_fake']),
+                            ('img/s', rate)])
+          if step % config.log_every == 0:
+            _write_scalars({k: float(v) for k, v in out.items()}, gan, rate, step)
+            tick, tick_images = time.perf_counter(), 0
+          if config.checkpoint_every_steps and step % config.checkpoint_every_steps == 0:
+            save()
+        skipped = int(consumed_var) - int(images_var)
+        if skipped:
+          print(f'Epoch {epoch + 1}: skipped {skipped} unreadable image(s).',
+                flush=True)
+        tf.summary.scalar('data/skipped_images', skipped, step=int(gan.step))
+        grid = save_samples(gan, z, workdir, epoch + 1)
+        tf.summary.image('samples', grid[None], step=int(gan.step))
+        epoch_var.assign(epoch + 1)
+        consumed_var.assign(0)
+        images_var.assign(0)
+        save()
+        writer.flush()
+  except (KeyboardInterrupt, _Interrupted):
+    path = save()
+    print(f'Interrupted: saved {path} at step {int(gan.step)}; rerun the same '
+          'command to resume.', flush=True)
+    return {k: float(v) for k, v in out.items()}
+  finally:
+    signal.signal(signal.SIGTERM, previous_handler)
+    writer.flush()
+  frames = img.progress_gif(os.path.join(workdir, rundir.SAMPLES_DIR),
+                            os.path.join(workdir, 'progress.gif'))
+  print(f'Done: {int(gan.step)} steps, {int(epoch_var)} epochs; samples and '
+        f'progress.gif ({frames} frames) are in {workdir}.', flush=True)
+  return {k: float(v) for k, v in out.items()}
