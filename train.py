@@ -12,6 +12,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # hide TF's C++ chatter
 from flags import definitions  # the local package, before absl's `flags`
 from absl import app
 from absl import flags
+from absl import logging
 
 definitions.define_config_flags()
 flags.DEFINE_string('workdir', None, 'Run directory (default runs/<preset>).')
@@ -37,10 +38,13 @@ def main(argv):
   from data.pipeline import DataError
   from training import loop
   from training.rundir import RunDirError
+  logging.set_verbosity(logging.WARNING)  # progress is printed, not logged
   try:
     loop.run(config, workdir, overwrite=FLAGS.overwrite)
   except (DataError, RunDirError, loop.TrainingDiverged) as e:
     sys.exit(f'error: {e}')
+  except KeyboardInterrupt:  # before training started: nothing to save
+    print('Interrupted before the first step; nothing was saved.')
 
 
 if __name__ == '__main__':

@@ -97,7 +97,7 @@ class Config:
   seed: int = _f(0, 'Seed of weights, data order, noise and samples.')
   num_samples: int = _f(64, 'Images in the fixed-latent sample grid.')
   log_every: int = _f(50, 'Write TensorBoard scalars every N steps.')
-  checkpoint_every_steps: int = _f(0, 'Also checkpoint every N steps '
+  checkpoint_every_steps: int = _f(1000, 'Also checkpoint every N steps '
                                    '(0: at each epoch end only).')
   keep_checkpoints: int = _f(3, 'Checkpoints kept.')
 

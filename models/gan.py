@@ -21,6 +21,18 @@ def make_optimizer(config: Config, lr: float, beta1: float, beta2: float):
   return keras.optimizers.Adam(**kwargs)
 
 
+def model_state(model: keras.Model) -> Dict[str, tf.Variable]:
+  """Every variable of `model`, keyed by position, for tf.train.Checkpoint.
+
+  Keras 3 layers kept in Python lists are invisible to TensorFlow's
+  checkpoint object graph, so the models are checkpointed as these dicts.
+  `model.variables` (unlike `weights`) includes BN statistics, spectral-norm
+  vectors and the dropout seeds, which an exact resume needs; its order is
+  fixed by the architecture, so the keys are stable across processes.
+  """
+  return {f'{i:04d}': v for i, v in enumerate(model.variables)}
+
+
 def _layer_groups(variables):
   """Maps 'layer path' -> indices of its variables, for per-layer norms."""
   groups = collections.OrderedDict()
@@ -62,13 +74,14 @@ class GAN:
     self.train_step = tf.function(self._train_step)
     self.sample = tf.function(self._sample)
 
-  def checkpoint_items(self) -> Dict[str, tf.__internal__.tracking.Trackable]:
+  def checkpoint_items(self) -> Dict[str, object]:
     """Everything a checkpoint must hold to resume this GAN exactly."""
-    items = dict(generator=self.generator, discriminator=self.discriminator,
+    items = dict(generator=model_state(self.generator),
+                 discriminator=model_state(self.discriminator),
                  g_optimizer=self.g_optimizer, d_optimizer=self.d_optimizer,
                  step=self.step, rng=self.rng)
     if self.ema_generator is not None:
-      items['ema_generator'] = self.ema_generator
+      items['ema_generator'] = model_state(self.ema_generator)
     return items
 
   @property

@@ -15,6 +15,7 @@ from flags.presets import Config
 from models.gan import GAN
 from training import images as img
 from training import rundir
+from training import summaries
 
 
 class TrainingDiverged(RuntimeError):
@@ -38,7 +39,7 @@ def fixed_latent(config: Config, workdir: str) -> np.ndarray:
   shape = (config.num_samples, config.latent_dim)
   z = (rng.uniform(-1, 1, shape) if config.latent_dist == 'uniform'
        else rng.standard_normal(shape)).astype(np.float32)
-  np.save(path, z)
+  rundir.atomic_write(path, lambda f: np.save(f, z), binary=True)
   return z
 
 
@@ -51,14 +52,6 @@ def _check_finite(metrics: Dict[str, float], step: int) -> None:
           'from it). Remedies: lower --d_lr (or --g_lr), add instance noise '
           '(--instance_noise=additive --noise_sd=0.1), enable '
           '--d_spectral_norm, or smooth the real labels (--real_label_low=0.9).')
-
-
-def _write_scalars(metrics, gan, images_per_sec, step):
-  for name, value in metrics.items():
-    tf.summary.scalar(name, value, step=step)
-  tf.summary.scalar('lr/g', float(gan.g_optimizer.learning_rate), step=step)
-  tf.summary.scalar('lr/d', float(gan.d_optimizer.learning_rate), step=step)
-  tf.summary.scalar('images_per_sec', images_per_sec, step=step)
 
 
 def save_samples(gan: GAN, z: np.ndarray, workdir: str, epoch: int) -> np.ndarray:
@@ -100,6 +93,8 @@ def run(config: Config, workdir: str, overwrite: bool = False) -> Dict[str, floa
     ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
     print(f'Resumed from {manager.latest_checkpoint} (step {int(gan.step)}, '
           f'epoch {int(epoch_var) + 1}).', flush=True)
+  # Curves continue from the checkpoint: steps logged after it are redone.
+  summaries.purge_events_after(workdir, int(gan.step))
   z = fixed_latent(config, workdir)
   writer = tf.summary.create_file_writer(workdir)
   steps_per_epoch = pipeline.steps_per_epoch()
@@ -135,10 +130,19 @@ def run(config: Config, workdir: str, overwrite: bool = False) -> Dict[str, floa
                             ('D(x)', main['d_real']), ('D(G(z))', main['d_fake']),
                             ('img/s', rate)])
           if step % config.log_every == 0:
-            _write_scalars({k: float(v) for k, v in out.items()}, gan, rate, step)
+            summaries.write_scalars(
+                {k: float(v) for k, v in out.items()}, step,
+                **{'lr/g': float(gan.g_optimizer.learning_rate),
+                   'lr/d': float(gan.d_optimizer.learning_rate),
+                   'images_per_sec': rate})
             tick, tick_images = time.perf_counter(), 0
           if config.checkpoint_every_steps and step % config.checkpoint_every_steps == 0:
             save()
+        if done == 0:
+          raise data_pipeline.DataError(
+              f'Epoch {epoch + 1} produced no batch: all {pipeline.size} '
+              f'{config.dataset} files are unreadable (truncated, empty or not '
+              'images). Check the folder, or pass another --data_dir.')
         skipped = int(consumed_var) - int(images_var)
         if skipped:
           print(f'Epoch {epoch + 1}: skipped {skipped} unreadable image(s).',
@@ -153,7 +157,7 @@ def run(config: Config, workdir: str, overwrite: bool = False) -> Dict[str, floa
         writer.flush()
   except (KeyboardInterrupt, _Interrupted):
     path = save()
-    print(f'Interrupted: saved {path} at step {int(gan.step)}; rerun the same '
+    print(f'\nInterrupted: saved {path} at step {int(gan.step)}; rerun the same '
           'command to resume.', flush=True)
     return {k: float(v) for k, v in out.items()}
   finally:

@@ -64,8 +64,20 @@ def prepare(config: Config, workdir: str, overwrite: bool = False) -> None:
     if diffs and overwrite:
       shutil.rmtree(workdir)
   os.makedirs(workdir, exist_ok=True)
-  with open(path, 'w') as f:
-    f.write(config.to_json() + '\n')
+  atomic_write(path, lambda f: f.write(config.to_json() + '\n'))
+
+
+def atomic_write(path: str, write, binary: bool = False) -> None:
+  """Calls write(file) on a temporary file, then renames it onto `path`.
+
+  A crash mid-write leaves the old file (or none), never a truncated one.
+  """
+  tmp = f'{path}.tmp{os.getpid()}'
+  with open(tmp, 'wb' if binary else 'w') as f:
+    write(f)
+    f.flush()
+    os.fsync(f.fileno())
+  os.replace(tmp, path)
 
 
 def find_checkpoint(path: str) -> Tuple[str, str]:

@@ -1,0 +1,187 @@
+"""Never lose a run: kill -9, interrupts, bad data, NaN, reused run dirs."""
+
+import glob
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from data import pipeline
+from flags.presets import get_config
+from training import loop, rundir, summaries
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Slow enough (~0.1 s a step) that the kill lands mid-run; dropout and
+# instance noise make the RNG state matter for an exact resume.
+RUN_FLAGS = ['--preset=tiny', '--image_height=64', '--image_width=64',
+             '--g_filters=16', '--d_filters=16', '--batch_size=16',
+             '--synthetic_size=160', '--epochs=3', '--steps_per_epoch=10',
+             '--checkpoint_every_steps=2', '--log_every=1', '--d_dropout=0.2',
+             '--instance_noise=additive']
+
+
+def _scalars(workdir, tag):
+  """{step: value} of one scalar tag; fails on a duplicated step."""
+  values = {}
+  for path in glob.glob(os.path.join(workdir, 'events.out.tfevents.*')):
+    for event in tf.compat.v1.train.summary_iterator(path):
+      for v in event.summary.value:
+        if v.tag == tag:
+          assert event.step not in values, f'step {event.step} logged twice'
+          values[event.step] = float(tf.make_ndarray(v.tensor))
+  return values
+
+
+def _latest_step(workdir):
+  prefix = tf.train.latest_checkpoint(os.path.join(workdir, 'checkpoints'))
+  return int(prefix.rsplit('-', 1)[1]) if prefix else 0
+
+
+def _train(workdir, **kwargs):
+  return subprocess.Popen([sys.executable, os.path.join(ROOT, 'train.py'),
+                           *RUN_FLAGS, f'--workdir={workdir}'], cwd=ROOT,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
+
+
+def test_kill_9_then_rerun_continues_exactly_like_an_uninterrupted_run(tmp_path):
+  reference, killed = str(tmp_path / 'reference'), str(tmp_path / 'killed')
+  assert _train(reference).wait(timeout=300) == 0
+  proc = _train(killed)
+  deadline = time.time() + 240
+  while _latest_step(killed) < 12 and proc.poll() is None and time.time() < deadline:
+    time.sleep(0.02)
+  assert proc.poll() is None, 'the run finished before it could be killed'
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  killed_at = _latest_step(killed)
+  assert 12 <= killed_at < 30
+  resumed = _train(killed)
+  out, err = resumed.communicate(timeout=300)
+  assert resumed.returncode == 0, err.decode()[-2000:]
+  assert f'Resumed from' in out.decode()
+  assert _latest_step(killed) == 30
+  # Same curve step for step: the data order, RNG, optimiser state and epoch
+  # counters all continued where the checkpoint left them.
+  ref, got = _scalars(reference, 'd_loss'), _scalars(killed, 'd_loss')
+  assert sorted(got) == list(range(1, 31))
+  np.testing.assert_allclose([got[s] for s in range(1, 31)],
+                             [ref[s] for s in range(1, 31)], rtol=1e-5)
+  assert sorted(os.listdir(os.path.join(killed, 'samples'))) == [
+      'epoch_0001.png', 'epoch_0002.png', 'epoch_0003.png']
+  last = lambda d: np.asarray(Image.open(os.path.join(d, 'samples', 'epoch_0003.png')))
+  np.testing.assert_allclose(last(killed), last(reference), atol=2)
+
+
+def test_sigterm_saves_and_exits_0_with_one_line(tmp_path):
+  workdir = str(tmp_path / 'run')
+  proc = _train(workdir)
+  deadline = time.time() + 240
+  while _latest_step(workdir) < 2 and proc.poll() is None and time.time() < deadline:
+    time.sleep(0.02)
+  assert proc.poll() is None, 'the run finished before it could be stopped'
+  proc.send_signal(signal.SIGTERM)
+  out, _ = proc.communicate(timeout=120)
+  assert proc.returncode == 0
+  lines = [l for l in out.decode().splitlines() if l.startswith('Interrupted')]
+  assert len(lines) == 1 and 'rerun the same command' in lines[0]
+  assert 2 <= _latest_step(workdir) < 30
+
+
+def test_purge_events_after_drops_later_steps_and_partial_records(tmp_path):
+  writer = tf.summary.create_file_writer(str(tmp_path))
+  with writer.as_default():
+    for step in range(1, 11):
+      tf.summary.scalar('x', float(step), step=step)
+  writer.close()
+  path = glob.glob(str(tmp_path / 'events.out.tfevents.*'))[0]
+  with open(path, 'ab') as f:
+    f.write(b'\x10\x00\x00')  # a record cut short by a crash
+  assert summaries.purge_events_after(str(tmp_path), 6) == 4  # steps 7-10
+  assert not open(path, 'rb').read().endswith(b'\x10\x00\x00')  # tail gone
+  assert sorted(_scalars(str(tmp_path), 'x')) == [1, 2, 3, 4, 5, 6]
+  assert summaries.purge_events_after(str(tmp_path), 6) == 0
+
+
+def test_checkpoint_every_steps_and_keep_checkpoints(tmp_path):
+  workdir = str(tmp_path / 'run')
+  loop.run(get_config('tiny', epochs=1, steps_per_epoch=6, synthetic_size=48,
+                      checkpoint_every_steps=2, keep_checkpoints=2), workdir)
+  names = sorted(os.path.basename(p)[:-6] for p in
+                 glob.glob(os.path.join(workdir, 'checkpoints', '*.index')))
+  assert names == ['ckpt-4', 'ckpt-6']  # 2 and 4 and 6 written, 2 kept
+
+
+def _bad_files_folder(root, n_good):
+  root.mkdir()
+  src = os.path.join(os.path.dirname(__file__), 'data', 'celeba', 'img_align_celeba')
+  for name in sorted(os.listdir(src))[:n_good]:
+    (root / name).write_bytes(open(os.path.join(src, name), 'rb').read())
+  (root / 'truncated.jpg').write_bytes(open(os.path.join(src, '000001.jpg'), 'rb').read()[:3000])
+  (root / 'zero.jpg').write_bytes(b'')
+  (root / 'notes.png').write_bytes(b'this is text')
+  Image.new('RGB', (3, 2), (9, 9, 9)).save(root / 'tiny.png')  # tiny: upscaled, kept
+  rgba = io.BytesIO()
+  Image.new('RGBA', (178, 218), (10, 200, 10, 0)).save(rgba, 'PNG')
+  (root / 'alpha.png').write_bytes(rgba.getvalue())
+  Image.new('L', (178, 218), 100).save(root / 'gray.jpg')
+  return root
+
+
+def test_bad_files_are_skipped_counted_and_reported(tmp_path, capsys):
+  folder = _bad_files_folder(tmp_path / 'imgs', n_good=5)
+  config = get_config('tiny', dataset='folder', data_dir=str(folder),
+                      batch_size=1, epochs=1, steps_per_epoch=0)
+  loop.run(config, str(tmp_path / 'run'))
+  out = capsys.readouterr().out
+  assert 'Epoch 1: skipped' in out
+  # 5 JPEGs + tiny + RGBA + grayscale trained on; truncated, zero, text skipped.
+  prefix = tf.train.latest_checkpoint(str(tmp_path / 'run' / 'checkpoints'))
+  assert int(tf.train.load_variable(prefix, 'step/.ATTRIBUTES/VARIABLE_VALUE')) == 8
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason='root reads any file')
+def test_unreadable_permissions_are_skipped(tmp_path):
+  folder = _bad_files_folder(tmp_path / 'imgs', n_good=4)
+  locked = folder / '000001.jpg'
+  locked.chmod(0)
+  config = get_config('tiny', dataset='folder', data_dir=str(folder), batch_size=1)
+  positions = np.concatenate([p.numpy() for p, _ in pipeline.Pipeline(config).epoch(0)])
+  assert len(positions) == 6
+
+
+def test_a_folder_of_only_bad_files_is_a_clear_error(tmp_path):
+  root = tmp_path / 'bad'
+  root.mkdir()
+  for i in range(4):
+    (root / f'{i}.jpg').write_bytes(b'\xff\xd8\xff garbage')
+  config = get_config('tiny', dataset='folder', data_dir=str(root), batch_size=2)
+  with pytest.raises(pipeline.DataError, match='all 4 folder files are unreadable'):
+    loop.run(config, str(tmp_path / 'run'))
+
+
+def test_resume_after_interrupt_matches_an_uninterrupted_run(tmp_path, monkeypatch):
+  config = get_config('tiny', epochs=2, d_dropout=0.2, instance_noise='additive',
+                      real_label_low=0.8, real_label_high=1.0)
+  full = loop.run(config, str(tmp_path / 'full'))
+  original = loop.GAN.__init__
+  def interrupt_at_step_3(self, cfg):
+    original(self, cfg)
+    step = self.train_step
+    def wrapped(images):
+      if int(self.step) == 3:
+        raise KeyboardInterrupt
+      return step(images)
+    self.train_step = wrapped
+  monkeypatch.setattr(loop.GAN, '__init__', interrupt_at_step_3)
+  loop.run(config, str(tmp_path / 'split'))
+  monkeypatch.setattr(loop.GAN, '__init__', original)
+  resumed = loop.run(config, str(tmp_path / 'split'))
+  assert resumed['d_loss'] == pytest.approx(full['d_loss'], rel=1e-5)
+  assert resumed['g_loss'] == pytest.approx(full['g_loss'], rel=1e-5)
