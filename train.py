@@ -41,7 +41,8 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)  # progress is printed, not logged
   try:
     loop.run(config, workdir, overwrite=FLAGS.overwrite)
-  except (DataError, RunDirError, loop.TrainingDiverged) as e:
+  except (DataError, RunDirError, loop.TrainingSetupError,
+          loop.TrainingDiverged) as e:
     sys.exit(f'error: {e}')
   except KeyboardInterrupt:  # before training started: nothing to save
     print('Interrupted before the first step; nothing was saved.')

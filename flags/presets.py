@@ -21,6 +21,9 @@ CHOICES = {
     'latent_dist': ('normal', 'uniform'),
     'optimizer': ('adam', 'adamw'),
     'split': ('train', 'valid', 'test', 'all'),
+    'jit_compile': ('auto', 'on', 'off'),
+    'mixed_precision': ('off', 'mixed_float16', 'mixed_bfloat16'),
+    'strategy': ('default', 'mirrored', 'multiworker'),
 }
 
 
@@ -90,8 +93,19 @@ class Config:
   synthetic_size: int = _f(8192, 'Number of distinct synthetic faces.')
   cache: str = _f('', "'' (none), 'memory', or a file path prefix: cache "
                   'decoded, resized images.')
+  # Speed and scale.
+  jit_compile: str = _f('auto', 'XLA-compile the gradient computations; '
+                        'auto: on for GPUs, off on CPUs (measured, see '
+                        'BENCHMARKS.md).')
+  mixed_precision: str = _f('off', 'Keras mixed precision policy (float16 '
+                            'adds dynamic loss scaling).')
+  steps_per_call: int = _f(1, 'Train steps per tf.function call (fewer '
+                           'Python round trips on fast accelerators).')
+  strategy: str = _f('default', 'tf.distribute strategy: mirrored uses every '
+                     'local GPU (or logical CPU), multiworker every TF_CONFIG '
+                     'host; batch_size is the global batch.')
   # Loop.
-  batch_size: int = _f(64, 'Batch size.')
+  batch_size: int = _f(64, 'Batch size (global, across replicas).')
   epochs: int = _f(20, 'Number of epochs.')
   steps_per_epoch: int = _f(0, 'Cap on steps per epoch (0: a full pass).')
   seed: int = _f(0, 'Seed of weights, data order, noise and samples.')
@@ -110,7 +124,7 @@ class Config:
     positive = ('image_height', 'image_width', 'latent_dim', 'g_filters',
                 'd_filters', 'batch_size', 'epochs', 'g_steps_per_d',
                 'num_samples', 'log_every', 'keep_checkpoints',
-                'synthetic_size')
+                'synthetic_size', 'steps_per_call')
     for name in positive:
       if getattr(self, name) <= 0:
         raise ValueError(f'{name} must be positive, got {getattr(self, name)}.')

@@ -1,6 +1,7 @@
 """The GAN: both models, both optimizers, the step counter and the train step."""
 
 import collections
+import contextlib
 from typing import Dict
 
 import keras
@@ -11,14 +12,9 @@ from models import losses
 from models.discriminator import Discriminator
 from models.generator import Generator
 
-
-def make_optimizer(config: Config, lr: float, beta1: float, beta2: float):
-  """Adam or AdamW (decoupled weight decay) as the config asks."""
-  kwargs = dict(learning_rate=lr, beta_1=beta1, beta_2=beta2,
-                epsilon=config.adam_epsilon)
-  if config.optimizer == 'adamw':
-    return keras.optimizers.AdamW(weight_decay=config.weight_decay, **kwargs)
-  return keras.optimizers.Adam(**kwargs)
+# Stream ids for the per-step random numbers (see GAN._random).
+_Z_D, _LABELS, _NOISE_REAL, _NOISE_FAKE = 0, 1, 2, 3
+_Z_G, _NOISE_G = 10, 11  # + 2 * (G step index)
 
 
 def model_state(model: keras.Model) -> Dict[str, tf.Variable]:
@@ -33,6 +29,47 @@ def model_state(model: keras.Model) -> Dict[str, tf.Variable]:
   return {f'{i:04d}': v for i, v in enumerate(model.variables)}
 
 
+def make_optimizer(config: Config, lr: float, beta1: float, beta2: float):
+  """Adam or AdamW (decoupled weight decay), loss-scaled under float16."""
+  kwargs = dict(learning_rate=lr, beta_1=beta1, beta_2=beta2,
+                epsilon=config.adam_epsilon)
+  if config.optimizer == 'adamw':
+    optimizer = keras.optimizers.AdamW(weight_decay=config.weight_decay, **kwargs)
+  else:
+    optimizer = keras.optimizers.Adam(**kwargs)
+  if config.mixed_precision == 'mixed_float16':
+    # float16 gradients underflow without it; bfloat16 has float32's range.
+    optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+  return optimizer
+
+
+@contextlib.contextmanager
+def dtype_policy(name: str):
+  """Builds layers under a Keras dtype policy, restoring the old one after."""
+  old = keras.config.dtype_policy()
+  keras.config.set_dtype_policy('float32' if name == 'off' else name)
+  try:
+    yield
+  finally:
+    keras.config.set_dtype_policy(old)
+
+
+def resolve_jit_compile(setting: str, replicas: int) -> bool:
+  """'on'/'off', or 'auto': XLA on a single GPU (see BENCHMARKS.md).
+
+  Raises:
+    ValueError: 'on' with several replicas, where synchronised BatchNorm
+      needs a cross-replica all-reduce that an XLA cluster cannot contain.
+  """
+  if setting == 'on' and replicas > 1:
+    raise ValueError('--jit_compile=on is not supported with several replicas '
+                     '(synchronised BatchNorm cannot run inside XLA); use '
+                     '--jit_compile=off or auto with --strategy=mirrored.')
+  if setting == 'auto':
+    return replicas == 1 and bool(tf.config.list_logical_devices('GPU'))
+  return setting == 'on'
+
+
 def _layer_groups(variables):
   """Maps 'layer path' -> indices of its variables, for per-layer norms."""
   groups = collections.OrderedDict()
@@ -42,36 +79,59 @@ def _layer_groups(variables):
 
 
 class GAN:
-  """Owns G, D, the EMA copy of G, two optimizers, the step and the RNG.
+  """Owns G, D, the EMA copy of G, two optimizers and the step counter.
 
-  `train_step(real)` runs one D update and `g_steps_per_d` G updates inside a
-  `tf.function` and returns a dict of scalar tensors for logging.
+  `train_step(real)` runs one D update and `g_steps_per_d` G updates in a
+  `tf.function`; `train_steps(iterator, k)` runs k of them in one call over
+  a (distributed) dataset iterator. Both return a dict of scalar tensors.
+
+  Every random number of a step (latents, labels, instance noise) is drawn
+  for the global batch from a stateless seed (config.seed, step), and each
+  replica takes its rows: runs are reproducible, resume exactly without RNG
+  state, and follow the same trajectory on one device or several.
   """
 
-  def __init__(self, config: Config):
+  def __init__(self, config: Config, strategy: tf.distribute.Strategy = None):
     self.config = config
-    self.generator = Generator(config)
-    self.discriminator = Discriminator(config)
-    z = tf.zeros((1, config.latent_dim))
-    self.discriminator(self.generator(z))  # create the variables
-    self.ema_generator = None
-    if config.ema_decay > 0:
-      self.ema_generator = Generator(config, name='ema_generator')
-      self.ema_generator(z)
-      for e, w in zip(self.ema_generator.weights, self.generator.weights):
-        e.assign(w)
-    self.g_optimizer = make_optimizer(config, config.g_lr, config.g_beta1,
-                                      config.g_beta2)
-    self.d_optimizer = make_optimizer(config, config.d_lr, config.d_beta1,
-                                      config.d_beta2)
-    # Built now so a checkpoint restores their slots instead of deferring.
-    self.g_optimizer.build(self.generator.trainable_variables)
-    self.d_optimizer.build(self.discriminator.trainable_variables)
-    self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name='step')
-    self.rng = tf.random.Generator.from_seed(config.seed)
+    self.strategy = strategy or tf.distribute.get_strategy()
+    self.jit_compile = resolve_jit_compile(
+        config.jit_compile, self.strategy.num_replicas_in_sync)
+    with self.strategy.scope(), dtype_policy(config.mixed_precision):
+      self.generator = Generator(config)
+      self.discriminator = Discriminator(config)
+      z = tf.zeros((1, config.latent_dim))
+      self.discriminator(self.generator(z))  # create the variables
+      self.ema_generator = None
+      if config.ema_decay > 0:
+        self.ema_generator = Generator(config, name='ema_generator')
+        self.ema_generator(z)
+        for e, w in zip(self.ema_generator.weights, self.generator.weights):
+          e.assign(w)
+      self.g_optimizer = make_optimizer(config, config.g_lr, config.g_beta1,
+                                        config.g_beta2)
+      self.d_optimizer = make_optimizer(config, config.d_lr, config.d_beta1,
+                                        config.d_beta2)
+      # Built now so a checkpoint restores their slots instead of deferring.
+      self.g_optimizer.build(self.generator.trainable_variables)
+      self.d_optimizer.build(self.discriminator.trainable_variables)
+      self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name='step')
     self._g_groups = _layer_groups(self.generator.trainable_variables)
     self._d_groups = _layer_groups(self.discriminator.trainable_variables)
+    self.metric_names = (
+        ['d_loss', 'd_loss_real', 'd_loss_fake', 'd_real', 'd_fake',
+         'noise_sd', 'g_loss', 'g_loss_adv', 'g_loss_fm', 'fm_weight',
+         'grad_norm/g', 'grad_norm/d'] +
+        [f'grad_norm/g/{n}' for n in self._g_groups] +
+        [f'grad_norm/d/{n}' for n in self._d_groups])
+    # Only the gradient computations are XLA-compiled: applying gradients
+    # needs a cross-replica all-reduce, which XLA clusters cannot contain.
+    # Without XLA they are inlined (a nested tf.function cannot all-reduce).
+    self._d_grads, self._g_grads = self._d_grads_fn, self._g_grads_fn
+    if self.jit_compile:
+      self._d_grads = tf.function(self._d_grads_fn, jit_compile=True)
+      self._g_grads = tf.function(self._g_grads_fn, jit_compile=True)
     self.train_step = tf.function(self._train_step)
+    self.train_steps = tf.function(self._train_steps)
     self.sample = tf.function(self._sample)
 
   def checkpoint_items(self) -> Dict[str, object]:
@@ -79,10 +139,15 @@ class GAN:
     items = dict(generator=model_state(self.generator),
                  discriminator=model_state(self.discriminator),
                  g_optimizer=self.g_optimizer, d_optimizer=self.d_optimizer,
-                 step=self.step, rng=self.rng)
+                 step=self.step)
     if self.ema_generator is not None:
       items['ema_generator'] = model_state(self.ema_generator)
     return items
+
+  @property
+  def steps_done(self) -> int:
+    """The step counter as a Python int (works for mirrored variables)."""
+    return int(self.step.numpy())
 
   @property
   def sampler(self):
@@ -90,105 +155,198 @@ class GAN:
     return self.ema_generator or self.generator
 
   def _sample(self, z):
-    return self.sampler(z, training=False)
+    return tf.cast(self.sampler(z, training=False), tf.float32)
 
-  def sample_latent(self, n):
-    """n latent vectors from the configured distribution, off the GAN's RNG."""
-    shape = tf.stack([n, self.config.latent_dim])
-    if self.config.latent_dist == 'uniform':
-      return self.rng.uniform(shape, -1.0, 1.0)
-    return self.rng.normal(shape)
+  # --- randomness -----------------------------------------------------------
 
-  def noise_sd(self):
-    """Instance noise sd at the current step (linear decay when asked)."""
+  def _random(self, stream, kind, shape, step):
+    """This replica's rows of a global-batch random tensor for `stream`."""
+    ctx = tf.distribute.get_replica_context()
+    n = ctx.num_replicas_in_sync if ctx else 1
+    r = ctx.replica_id_in_sync_group if ctx else 0
+    local = shape[0]
+    seed = tf.random.experimental.stateless_fold_in(
+        tf.stack([tf.cast(self.config.seed, tf.int64), step]), stream)
+    full = tf.concat([[local * n], shape[1:]], 0)
+    if kind == 'uniform':
+      x = tf.random.stateless_uniform(full, seed, -1.0, 1.0)
+    else:
+      x = tf.random.stateless_normal(full, seed)
+    return x[r * local:(r + 1) * local]
+
+  def _latent(self, stream, batch, step):
+    return self._random(stream, self.config.latent_dist,
+                        tf.stack([batch, self.config.latent_dim]), step)
+
+  def noise_sd(self, step=None):
+    """Instance noise sd at `step` (default: now), with its linear decay."""
     c = self.config
     if c.instance_noise == 'none':
       return tf.constant(0.0)
     if c.noise_decay_steps <= 0:
       return tf.constant(c.noise_sd)
-    frac = tf.cast(self.step, tf.float32) / c.noise_decay_steps
+    step = self.step if step is None else step
+    frac = tf.cast(step, tf.float32) / c.noise_decay_steps
     return c.noise_sd * tf.maximum(0.0, 1.0 - frac)
 
-  def _instance_noise(self, x, sd):
+  def _instance_noise(self, x, sd, stream, step):
     # Noise on every D input blurs the real and fake distributions so they
     # overlap and D's gradients stay informative (Sonderby et al. 2016).
     kind = self.config.instance_noise
     if kind == 'none':
       return x
-    n = self.rng.normal(tf.shape(x)) * sd
+    x = tf.cast(x, tf.float32)
+    n = self._random(stream, 'normal', tf.shape(x), step) * sd
     return x + n if kind == 'additive' else x + n * x
 
-  def _real_labels(self, batch):
+  def _real_labels(self, batch, step):
     c = self.config
     if c.real_label_low == c.real_label_high:
       return tf.fill([batch], c.real_label_low)
     # One-sided smoothing redrawn per example and batch (seed recipe).
-    return self.rng.uniform([batch], c.real_label_low, c.real_label_high)
+    u = self._random(_LABELS, 'uniform', tf.reshape(batch, [1]), step)
+    return c.real_label_low + (u + 1.0) / 2.0 * (c.real_label_high - c.real_label_low)
 
-  def _fm_weight(self):
+  def _fm_weight(self, step):
     c = self.config
     if c.fm_ramp_steps <= 0:
       return tf.constant(c.feature_matching)
-    ramp = tf.cast(self.step, tf.float32) / c.fm_ramp_steps
+    ramp = tf.cast(step, tf.float32) / c.fm_ramp_steps
     return c.feature_matching * tf.minimum(1.0, ramp)
 
+  # --- the step -------------------------------------------------------------
+
+  def _scaled(self, optimizer, loss):
+    """The loss to differentiate: a share of the global batch, loss-scaled.
+
+    Optimizers sum gradients over replicas, so each replica's mean loss is
+    divided by the replica count to give the global batch's mean.
+    """
+    loss = loss / self.strategy.num_replicas_in_sync
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+      loss = optimizer.scale_loss(loss)
+    return loss
+
+  def _grad_scale(self, optimizer):
+    """Factor turning differentiated gradients back into the mean loss's."""
+    scale = float(self.strategy.num_replicas_in_sync)
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+      return scale / optimizer.dynamic_scale
+    return scale
+
+  def _d_grads_fn(self, real, step):
+    G, D = self.generator, self.discriminator
+    batch = tf.shape(real)[0]
+    sd = self.noise_sd(step)
+    real_labels = self._real_labels(batch, step)
+    fake = G(self._latent(_Z_D, batch, step), training=True)
+    with tf.GradientTape() as tape:
+      real_logits, real_features = D(
+          self._instance_noise(real, sd, _NOISE_REAL, step), training=True,
+          return_features=True)
+      fake_logits = D(self._instance_noise(fake, sd, _NOISE_FAKE, step),
+                      training=True)
+      real_logits = tf.cast(real_logits, tf.float32)
+      fake_logits = tf.cast(fake_logits, tf.float32)
+      d_loss, d_real, d_fake = losses.discriminator_loss(
+          real_logits, fake_logits, real_labels)
+      scaled = self._scaled(self.d_optimizer, d_loss)
+    grads = tape.gradient(scaled, D.trainable_variables)
+    out = dict(d_loss=d_loss, d_loss_real=d_real, d_loss_fake=d_fake,
+               d_real=tf.reduce_mean(tf.sigmoid(real_logits)),
+               d_fake=tf.reduce_mean(tf.sigmoid(fake_logits)), noise_sd=sd)
+    # Real features for feature matching come from this D pass: recomputing
+    # them in the G step would cost a D forward pass for a target that
+    # barely moves.
+    return grads, tf.stop_gradient(tf.cast(real_features, tf.float32)), real_labels, out
+
+  def _g_grads_fn(self, real_features, real_labels, step, index):
+    c = self.config
+    G, D = self.generator, self.discriminator
+    batch = tf.shape(real_labels)[0]
+    sd = self.noise_sd(step)
+    # With reuse_fake the first G step sees the D step's latents (a seed quirk).
+    stream = _Z_D if (index == 0 and c.reuse_fake) else _Z_G + 2 * index
+    z = self._latent(stream, batch, step)
+    with tf.GradientTape() as tape:
+      fake = G(z, training=True)
+      fake_logits, fake_features = D(
+          self._instance_noise(fake, sd, _NOISE_G + 2 * index, step),
+          training=True, return_features=True)
+      g_adv = losses.generator_loss(tf.cast(fake_logits, tf.float32),
+                                    real_labels if c.smooth_g_targets else 1.0)
+      g_fm = (losses.feature_matching_loss(
+          real_features, tf.cast(fake_features, tf.float32))
+              if c.feature_matching > 0 else tf.constant(0.0))
+      fm_weight = self._fm_weight(step)
+      g_loss = g_adv + fm_weight * g_fm
+      scaled = self._scaled(self.g_optimizer, g_loss)
+    grads = tape.gradient(scaled, G.trainable_variables)
+    return grads, dict(g_loss=g_loss, g_loss_adv=g_adv, g_loss_fm=g_fm,
+                       fm_weight=fm_weight)
+
+  def _replica_step(self, real, step):
+    """One D update and g_steps_per_d G updates on this replica's batch."""
+    G, D = self.generator, self.discriminator
+    real = tf.cast(real, tf.float32)
+    d_grads, real_features, real_labels, out = self._d_grads(real, step)
+    self.d_optimizer.apply_gradients(zip(d_grads, D.trainable_variables))
+    for i in range(self.config.g_steps_per_d):  # unrolled: a Python int
+      g_grads, g_out = self._g_grads(real_features, real_labels, step, i)
+      self.g_optimizer.apply_gradients(zip(g_grads, G.trainable_variables))
+    out.update(g_out)
+    out.update(self._norms('g', g_grads, self._g_groups,
+                           self._grad_scale(self.g_optimizer)))
+    out.update(self._norms('d', d_grads, self._d_groups,
+                           self._grad_scale(self.d_optimizer)))
+    return out
+
   @staticmethod
-  def _norms(prefix, grads, groups):
+  def _norms(prefix, grads, groups, scale):
+    """Global and per-layer gradient norms of the replica's mean loss.
+
+    With several replicas each sees its share of the batch, so the logged
+    (replica-averaged) norms are those of per-replica gradients.
+    """
+    grads = [tf.cast(g, tf.float32) * scale for g in grads]
     out = {f'grad_norm/{prefix}': tf.linalg.global_norm(grads)}
     for name, idx in groups.items():
       out[f'grad_norm/{prefix}/{name}'] = tf.linalg.global_norm(
           [grads[i] for i in idx])
     return out
 
-  def _train_step(self, real):
-    c = self.config
-    G, D = self.generator, self.discriminator
-    batch = tf.shape(real)[0]
-    sd = self.noise_sd()
-    real_labels = self._real_labels(batch)
-
-    z = self.sample_latent(batch)
-    with tf.GradientTape() as tape:
-      fake = G(z, training=True)
-      real_logits, real_features = D(self._instance_noise(real, sd),
-                                     training=True, return_features=True)
-      fake_logits = D(self._instance_noise(fake, sd), training=True)
-      d_loss, d_real, d_fake = losses.discriminator_loss(
-          real_logits, fake_logits, real_labels)
-    d_grads = tape.gradient(d_loss, D.trainable_variables)
-    self.d_optimizer.apply_gradients(zip(d_grads, D.trainable_variables))
-
-    g_target = real_labels if c.smooth_g_targets else 1.0
-    fm_weight = self._fm_weight()
-    # Real features come from the D step: recomputing them would cost a
-    # forward pass of D per G step for a target that moves very little.
-    real_features = tf.stop_gradient(real_features)
-    for i in range(c.g_steps_per_d):  # unrolled: a Python int
-      if i > 0 or not c.reuse_fake:
-        z = self.sample_latent(batch)
-      with tf.GradientTape() as tape:
-        fake_logits_g, fake_features = D(
-            self._instance_noise(G(z, training=True), sd), training=True,
-            return_features=True)
-        g_adv = losses.generator_loss(fake_logits_g, g_target)
-        g_fm = (losses.feature_matching_loss(real_features, fake_features)
-                if c.feature_matching > 0 else tf.constant(0.0))
-        g_loss = g_adv + fm_weight * g_fm
-      g_grads = tape.gradient(g_loss, G.trainable_variables)
-      self.g_optimizer.apply_gradients(zip(g_grads, G.trainable_variables))
-
+  def _one_step(self, real):
+    """One step over a distributed or plain batch; cross-replica context."""
+    out = self.strategy.run(self._replica_step, args=(real, self.step + 1))
+    # Per-replica means of equal shares: their mean is the global batch's.
+    out = {k: self.strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
+           for k, v in out.items()}
     self.step.assign_add(1)
     if self.ema_generator is not None:
       self._update_ema()
-    metrics = dict(
-        d_loss=d_loss, d_loss_real=d_real, d_loss_fake=d_fake, g_loss=g_loss,
-        g_loss_adv=g_adv, g_loss_fm=g_fm,
-        d_real=tf.reduce_mean(tf.sigmoid(real_logits)),
-        d_fake=tf.reduce_mean(tf.sigmoid(fake_logits)),
-        noise_sd=sd, fm_weight=fm_weight)
-    metrics.update(self._norms('g', g_grads, self._g_groups))
-    metrics.update(self._norms('d', d_grads, self._d_groups))
-    return metrics
+    return out
+
+  def _train_step(self, real):
+    return self._one_step(real)
+
+  def _train_steps(self, iterator, k):
+    """Up to k steps on (positions, images) batches from `iterator`.
+
+    Returns (last step's metrics, largest position consumed, steps run);
+    fewer than k steps run when the iterator ends.
+    """
+    out = {name: tf.constant(0.0) for name in self.metric_names}
+    last, done = tf.constant(-1, tf.int64), tf.constant(0)
+    for _ in tf.range(k):  # a graph loop: one call, k steps
+      batch = iterator.get_next_as_optional()
+      if not batch.has_value():
+        break
+      positions, images = batch.get_value()
+      out = self._one_step(images)
+      local = self.strategy.experimental_local_results(positions)
+      last = tf.reduce_max(tf.concat([tf.reshape(p, [-1]) for p in local], 0))
+      done += 1
+    return out, last, done
 
   def _update_ema(self):
     # Warm-up (as tf.train.ExponentialMovingAverage with num_updates): early

@@ -1,6 +1,7 @@
 """Small layer factories shared by the generator and the discriminator."""
 
 import keras
+import tensorflow as tf
 
 # DCGAN initialisation (Radford et al. 2015): weights ~ N(0, 0.02).
 def init():
@@ -8,8 +9,14 @@ def init():
 
 
 def batch_norm():
-  """BatchNorm with the TF momentum convention (0.9 = PyTorch's 0.1)."""
-  return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5)
+  """BatchNorm with the TF momentum convention (0.9 = PyTorch's 0.1).
+
+  Under a multi-replica strategy the batch statistics are synchronised, so
+  N replicas normalise exactly as one device with the whole batch would.
+  """
+  replicas = tf.distribute.get_strategy().num_replicas_in_sync
+  return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5,
+                                         synchronized=replicas > 1)
 
 
 def activation(kind: str, slope: float = 0.2):

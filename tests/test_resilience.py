@@ -171,14 +171,14 @@ def test_resume_after_interrupt_matches_an_uninterrupted_run(tmp_path, monkeypat
                       real_label_low=0.8, real_label_high=1.0)
   full = loop.run(config, str(tmp_path / 'full'))
   original = loop.GAN.__init__
-  def interrupt_at_step_3(self, cfg):
-    original(self, cfg)
-    step = self.train_step
-    def wrapped(images):
+  def interrupt_at_step_3(self, *args):
+    original(self, *args)
+    steps = self.train_steps
+    def wrapped(*a):
       if int(self.step) == 3:
         raise KeyboardInterrupt
-      return step(images)
-    self.train_step = wrapped
+      return steps(*a)
+    self.train_steps = wrapped
   monkeypatch.setattr(loop.GAN, '__init__', interrupt_at_step_3)
   loop.run(config, str(tmp_path / 'split'))
   monkeypatch.setattr(loop.GAN, '__init__', original)

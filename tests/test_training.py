@@ -67,15 +67,15 @@ def test_interrupt_saves_a_checkpoint_and_resume_finishes_the_epoch(tmp_path, mo
   workdir = str(tmp_path / 'run')
   calls = {'n': 0}
   original = loop.GAN.__init__
-  def patched_init(self, config):
-    original(self, config)
-    step = self.train_step
-    def interrupting(images):
+  def patched_init(self, *args):
+    original(self, *args)
+    steps = self.train_steps
+    def interrupting(*a):
       calls['n'] += 1
       if calls['n'] == 3:
         raise KeyboardInterrupt
-      return step(images)
-    self.train_step = interrupting
+      return steps(*a)
+    self.train_steps = interrupting
   monkeypatch.setattr(loop.GAN, '__init__', patched_init)
   loop.run(get_config('tiny', epochs=1), workdir)
   assert _step(workdir) == 2  # saved on the interrupt

@@ -3,6 +3,7 @@
 import math
 import os
 import signal
+import tempfile
 import time
 from typing import Dict
 
@@ -20,6 +21,10 @@ from training import summaries
 
 class TrainingDiverged(RuntimeError):
   """A loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class TrainingSetupError(ValueError):
+  """The run cannot start as configured; the message says what to change."""
 
 
 class _Interrupted(Exception):
@@ -63,6 +68,33 @@ def save_samples(gan: GAN, z: np.ndarray, workdir: str, epoch: int) -> np.ndarra
   return grid
 
 
+def make_strategy(name: str) -> tf.distribute.Strategy:
+  """The tf.distribute strategy named by config.strategy."""
+  if name == 'mirrored':
+    # Every local GPU; without GPUs, every logical CPU (how tests run it).
+    devices = ([d.name for d in tf.config.list_logical_devices('GPU')] or
+               [d.name for d in tf.config.list_logical_devices('CPU')])
+    return tf.distribute.MirroredStrategy(devices)
+  if name == 'multiworker':
+    return tf.distribute.MultiWorkerMirroredStrategy()
+  return tf.distribute.get_strategy()
+
+
+def _is_chief(strategy) -> bool:
+  """Whether this process writes the run directory (worker 0 of a cluster)."""
+  resolver = getattr(strategy, 'cluster_resolver', None)
+  if resolver is None or not resolver.task_type:
+    return True
+  return resolver.task_type == 'chief' or (
+      resolver.task_type == 'worker' and resolver.task_id == 0 and
+      'chief' not in resolver.cluster_spec().as_dict())
+
+
+def _crossed(before: int, after: int, every: int) -> bool:
+  """Whether a multiple of `every` lies in (before, after]."""
+  return every > 0 and after // every > before // every
+
+
 def run(config: Config, workdir: str, overwrite: bool = False) -> Dict[str, float]:
   """Trains a GAN per `config`, resuming from `workdir` if it holds a run.
 
@@ -73,32 +105,51 @@ def run(config: Config, workdir: str, overwrite: bool = False) -> Dict[str, floa
   Raises:
     data.pipeline.DataError: no usable training images.
     training.rundir.RunDirError: `workdir` holds an incompatible run.
+    TrainingSetupError: the strategy cannot split the batch.
     TrainingDiverged: a loss became NaN/Inf (the checkpoint is not updated).
   """
   # Data first: a missing dataset fails in seconds, before any model is built.
   pipeline = data_pipeline.Pipeline(config)
-  rundir.prepare(config, workdir, overwrite)
+  strategy = make_strategy(config.strategy)
+  replicas = strategy.num_replicas_in_sync
+  if config.batch_size % replicas:
+    raise TrainingSetupError(
+        f'--batch_size={config.batch_size} does not split over {replicas} '
+        f'replicas; use a multiple of {replicas}.')
+  chief = _is_chief(strategy)
+  if chief:
+    rundir.prepare(config, workdir, overwrite)
   keras.utils.set_random_seed(config.seed)
-  gan = GAN(config)
+  try:
+    gan = GAN(config, strategy)
+  except ValueError as e:
+    raise TrainingSetupError(str(e)) from e
   epoch_var = tf.Variable(0, dtype=tf.int64, name='epoch')
   # Inside the current epoch: source elements consumed and images trained on.
   consumed_var = tf.Variable(0, dtype=tf.int64, name='epoch_consumed')
   images_var = tf.Variable(0, dtype=tf.int64, name='epoch_images')
   ckpt = tf.train.Checkpoint(epoch=epoch_var, epoch_consumed=consumed_var,
                              epoch_images=images_var, **gan.checkpoint_items())
-  manager = tf.train.CheckpointManager(
-      ckpt, os.path.join(workdir, rundir.CHECKPOINT_DIR),
-      max_to_keep=config.keep_checkpoints)
-  if manager.latest_checkpoint:
-    ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-    print(f'Resumed from {manager.latest_checkpoint} (step {int(gan.step)}, '
+  # Every worker of a cluster must save (it is collective); only the chief
+  # saves into the run directory.
+  ckpt_dir = os.path.join(workdir, rundir.CHECKPOINT_DIR) if chief else \
+      tempfile.mkdtemp(prefix='facegan-worker-ckpt-')
+  manager = tf.train.CheckpointManager(ckpt, ckpt_dir,
+                                       max_to_keep=config.keep_checkpoints)
+  latest = tf.train.latest_checkpoint(os.path.join(workdir, rundir.CHECKPOINT_DIR))
+  if latest:
+    ckpt.restore(latest).assert_existing_objects_matched()
+    print(f'Resumed from {latest} (step {gan.steps_done}, '
           f'epoch {int(epoch_var) + 1}).', flush=True)
-  # Curves continue from the checkpoint: steps logged after it are redone.
-  summaries.purge_events_after(workdir, int(gan.step))
-  z = fixed_latent(config, workdir)
-  writer = tf.summary.create_file_writer(workdir)
+  if chief:
+    # Curves continue from the checkpoint: steps logged after it are redone.
+    summaries.purge_events_after(workdir, gan.steps_done)
+    writer = tf.summary.create_file_writer(workdir)
+  else:
+    writer = tf.summary.create_noop_writer()
+  z = fixed_latent(config, workdir) if chief else None
   steps_per_epoch = pipeline.steps_per_epoch()
-  save = lambda: manager.save(checkpoint_number=int(gan.step))
+  save = lambda: manager.save(checkpoint_number=gan.steps_done)
 
   previous_handler = signal.getsignal(signal.SIGTERM)
   def on_sigterm(signum, frame):
@@ -108,37 +159,40 @@ def run(config: Config, workdir: str, overwrite: bool = False) -> Dict[str, floa
   try:
     with writer.as_default():
       for epoch in range(int(epoch_var), config.epochs):
-        done = int(images_var) // config.batch_size
-        if done >= steps_per_epoch:  # interrupted right at an epoch's end
-          done = steps_per_epoch
+        done = min(int(images_var) // config.batch_size, steps_per_epoch)
         bar = keras.utils.Progbar(steps_per_epoch, unit_name='step',
                                   stateful_metrics=['img/s'])
         print(f'Epoch {epoch + 1}/{config.epochs}', flush=True)
         tick, tick_images = time.perf_counter(), 0
-        for positions, images in pipeline.epoch(epoch, int(consumed_var)).take(
-            steps_per_epoch - done):
-          out = gan.train_step(images)
-          step = int(gan.step)
+        dataset = pipeline.epoch(epoch, int(consumed_var)).take(steps_per_epoch - done)
+        iterator = iter(strategy.experimental_distribute_dataset(dataset))
+        while done < steps_per_epoch:
+          before = gan.steps_done
+          k = min(config.steps_per_call, steps_per_epoch - done)
+          out, last, ran = gan.train_steps(iterator, tf.constant(k))
+          if int(ran) == 0:  # skipped files left fewer batches than planned
+            break
+          step = gan.steps_done
           main = {k: float(out[k]) for k in ('d_loss', 'g_loss', 'd_real', 'd_fake')}
           _check_finite(main, step)
-          consumed_var.assign(int(positions[-1]) + 1)
-          images_var.assign_add(config.batch_size)
-          done += 1
-          tick_images += config.batch_size
+          consumed_var.assign(int(last) + 1)
+          images_var.assign_add(int(ran) * config.batch_size)
+          done += int(ran)
+          tick_images += int(ran) * config.batch_size
           rate = tick_images / max(time.perf_counter() - tick, 1e-9)
           bar.update(done, [('d_loss', main['d_loss']), ('g_loss', main['g_loss']),
                             ('D(x)', main['d_real']), ('D(G(z))', main['d_fake']),
                             ('img/s', rate)])
-          if step % config.log_every == 0:
+          if _crossed(before, step, config.log_every):
             summaries.write_scalars(
                 {k: float(v) for k, v in out.items()}, step,
-                **{'lr/g': float(gan.g_optimizer.learning_rate),
-                   'lr/d': float(gan.d_optimizer.learning_rate),
+                **{'lr/g': float(gan.g_optimizer.learning_rate.numpy()),
+                   'lr/d': float(gan.d_optimizer.learning_rate.numpy()),
                    'images_per_sec': rate})
             tick, tick_images = time.perf_counter(), 0
-          if config.checkpoint_every_steps and step % config.checkpoint_every_steps == 0:
+          if _crossed(before, step, config.checkpoint_every_steps):
             save()
-        if done == 0:
+        if int(images_var) == 0:
           raise data_pipeline.DataError(
               f'Epoch {epoch + 1} produced no batch: all {pipeline.size} '
               f'{config.dataset} files are unreadable (truncated, empty or not '
@@ -147,9 +201,10 @@ def run(config: Config, workdir: str, overwrite: bool = False) -> Dict[str, floa
         if skipped:
           print(f'Epoch {epoch + 1}: skipped {skipped} unreadable image(s).',
                 flush=True)
-        tf.summary.scalar('data/skipped_images', skipped, step=int(gan.step))
-        grid = save_samples(gan, z, workdir, epoch + 1)
-        tf.summary.image('samples', grid[None], step=int(gan.step))
+        tf.summary.scalar('data/skipped_images', skipped, step=gan.steps_done)
+        if chief:
+          grid = save_samples(gan, z, workdir, epoch + 1)
+          tf.summary.image('samples', grid[None], step=gan.steps_done)
         epoch_var.assign(epoch + 1)
         consumed_var.assign(0)
         images_var.assign(0)
@@ -157,14 +212,15 @@ def run(config: Config, workdir: str, overwrite: bool = False) -> Dict[str, floa
         writer.flush()
   except (KeyboardInterrupt, _Interrupted):
     path = save()
-    print(f'\nInterrupted: saved {path} at step {int(gan.step)}; rerun the same '
+    print(f'\nInterrupted: saved {path} at step {gan.steps_done}; rerun the same '
           'command to resume.', flush=True)
     return {k: float(v) for k, v in out.items()}
   finally:
     signal.signal(signal.SIGTERM, previous_handler)
     writer.flush()
-  frames = img.progress_gif(os.path.join(workdir, rundir.SAMPLES_DIR),
-                            os.path.join(workdir, 'progress.gif'))
-  print(f'Done: {int(gan.step)} steps, {int(epoch_var)} epochs; samples and '
-        f'progress.gif ({frames} frames) are in {workdir}.', flush=True)
+  if chief:
+    frames = img.progress_gif(os.path.join(workdir, rundir.SAMPLES_DIR),
+                              os.path.join(workdir, 'progress.gif'))
+    print(f'Done: {gan.steps_done} steps, {int(epoch_var)} epochs; samples and '
+          f'progress.gif ({frames} frames) are in {workdir}.', flush=True)
   return {k: float(v) for k, v in out.items()}

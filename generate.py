@@ -1,0 +1,94 @@
+"""Pictures from a trained run: python generate.py --checkpoint=runs/celeba64.
+
+Rebuilds G (the EMA copy when the run has one) from the run's config.json
+alone and writes a sample grid, interpolation and circle GIFs, latent walks
+and the progress GIF into --out (default <run>/generated/); --mode picks one,
+--export_savedmodel adds a TensorFlow SavedModel. Same --seed, same files.
+"""
+
+import os
+import sys
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # hide TF's C++ chatter
+
+from absl import app
+from absl import flags
+from absl import logging
+
+flags.DEFINE_string('checkpoint', None, 'Run directory, its checkpoints/ '
+                    'folder or a checkpoint prefix (runs/x/checkpoints/ckpt-N).')
+flags.DEFINE_string('out', None, 'Output folder (default <run dir>/generated).')
+flags.DEFINE_enum('mode', 'all', ['all', 'grid', 'interpolate', 'circle', 'walk',
+                                  'progress', 'savedmodel'],
+                  'What to write; all = grid, interpolate, circle, walk and '
+                  'progress (plus savedmodel with --export_savedmodel).')
+flags.DEFINE_bool('no_ema', False, 'Use the raw G instead of its EMA copy.')
+flags.DEFINE_integer('seed', 0, 'Seed of every latent drawn.')
+flags.DEFINE_integer('num', 64, 'Images in the sample grid.', lower_bound=1)
+flags.DEFINE_integer('grid_cols', 0, 'Grid columns (0: square-ish).',
+                     lower_bound=0)
+flags.DEFINE_float('truncation', None, 'Truncate latents: normal components '
+                   'with |z| above this are redrawn; uniform latents are '
+                   'scaled by min(this, 1). Default: off.')
+flags.DEFINE_enum('interpolation', 'slerp', ['slerp', 'linear'],
+                  'Path between two latents.')
+flags.DEFINE_integer('num_interpolations', 4, 'Latent pairs side by side in '
+                     'the interpolation and circle GIFs.', lower_bound=1)
+flags.DEFINE_integer('frames', 48, 'Frames per GIF.', lower_bound=2)
+flags.DEFINE_float('fps', 12.0, 'GIF frames per second (progress.gif keeps '
+                   "training's 4).", lower_bound=0.1)
+flags.DEFINE_list('dims', None, 'Latent dimensions to walk (default 25,50,75, '
+                  'or the quarter points of a latent of 75 or fewer).')
+flags.DEFINE_float('range', 3.0, 'Walks sweep a dimension over [-range, '
+                   'range].', lower_bound=0.0)
+flags.DEFINE_integer('walk_steps', 9, 'Images in each walk PNG strip.',
+                     lower_bound=2)
+flags.DEFINE_integer('batch_size', 64, 'Latents per generator call.',
+                     lower_bound=1)
+flags.DEFINE_bool('export_savedmodel', False, 'Also export G as a SavedModel '
+                  '(<out>/savedmodel) mapping float32 z to uint8 images.')
+flags.mark_flag_as_required('checkpoint')
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
+  try:
+    dims = tuple(int(d) for d in FLAGS.dims) if FLAGS.dims is not None else None
+  except ValueError:
+    raise app.UsageError(f'--dims must be integers, got {FLAGS.dims}.') from None
+  if not FLAGS['verbosity'].present:  # SavedModel export logs at INFO
+    logging.set_verbosity(logging.WARNING)
+  # Imported here so --help answers without loading TensorFlow.
+  from training import generation
+  from training.rundir import RunDirError
+  if FLAGS.mode == 'all':
+    modes = generation.ALL_MODES + (('savedmodel',) if FLAGS.export_savedmodel
+                                    else ())
+  else:
+    modes = (FLAGS.mode,)
+    if FLAGS.export_savedmodel and FLAGS.mode != 'savedmodel':
+      modes += ('savedmodel',)
+  try:
+    config, run_dir, generator = generation.load_generator(
+        FLAGS.checkpoint, use_ema=not FLAGS.no_ema)
+    opts = generation.Options(
+        seed=FLAGS.seed, num=FLAGS.num, grid_cols=FLAGS.grid_cols,
+        truncation=FLAGS.truncation, interpolation=FLAGS.interpolation,
+        num_interpolations=FLAGS.num_interpolations, frames=FLAGS.frames,
+        fps=FLAGS.fps, dims=dims or generation.default_dims(config.latent_dim),
+        range=FLAGS.range, walk_steps=FLAGS.walk_steps,
+        batch_size=FLAGS.batch_size)
+    out_dir = FLAGS.out or os.path.join(run_dir, 'generated')
+    paths = generation.generate(modes, generator, config, run_dir, out_dir,
+                                opts)
+  except (RunDirError, generation.GenerationError) as e:
+    sys.exit(f'error: {e}')
+  print(f'Wrote {len(paths)} file(s) to {out_dir}:')
+  for p in paths:
+    print(f'  {os.path.relpath(p, out_dir)}')
+
+
+if __name__ == '__main__':
+  app.run(main)

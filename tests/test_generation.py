@@ -1,0 +1,307 @@
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from flags.presets import get_config
+from models.gan import GAN, model_state
+from models.generator import Generator
+from training import generation as gen
+from training import loop, rundir
+from training.rundir import RunDirError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FAST = gen.Options(num=6, grid_cols=3, num_interpolations=2, frames=5,
+                   fps=10, dims=(1, 5), range=2.0, walk_steps=4)
+
+
+@pytest.fixture(scope='module')
+def tiny_run(tmp_path_factory):
+  """A finished tiny run (32x32, latent 16, EMA on, 2 epochs)."""
+  workdir = str(tmp_path_factory.mktemp('gen') / 'tiny')
+  loop.run(get_config('tiny'), workdir)
+  return workdir
+
+
+@pytest.fixture(scope='module')
+def tiny(tiny_run):
+  return gen.load_generator(tiny_run)
+
+
+def _gif(path):
+  im = Image.open(path)
+  frames = []
+  for i in range(im.n_frames):
+    im.seek(i)
+    frames.append(np.asarray(im.convert('RGB')))
+  return frames
+
+
+def _tile(n, size, cols):
+  """Size of make_grid's picture of n tiles of size (h, w) in cols columns."""
+  rows = -(-n // cols)
+  return rows * (size[0] + 2) + 2, cols * (size[1] + 2) + 2
+
+
+def _run_generate(*args):
+  return subprocess.run([sys.executable, os.path.join(ROOT, 'generate.py'),
+                         *args], cwd=ROOT, capture_output=True, text=True,
+                        timeout=240)
+
+
+# Latent math on known vectors.
+
+def test_slerp_endpoints_midpoint_and_norms():
+  z1, z2 = np.array([2.0, 0.0, 0.0]), np.array([0.0, 2.0, 0.0])
+  path = gen.slerp(z1, z2, [0.0, 0.5, 1.0])
+  np.testing.assert_allclose(path[0], z1, atol=1e-12)
+  np.testing.assert_allclose(path[-1], z2, atol=1e-12)
+  np.testing.assert_allclose(path[1], [np.sqrt(2), np.sqrt(2), 0.0])
+  rng = np.random.default_rng(0)
+  a, b = rng.standard_normal((2, 3, 50))
+  b *= np.linalg.norm(a, axis=-1, keepdims=True) / np.linalg.norm(
+      b, axis=-1, keepdims=True)  # equal norms, pair by pair
+  norms = np.linalg.norm(gen.slerp(a, b, np.linspace(0, 1, 7)), axis=-1)
+  np.testing.assert_allclose(norms, np.broadcast_to(norms[0], norms.shape))
+  # Linear interpolation between the same pairs dips in norm in the middle.
+  assert np.all(np.linalg.norm(gen.lerp(a, b, [0.5]), axis=-1) < norms[0] - 1)
+  # Parallel latents (w = 0) fall back to the straight line.
+  np.testing.assert_allclose(gen.slerp(z1, 3 * z1, [0.5])[0], 2 * z1)
+
+
+def test_circle_keeps_the_norm_and_closes_the_loop():
+  rng = np.random.default_rng(1)
+  z1, z2 = rng.standard_normal((2, 2, 16))
+  theta = gen.circle_angles(8)
+  path = gen.circle(z1, z2, theta)
+  assert path.shape == (8, 2, 16)
+  np.testing.assert_allclose(path[0], z1, atol=1e-12)
+  np.testing.assert_allclose(np.linalg.norm(path, axis=-1),
+                             np.broadcast_to(np.linalg.norm(z1, axis=-1),
+                                             (8, 2)))
+  # No repeated start frame, but one step after the last frame is frame 0.
+  assert not np.allclose(path[-1], path[0])
+  step = theta[1] - theta[0]
+  np.testing.assert_allclose(gen.circle(z1, z2, [theta[-1] + step])[0],
+                             path[0], atol=1e-12)
+  # A quarter turn is orthogonal to z1.
+  quarter = gen.circle(z1, z2, [np.pi / 2])[0]
+  np.testing.assert_allclose(np.sum(quarter * z1, axis=-1), 0, atol=1e-9)
+  with pytest.raises(gen.GenerationError, match='parallel'):
+    gen.circle(z1[0], -2 * z1[0], theta)
+
+
+def test_walk_changes_only_one_dimension():
+  z = np.arange(6.0)
+  path = gen.walk(z, 3, [-1.0, 0.0, 2.5])
+  np.testing.assert_array_equal(path[:, 3], [-1.0, 0.0, 2.5])
+  np.testing.assert_array_equal(np.delete(path, 3, axis=1),
+                                np.tile(np.delete(z, 3), (3, 1)))
+  with pytest.raises(gen.GenerationError, match='latent_dim=6'):
+    gen.walk(z, 6, [0.0])
+
+
+def test_latents_are_seeded_and_truncated():
+  c = get_config('tiny')
+  a = gen.sample_latents(c, 500, seed=3, stream=1)
+  np.testing.assert_array_equal(a, gen.sample_latents(c, 500, 3, 1))
+  assert not np.array_equal(a, gen.sample_latents(c, 500, 4, 1))
+  assert a.dtype == np.float32 and np.abs(a).max() > 2.5
+  t = gen.sample_latents(c, 500, 3, 1, truncation=0.5)
+  assert np.abs(t).max() <= 0.5 and t.std() > 0.2
+  u = get_config('tiny', latent_dist='uniform')
+  np.testing.assert_allclose(gen.sample_latents(u, 50, 3, 1, truncation=0.5),
+                             0.5 * gen.sample_latents(u, 50, 3, 1), rtol=1e-6)
+  with pytest.raises(gen.GenerationError, match='positive'):
+    gen.sample_latents(c, 1, 0, 1, truncation=0.0)
+  assert gen.default_dims(100) == (25, 50, 75)
+  assert gen.default_dims(16) == (4, 8, 12)
+
+
+# Outputs of a trained run.
+
+def test_every_mode_writes_its_files(tiny, tmp_path):
+  config, run_dir, g = tiny
+  out = str(tmp_path)
+  paths = gen.generate(gen.ALL_MODES, g, config, run_dir, out, FAST)
+  names = sorted(os.path.relpath(p, out) for p in paths)
+  assert names == ['circle.gif', 'grid.png', 'interpolation_slerp.gif',
+                   'progress.gif', 'walk_dim001.gif', 'walk_dim001.png',
+                   'walk_dim005.gif', 'walk_dim005.png']
+  assert Image.open(os.path.join(out, 'grid.png')).size[::-1] == _tile(
+      6, (32, 32), 3)
+  pair_grid = _tile(2, (32, 32), 2)
+  for name in ('interpolation_slerp.gif', 'circle.gif'):
+    frames = _gif(os.path.join(out, name))
+    assert len(frames) == 5 and frames[0].shape[:2] == pair_grid
+  circle = _gif(os.path.join(out, 'circle.gif'))
+  assert np.abs(circle[0].astype(int) - circle[-1]).max() > 0
+  walk = _gif(os.path.join(out, 'walk_dim005.gif'))
+  assert len(walk) == 5 and walk[0].shape[:2] == (32, 32)
+  assert not np.array_equal(walk[0], walk[-1])
+  strip = Image.open(os.path.join(out, 'walk_dim005.png'))
+  assert strip.size[::-1] == _tile(4, (32, 32), 4)
+  # Two epochs, labelled (the caption strip adds 14 rows), last one held.
+  progress = _gif(os.path.join(out, 'progress.gif'))
+  assert len(progress) >= 2 and progress[0].shape[0] == 4 * 34 + 2 + 14
+  linear = gen.write_interpolation(
+      g, config, out, dataclasses.replace(FAST, interpolation='linear'))
+  assert os.path.basename(linear) == 'interpolation_linear.gif'
+  assert len(_gif(linear)) == 5
+
+
+def test_interpolation_ends_on_the_pair_images(tiny, tmp_path):
+  config, run_dir, g = tiny
+  z1, z2 = gen._pairs(config, FAST)
+  path = gen.slerp(z1, z2, np.linspace(0, 1, FAST.frames))
+  first, last = gen.render(g, path[0]), gen.render(g, path[-1])
+  np.testing.assert_array_equal(first, gen.render(g, z1))
+  np.testing.assert_array_equal(last, gen.render(g, z2))
+
+
+def test_same_seed_same_bytes_across_processes(tiny, tiny_run, tmp_path):
+  config, run_dir, g = tiny
+  opts = gen.Options(num=9, seed=5)
+  a = gen.write_grid(g, config, str(tmp_path / 'a'), opts)
+  other = gen.write_grid(g, config, str(tmp_path / 'b'),
+                         gen.Options(num=9, seed=6))
+  out = str(tmp_path / 'cli')
+  r = _run_generate(f'--checkpoint={tiny_run}', f'--out={out}', '--mode=grid',
+                    '--num=9', '--seed=5')
+  assert r.returncode == 0, r.stderr[-2000:]
+  read = lambda p: open(p, 'rb').read()
+  assert read(os.path.join(out, 'grid.png')) == read(a)
+  assert read(other) != read(a)
+
+
+def test_ema_and_raw_generator_load_their_own_weights(tiny_run, tiny):
+  _, _, ema = tiny
+  _, _, raw = gen.load_generator(tiny_run, use_ema=False)
+  prefix = tf.train.latest_checkpoint(os.path.join(tiny_run, 'checkpoints'))
+  for key, g in (('ema_generator', ema), ('generator', raw)):
+    for i, v in enumerate(g.variables):
+      np.testing.assert_array_equal(v.numpy(), tf.train.load_variable(
+          prefix, f'{key}/{i:04d}/.ATTRIBUTES/VARIABLE_VALUE'))
+  assert any(not np.array_equal(a.numpy(), b.numpy())
+             for a, b in zip(ema.trainable_variables, raw.trainable_variables))
+
+
+def test_rectangular_157x128_run(tmp_path):
+  # A run directory without training: config.json and an initial checkpoint.
+  workdir = str(tmp_path / 'rect')
+  config = get_config('celeba157x128', g_filters=4, d_filters=4,
+                      dataset='synthetic')
+  rundir.prepare(config, workdir)
+  tf.train.Checkpoint(**GAN(config).checkpoint_items()).save(
+      os.path.join(workdir, 'checkpoints', 'ckpt'))
+  config, run_dir, g = gen.load_generator(os.path.join(workdir, 'checkpoints'))
+  assert run_dir == workdir
+  opts = gen.Options(num=2, num_interpolations=2, frames=3, dims=(99,),
+                     walk_steps=2)
+  paths = gen.generate(('grid', 'circle', 'walk'), g, config, run_dir,
+                       str(tmp_path / 'out'), opts)
+  assert Image.open(paths[0]).size[::-1] == _tile(2, (157, 128), 2)
+  frames = _gif(paths[1])
+  assert len(frames) == 3 and frames[0].shape[:2] == _tile(2, (157, 128), 2)
+  assert _gif(paths[2])[0].shape[:2] == (157, 128)
+
+
+def test_savedmodel_serves_uint8_images_in_a_fresh_process(tiny, tmp_path):
+  config, run_dir, g = tiny
+  path = gen.export_savedmodel(g, config, str(tmp_path))
+  z = gen.sample_latents(config, 3, 0, 1)
+  expected = gen.render(g, z)
+  np.save(tmp_path / 'z.npy', z)
+  code = (
+      'import sys, numpy as np, tensorflow as tf\n'
+      'm = tf.saved_model.load(sys.argv[1])\n'
+      'out = m.signatures["serving_default"](z=tf.constant(np.load(sys.argv[2])))\n'
+      'np.save(sys.argv[3], out["images"].numpy())\n')
+  r = subprocess.run([sys.executable, '-c', code, path, str(tmp_path / 'z.npy'),
+                      str(tmp_path / 'x.npy')], capture_output=True, text=True,
+                     timeout=240, cwd=str(tmp_path),
+                     env={**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2'})
+  assert r.returncode == 0, r.stderr[-2000:]
+  images = np.load(tmp_path / 'x.npy')
+  assert images.dtype == np.uint8 and images.shape == (3, 32, 32, 3)
+  np.testing.assert_allclose(images, expected, atol=1)
+
+
+# Errors: one clear message each, never a G left at its random init.
+
+def _copy(run, tmp_path, name):
+  dst = str(tmp_path / name)
+  shutil.copytree(run, dst)
+  return dst
+
+
+def _latest(run):
+  return tf.train.latest_checkpoint(os.path.join(run, 'checkpoints'))
+
+
+def test_broken_run_directories_are_refused(tiny_run, tmp_path):
+  with pytest.raises(RunDirError, match='No checkpoint found'):
+    gen.load_generator(str(tmp_path))
+  no_config = _copy(tiny_run, tmp_path, 'no_config')
+  os.remove(os.path.join(no_config, 'config.json'))
+  with pytest.raises(RunDirError, match='no config.json'):
+    gen.load_generator(no_config)
+  old = _copy(tiny_run, tmp_path, 'old')
+  cfg = os.path.join(old, 'config.json')
+  fields = json.load(open(cfg))
+  json.dump({**fields, 'version': 0}, open(cfg, 'w'))
+  with pytest.raises(RunDirError, match='version'):
+    gen.load_generator(old)
+  json.dump({**fields, 'g_filters': 4}, open(cfg, 'w'))  # not this run's G
+  with pytest.raises(RunDirError, match='cannot be restored'):
+    gen.load_generator(old)
+
+
+def test_corrupt_or_partial_checkpoints_are_refused(tiny_run, tmp_path):
+  truncated = _copy(tiny_run, tmp_path, 'truncated')
+  data = _latest(truncated) + '.data-00000-of-00001'
+  with open(data, 'r+b') as f:
+    f.truncate(os.path.getsize(data) // 2)
+  with pytest.raises(RunDirError, match='truncated or partial'):
+    gen.load_generator(truncated)
+  no_index = _copy(tiny_run, tmp_path, 'no_index')
+  prefix = _latest(no_index)
+  os.remove(prefix + '.index')
+  with pytest.raises(RunDirError, match=r'ckpt-8\.index is missing.*ckpt-4'):
+    gen.load_generator(no_index)
+  with pytest.raises(RunDirError, match=r'\.index is missing'):
+    gen.load_generator(prefix)
+
+
+def test_a_checkpoint_without_the_generator_is_refused(tiny_run, tmp_path):
+  # Only the raw G saved, while config.json promises an EMA copy: the restore
+  # must fail instead of returning an EMA G at its random initialisation.
+  run = str(tmp_path / 'raw_only')
+  os.makedirs(os.path.join(run, 'checkpoints'))
+  shutil.copy(os.path.join(tiny_run, 'config.json'), run)
+  g = Generator(get_config('tiny'))
+  g(tf.zeros((1, 16)))
+  tf.train.Checkpoint(generator=model_state(g)).save(
+      os.path.join(run, 'checkpoints', 'ckpt'))
+  with pytest.raises(RunDirError, match='ema_generator'):
+    gen.load_generator(run)
+  assert gen.load_generator(run, use_ema=False)[2] is not None
+
+
+def test_cli_errors_exit_1_with_one_line_and_no_traceback(tiny_run, tmp_path):
+  for args, message in (
+      ([f'--checkpoint={tmp_path}'], 'No checkpoint found'),
+      ([f'--checkpoint={tiny_run}', '--mode=walk', '--dims=3,16',
+        f'--out={tmp_path}'], 'out of range')):
+    r = _run_generate(*args)
+    assert r.returncode == 1
+    assert 'error: ' in r.stderr and message in r.stderr
+    assert 'Traceback' not in r.stderr + r.stdout
+  assert not os.listdir(tmp_path)  # nothing written before the dims check
