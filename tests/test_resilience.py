@@ -50,14 +50,20 @@ def _train(workdir, **kwargs):
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
 
 
+def _wait_for_checkpoint(proc, workdir, step, what):
+  """Waits for a checkpoint at `step` or later; the run must still be going."""
+  deadline = time.time() + 240
+  while (_latest_step(workdir) < step and proc.poll() is None
+         and time.time() < deadline):
+    time.sleep(0.02)
+  assert proc.poll() is None, f'the run finished before it could be {what}'
+
+
 def test_kill_9_then_rerun_continues_exactly_like_an_uninterrupted_run(tmp_path):
   reference, killed = str(tmp_path / 'reference'), str(tmp_path / 'killed')
   assert _train(reference).wait(timeout=300) == 0
   proc = _train(killed)
-  deadline = time.time() + 240
-  while _latest_step(killed) < 12 and proc.poll() is None and time.time() < deadline:
-    time.sleep(0.02)
-  assert proc.poll() is None, 'the run finished before it could be killed'
+  _wait_for_checkpoint(proc, killed, 12, 'killed')
   proc.send_signal(signal.SIGKILL)
   proc.wait()
   killed_at = _latest_step(killed)
@@ -82,10 +88,7 @@ def test_kill_9_then_rerun_continues_exactly_like_an_uninterrupted_run(tmp_path)
 def test_sigterm_saves_and_exits_0_with_one_line(tmp_path):
   workdir = str(tmp_path / 'run')
   proc = _train(workdir)
-  deadline = time.time() + 240
-  while _latest_step(workdir) < 2 and proc.poll() is None and time.time() < deadline:
-    time.sleep(0.02)
-  assert proc.poll() is None, 'the run finished before it could be stopped'
+  _wait_for_checkpoint(proc, workdir, 2, 'stopped')
   proc.send_signal(signal.SIGTERM)
   out, _ = proc.communicate(timeout=120)
   assert proc.returncode == 0

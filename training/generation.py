@@ -201,37 +201,36 @@ def sample_latents(config: Config, n: int, seed: int, stream: int,
 # Loading.
 
 
-def _locate(path: str) -> Tuple[str, str]:
-  """rundir.find_checkpoint, with a clear word on a checkpoint missing its .index.
+def generator_key(config: Config, use_ema: bool = True) -> str:
+  """The checkpoint key of the G to sample: the EMA copy when asked and kept."""
+  return 'ema_generator' if use_ema and config.ema_decay > 0 else 'generator'
 
-  tf.train.latest_checkpoint ignores a checkpoint whose .index is gone, which
-  would otherwise surface as the misleading "no checkpoint found".
-  """
-  path = path.rstrip('/')
-  for ckpt_dir in (os.path.join(path, rundir.CHECKPOINT_DIR), path):
-    state = (tf.train.get_checkpoint_state(ckpt_dir)
-             if os.path.isdir(ckpt_dir) else None)
-    if state and state.model_checkpoint_path:
-      latest = state.model_checkpoint_path  # already joined to ckpt_dir
-      if not os.path.exists(latest + '.index'):
-        complete = [p for p in state.all_model_checkpoint_paths
-                    if os.path.exists(p + '.index')]
-        hint = f' (e.g. {complete[-1]})' if complete else ''
-        raise RunDirError(
-            f'The latest checkpoint {latest} is incomplete: '
-            f'{os.path.basename(latest)}.index is missing (an interrupted copy '
-            f'or save?). Pass an older checkpoint prefix as --checkpoint{hint}, '
-            'or restore the missing file.')
-      break
-  if not os.path.exists(path + '.index') and tf.io.gfile.glob(path + '.data-*'):
-    raise RunDirError(f'Checkpoint {path} is incomplete: {path}.index is '
-                      'missing, so its weights cannot be read.')
-  return rundir.find_checkpoint(path)
+
+def _first_line(e: Exception) -> str:
+  """An error's first line, without TF's listing of every unmatched object."""
+  line = (str(e).strip().splitlines() or [type(e).__name__])[0]
+  return line.split(' Showing ')[0][:300]
+
+
+def _unrestorable(prefix: str, key: str, run_dir: str,
+                  detail: str) -> RunDirError:
+  return RunDirError(
+      f'Checkpoint {prefix} cannot be restored into the {key} described by '
+      f'{os.path.join(run_dir, rundir.CONFIG_FILE)}: {detail}. The '
+      'checkpoint files may be truncated or partial, from an older facegan '
+      'or from another run than this config.json; pass another checkpoint '
+      'prefix or retrain.')
 
 
 def load_generator(path: str, use_ema: bool = True
                    ) -> Tuple[Config, str, keras.Model]:
   """Rebuilds a run's generator from config.json and restores its weights.
+
+  facegan's one loader (generate.py, metrics.evaluation). Two checks make
+  sure no weight of G is left at its random initialisation: the checkpoint's
+  variable list must hold every variable of this G with its shape (which
+  gives a precise message), and the restore must then bind every one (which
+  also catches a file whose list is intact but whose values cannot be read).
 
   Args:
     path: a run directory, its checkpoints/ folder or a checkpoint prefix.
@@ -242,31 +241,42 @@ def load_generator(path: str, use_ema: bool = True
     (config, run directory, generator).
 
   Raises:
-    RunDirError: no checkpoint, a missing or unreadable config.json, or a
-      checkpoint that is corrupt or does not hold every weight of this G.
+    RunDirError: no checkpoint or an incomplete one, a missing or unreadable
+      config.json, or a checkpoint that is corrupt or does not hold every
+      weight of this G.
   """
-  run_dir, prefix = _locate(path)
+  run_dir, prefix = rundir.find_checkpoint(path)
   config = rundir.load_config(run_dir)
-  key = 'ema_generator' if use_ema and config.ema_decay > 0 else 'generator'
+  key = generator_key(config, use_ema)
   generator = Generator(config, name=key)
   generator(tf.zeros((1, config.latent_dim)))  # variables exist before restore
   # The checkpoint holds each model as model_state's dict of its variables.
-  ckpt = tf.train.Checkpoint(**{key: model_state(generator)})
+  state = model_state(generator)
+  try:
+    stored = dict(tf.train.list_variables(prefix))
+  except (ValueError, tf.errors.OpError) as e:
+    raise _unrestorable(prefix, key, run_dir, _first_line(e)) from e
+  wanted = {f'{key}/{name}/.ATTRIBUTES/VARIABLE_VALUE': tuple(v.shape)
+            for name, v in state.items()}
+  missing = [k for k in wanted if k not in stored]
+  mismatched = [k for k in wanted
+                if k in stored and tuple(stored[k]) != wanted[k]]
+  if missing or mismatched:
+    raw_only = (key == 'ema_generator' and len(missing) == len(wanted) and
+                any(k.startswith('generator/') for k in stored))
+    raise _unrestorable(
+        prefix, key, run_dir,
+        f'{len(missing)} of its {len(wanted)} variables are missing and '
+        f'{len(mismatched)} have another shape'
+        + (' (the file holds only the raw G, which --no_ema loads)'
+           if raw_only else ''))
   try:
     # expect_partial: D, the optimizers and the counters are in the file on
-    # purpose. The assertion fails unless every variable of this G got a
-    # value, so a G silently left at its random initialisation cannot pass.
-    ckpt.restore(prefix).expect_partial().assert_existing_objects_matched()
+    # purpose. The assertion fails unless every variable of G was bound.
+    tf.train.Checkpoint(**{key: state}).restore(
+        prefix).expect_partial().assert_existing_objects_matched()
   except (AssertionError, ValueError, LookupError, tf.errors.OpError) as e:
-    # First line only, without TF's listing of every unmatched variable.
-    detail = (str(e).strip().splitlines() or [type(e).__name__])[0]
-    detail = detail.split(' Showing ')[0][:300]
-    raise RunDirError(
-        f'Checkpoint {prefix} cannot be restored into the {key} described by '
-        f'{os.path.join(run_dir, rundir.CONFIG_FILE)} ({detail}). The '
-        'checkpoint files may be truncated or partial, from an older facegan '
-        'or from another run than this config.json; pass another checkpoint '
-        'prefix or retrain.') from e
+    raise _unrestorable(prefix, key, run_dir, _first_line(e)) from e
   return config, run_dir, generator
 
 

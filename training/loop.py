@@ -138,7 +138,15 @@ def run(config: Config, workdir: str, overwrite: bool = False) -> Dict[str, floa
                                        max_to_keep=config.keep_checkpoints)
   latest = tf.train.latest_checkpoint(os.path.join(workdir, rundir.CHECKPOINT_DIR))
   if latest:
-    ckpt.restore(latest).assert_existing_objects_matched()
+    try:
+      ckpt.restore(latest).assert_existing_objects_matched()
+    except (AssertionError, ValueError, tf.errors.OpError) as e:
+      detail = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+      raise rundir.RunDirError(
+          f'The checkpoint {latest} cannot be restored into this run\'s models '
+          f'({detail}): it is corrupt, partial or from an older facegan. '
+          'Delete it to resume from an earlier one, pick another --workdir, '
+          'or pass --overwrite to start again.') from e
     print(f'Resumed from {latest} (step {gan.steps_done}, '
           f'epoch {int(epoch_var) + 1}).', flush=True)
   if chief:

@@ -81,16 +81,38 @@ def atomic_write(path: str, write, binary: bool = False) -> None:
 
 
 def find_checkpoint(path: str) -> Tuple[str, str]:
-  """(run dir, checkpoint prefix) from a run dir, checkpoints dir or prefix."""
+  """(run dir, checkpoint prefix) from a run dir, checkpoints dir or prefix.
+
+  A directory gives its latest checkpoint. tf.train.latest_checkpoint
+  silently skips a latest checkpoint whose .index is gone (an interrupted
+  copy or save), which would surface as a misleading "no checkpoint found";
+  such a checkpoint is reported as incomplete instead.
+
+  Raises:
+    RunDirError: no checkpoint at `path`, or an incomplete one.
+  """
   path = path.rstrip('/')
   for run_dir, ckpt_dir in ((path, os.path.join(path, CHECKPOINT_DIR)),
                             (os.path.dirname(path), path)):
-    if os.path.isdir(ckpt_dir):
-      latest = tf.train.latest_checkpoint(ckpt_dir)
-      if latest:
-        return run_dir, latest
+    state = (tf.train.get_checkpoint_state(ckpt_dir)
+             if os.path.isdir(ckpt_dir) else None)
+    if state and state.model_checkpoint_path:
+      latest = state.model_checkpoint_path  # already joined to ckpt_dir
+      if not os.path.exists(latest + '.index'):
+        complete = [p for p in state.all_model_checkpoint_paths
+                    if os.path.exists(p + '.index')]
+        hint = f' (e.g. {complete[-1]})' if complete else ''
+        raise RunDirError(
+            f'The latest checkpoint {latest} is incomplete: '
+            f'{os.path.basename(latest)}.index is missing (an interrupted copy '
+            f'or save?). Pass an older checkpoint prefix as --checkpoint{hint}, '
+            'or restore the missing file.')
+      return run_dir, latest
   if os.path.exists(path + '.index'):  # a checkpoint prefix
     return os.path.dirname(os.path.dirname(path)), path
+  if tf.io.gfile.glob(path + '.data-*'):
+    raise RunDirError(f'Checkpoint {path} is incomplete: {path}.index is '
+                      'missing, so its weights cannot be read.')
   raise RunDirError(f'No checkpoint found at {path!r}: pass a run directory '
                     '(e.g. runs/celeba64), its checkpoints/ folder or a '
                     'checkpoint prefix such as runs/celeba64/checkpoints/ckpt-1200.')

@@ -1,0 +1,119 @@
+"""Train-step throughput: facegan's step against a plain reference, one run.
+
+python bench/train_step.py --presets=celeba64 --variants=plain,default,xla
+
+Both steps train the preset's own Generator/Discriminator at the preset's
+batch on random inputs (no input pipeline). `plain` is the TF-tutorial way:
+one tf.function, two tapes, one shared forward pass, no extras. The other
+variants run facegan's GAN.train_steps with the preset's tricks. Prints the
+median images/s over --repeats timings of --steps steps each; the variants
+are interleaved per repeat so machine drift hits all of them alike.
+"""
+
+import os
+import sys
+import time
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from flags import presets  # the local package, before absl's `flags`
+from absl import app
+from absl import flags
+
+flags.DEFINE_list('presets', ['celeba64'], 'Presets to time.')
+flags.DEFINE_list('variants', ['plain', 'default', 'xla'],
+                  'plain | default | xla | bf16 | fp16 | xla_bf16 | calls4')
+flags.DEFINE_integer('batch_size', 0, 'Override the preset batch (0: keep).')
+flags.DEFINE_integer('steps', 5, 'Steps per timing.')
+flags.DEFINE_integer('repeats', 5, 'Timings per variant (median reported).')
+FLAGS = flags.FLAGS
+
+VARIANTS = {
+    'default': dict(jit_compile='off'),
+    'xla': dict(jit_compile='on'),
+    'bf16': dict(jit_compile='off', mixed_precision='mixed_bfloat16'),
+    'fp16': dict(jit_compile='off', mixed_precision='mixed_float16'),
+    'xla_bf16': dict(jit_compile='on', mixed_precision='mixed_bfloat16'),
+    'calls4': dict(jit_compile='off', steps_per_call=4),
+}
+
+
+def plain_step_fn(config):
+  """The reference: TF-tutorial DCGAN step on the preset's architecture."""
+  import keras
+  import tensorflow as tf
+  from models.discriminator import Discriminator
+  from models.generator import Generator
+  G, D = Generator(config), Discriminator(config)
+  g_opt = keras.optimizers.Adam(config.g_lr, config.g_beta1)
+  d_opt = keras.optimizers.Adam(config.d_lr, config.d_beta1)
+  bce = keras.losses.BinaryCrossentropy(from_logits=True)
+
+  @tf.function
+  def step(real):
+    z = tf.random.normal([tf.shape(real)[0], config.latent_dim])
+    with tf.GradientTape() as gt, tf.GradientTape() as dt:
+      fake = G(z, training=True)
+      rl, fl = D(real, training=True), D(fake, training=True)
+      dl = bce(tf.ones_like(rl), rl) + bce(tf.zeros_like(fl), fl)
+      gl = bce(tf.ones_like(fl), fl)
+    d_opt.apply_gradients(zip(dt.gradient(dl, D.trainable_variables),
+                              D.trainable_variables))
+    g_opt.apply_gradients(zip(gt.gradient(gl, G.trainable_variables),
+                              G.trainable_variables))
+    return dl
+  return lambda real, steps: [step(real) for _ in range(steps)][-1]
+
+
+def facegan_step_fn(config):
+  """facegan's GAN.train_steps, `steps_per_call` steps per call."""
+  import tensorflow as tf
+  from models.gan import GAN
+  gan = GAN(config)
+  def run(real, steps):
+    positions = tf.range(tf.shape(real)[0], dtype=tf.int64)
+    ds = tf.data.Dataset.from_tensors((positions, real)).repeat()
+    it = iter(ds)
+    done, out = 0, None
+    while done < steps:
+      k = min(config.steps_per_call, steps - done)
+      out, _, ran = gan.train_steps(it, tf.constant(k))
+      done += int(ran)
+    return out['d_loss']
+  return run
+
+
+def main(argv):
+  del argv
+  import numpy as np
+  import tensorflow as tf
+  print(f'TensorFlow {tf.__version__}; devices: '
+        f'{[d.name for d in tf.config.list_logical_devices()]}')
+  for name in FLAGS.presets:
+    base = presets.get_config(name)
+    batch = FLAGS.batch_size or base.batch_size
+    real = tf.random.uniform((batch, base.image_height, base.image_width, 3), -1, 1)
+    runners = {}
+    for variant in FLAGS.variants:
+      if variant == 'plain':
+        runners[variant] = plain_step_fn(presets.get_config(name, batch_size=batch))
+      else:
+        config = presets.get_config(name, batch_size=batch, **VARIANTS[variant])
+        runners[variant] = facegan_step_fn(config)
+      float(runners[variant](real, 2))  # trace and warm up
+    rates = {v: [] for v in runners}
+    for _ in range(FLAGS.repeats):
+      for variant, run in runners.items():
+        t = time.perf_counter()
+        float(run(real, FLAGS.steps))
+        rates[variant].append(batch * FLAGS.steps / (time.perf_counter() - t))
+    ref = np.median(rates['plain']) if 'plain' in rates else None
+    for variant, r in rates.items():
+      ratio = f'  x{np.median(r) / ref:.2f} vs plain' if ref else ''
+      print(f'{name} batch {batch} {variant:>9}: median {np.median(r):7.1f} img/s '
+            f'(min {min(r):.1f}, max {max(r):.1f}){ratio}', flush=True)
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,97 @@
+"""Evaluate a run: python evaluate.py --checkpoint=runs/celeba64 --metrics=swd,fid.
+
+Generates --num_samples images from the run's G (its EMA copy unless
+--no_ema), draws as many real images of the run's dataset through the
+training pipeline, prints SWD / FID / KID and writes
+<run>/eval/metrics_step<step>.json. --real_vs_real compares two disjoint real
+sets instead (the floor a generator cannot beat), from a run's dataset or,
+without --checkpoint, from --preset/--dataset/--data_dir.
+"""
+
+import json
+import os
+import sys
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # hide TF's C++ chatter
+
+from flags import presets  # the local package, before absl's `flags`
+from absl import app
+from absl import flags
+
+flags.DEFINE_string('checkpoint', None, 'Run directory, its checkpoints/ '
+                    'folder or a checkpoint prefix.')
+flags.DEFINE_list('metrics', ['swd'], 'Comma-separated: swd, fid, kid.')
+flags.DEFINE_integer('num_samples', 2048, 'Images per set (generated, real).')
+flags.DEFINE_string('inception_weights', '', 'InceptionV3 notop .h5 weights '
+                    "file for FID/KID; empty: Keras' cache or download.")
+flags.DEFINE_bool('no_ema', False, 'Sample the raw G, not its EMA copy.')
+flags.DEFINE_integer('seed', 0, 'Seed of latents, real-image order, SWD '
+                     'patches and projections, KID subsets.')
+flags.DEFINE_bool('real_vs_real', False, 'Compare two disjoint real sets '
+                  'instead of generated vs real.')
+flags.DEFINE_integer('batch_size', 64, 'Generator and InceptionV3 batch.')
+flags.DEFINE_string('data_dir', '', "Overrides the run's data_dir.")
+flags.DEFINE_enum('preset', 'celeba64', list(presets.PRESETS), 'Without '
+                  '--checkpoint (--real_vs_real only): the preset whose image '
+                  'size and crop to use.')
+flags.DEFINE_enum('dataset', None, presets.DATASETS, 'Without --checkpoint: '
+                  'the dataset (default: the preset\'s).')
+flags.DEFINE_string('output', '', 'Write the JSON here instead of '
+                    '<run>/eval/ (the only place without --checkpoint).')
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
+  if not FLAGS.checkpoint and not FLAGS.real_vs_real:
+    raise app.UsageError('Pass --checkpoint=<run dir> (or --real_vs_real '
+                         'with --preset and --dataset/--data_dir).')
+  # Imported here so --help answers without loading TensorFlow.
+  from data.pipeline import DataError
+  from metrics import evaluation
+  from metrics.inception import InceptionWeightsError
+  from training.rundir import RunDirError
+  weights = FLAGS.inception_weights or 'imagenet'
+  config = None
+  if not FLAGS.checkpoint:
+    overrides = {'data_dir': FLAGS.data_dir}
+    if FLAGS.dataset:
+      overrides['dataset'] = FLAGS.dataset
+    try:
+      config = presets.get_config(FLAGS.preset, **overrides)
+    except ValueError as e:
+      raise app.UsageError(str(e)) from None
+  try:
+    metrics = evaluation.parse_metrics(FLAGS.metrics)
+    if FLAGS.checkpoint:
+      result = evaluation.evaluate_run(
+          FLAGS.checkpoint, metrics, FLAGS.num_samples, FLAGS.seed, weights,
+          use_ema=not FLAGS.no_ema, data_dir=FLAGS.data_dir,
+          batch_size=FLAGS.batch_size, compare_real=FLAGS.real_vs_real,
+          write=not FLAGS.output)
+    else:
+      result = evaluation.real_vs_real(config, metrics, FLAGS.num_samples,
+                                       FLAGS.seed, weights)
+  except (DataError, RunDirError, evaluation.EvaluationError,
+          InceptionWeightsError) as e:
+    sys.exit(f'error: {e}')
+  if FLAGS.output:
+    os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
+    with open(FLAGS.output, 'w') as f:
+      json.dump(result, f, indent=2)
+      f.write('\n')
+    result['output'] = FLAGS.output
+  what = ('real vs real' if result['mode'] == 'real_vs_real'
+          else f'{result["generator"]} at step {result["step"]}')
+  print(f'{what}, {result["num_samples"]} vs {result["num_samples"]} images, '
+        f'{result["image_size"][0]}x{result["image_size"][1]}:')
+  print(evaluation.format_table(result))
+  print('seconds: ' + ', '.join(f'{k} {v:.1f}'
+                                for k, v in result['seconds'].items()))
+  if 'output' in result:
+    print(f'Wrote {result["output"]}')
+
+
+if __name__ == '__main__':
+  app.run(main)
