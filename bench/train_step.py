@@ -22,8 +22,9 @@ from absl import app
 from absl import flags
 
 flags.DEFINE_list('presets', ['celeba64'], 'Presets to time.')
-flags.DEFINE_list('variants', ['plain', 'default', 'xla'],
-                  'plain | default | xla | bf16 | fp16 | xla_bf16 | calls4')
+flags.DEFINE_list('variants', ['plain', 'alternating', 'default'],
+                  'plain | alternating | default | xla | bf16 | fp16 | '
+                  'xla_bf16 | calls4')
 flags.DEFINE_integer('batch_size', 0, 'Override the preset batch (0: keep).')
 flags.DEFINE_integer('steps', 5, 'Steps per timing.')
 flags.DEFINE_integer('repeats', 5, 'Timings per variant (median reported).')
@@ -39,8 +40,13 @@ VARIANTS = {
 }
 
 
-def plain_step_fn(config):
-  """The reference: TF-tutorial DCGAN step on the preset's architecture."""
+def plain_step_fn(config, alternating=False):
+  """The reference: TF-tutorial DCGAN step on the preset's architecture.
+
+  With `alternating`, G is updated against the freshly updated D from a new
+  forward pass (as facegan and the seeds' PyTorch code do) instead of
+  sharing the D step's forward pass: the cost of the algorithm alone.
+  """
   import keras
   import tensorflow as tf
   from models.discriminator import Discriminator
@@ -60,6 +66,10 @@ def plain_step_fn(config):
       gl = bce(tf.ones_like(fl), fl)
     d_opt.apply_gradients(zip(dt.gradient(dl, D.trainable_variables),
                               D.trainable_variables))
+    if alternating:
+      with tf.GradientTape() as gt:
+        fl = D(G(z, training=True), training=True)
+        gl = bce(tf.ones_like(fl), fl)
     g_opt.apply_gradients(zip(gt.gradient(gl, G.trainable_variables),
                               G.trainable_variables))
     return dl
@@ -96,8 +106,9 @@ def main(argv):
     real = tf.random.uniform((batch, base.image_height, base.image_width, 3), -1, 1)
     runners = {}
     for variant in FLAGS.variants:
-      if variant == 'plain':
-        runners[variant] = plain_step_fn(presets.get_config(name, batch_size=batch))
+      if variant in ('plain', 'alternating'):
+        runners[variant] = plain_step_fn(
+            presets.get_config(name, batch_size=batch), variant == 'alternating')
       else:
         config = presets.get_config(name, batch_size=batch, **VARIANTS[variant])
         runners[variant] = facegan_step_fn(config)

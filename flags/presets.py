@@ -114,6 +114,14 @@ class Config:
   checkpoint_every_steps: int = _f(1000, 'Also checkpoint every N steps '
                                    '(0: at each epoch end only).')
   keep_checkpoints: int = _f(3, 'Checkpoints kept.')
+  eval_every: int = _f(0, 'Log quality metrics to TensorBoard every N steps '
+                       '(0: off).')
+  eval_metrics: str = _f('swd', 'Comma-separated metrics for --eval_every: '
+                         'swd, fid, kid.')
+  eval_num_samples: int = _f(1024, 'Generated and real images per '
+                             'evaluation.')
+  inception_weights: str = _f('', 'InceptionV3 weights file for FID/KID '
+                              "('': Keras' download, when online).")
 
   def validate(self) -> 'Config':
     """Raises ValueError with a readable message if a field is invalid."""
@@ -124,7 +132,7 @@ class Config:
     positive = ('image_height', 'image_width', 'latent_dim', 'g_filters',
                 'd_filters', 'batch_size', 'epochs', 'g_steps_per_d',
                 'num_samples', 'log_every', 'keep_checkpoints',
-                'synthetic_size', 'steps_per_call')
+                'synthetic_size', 'steps_per_call', 'eval_num_samples')
     for name in positive:
       if getattr(self, name) <= 0:
         raise ValueError(f'{name} must be positive, got {getattr(self, name)}.')

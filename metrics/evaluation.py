@@ -125,6 +125,37 @@ def compute_metrics(images_a: np.ndarray, images_b: np.ndarray,
   return out
 
 
+class TrainingEvaluator:
+  """The live generator's metrics during training (config.eval_every).
+
+  The real set is drawn once; each call draws the same latents, so the
+  curve moves only because G does.
+  """
+
+  def __init__(self, config: Config):
+    self.config = config
+    self.metrics = parse_metrics(config.eval_metrics.split(','))
+    # Built first: missing InceptionV3 weights fail before any image is read.
+    self.extract = feature_extractor(self.metrics,
+                                     config.inception_weights or 'imagenet')
+    self.real = real_images(config, config.eval_num_samples, config.seed)
+
+  def __call__(self, generator) -> Dict[str, float]:
+    """{'eval/swd': avg, 'eval/swd/<level>': ..., 'eval/fid', 'eval/kid'}."""
+    fake = generate_images(generator, self.config, len(self.real),
+                           self.config.seed)
+    result = compute_metrics(fake, self.real, self.metrics, self.config.seed,
+                             self.extract)
+    out = {}
+    for level, value in result.get('swd', {}).items():
+      out['eval/swd' if level == 'avg' else f'eval/swd/{level}'] = value
+    if 'fid' in result:
+      out['eval/fid'] = result['fid']
+    if 'kid' in result:
+      out['eval/kid'] = result['kid']['mean']
+    return out
+
+
 def real_vs_real(config: Config, metrics: Sequence[str] = ('swd',),
                  num_samples: int = 2048, seed: int = 0,
                  inception_weights: Optional[str] = 'imagenet') -> Dict[str, object]:

@@ -304,3 +304,17 @@ def test_evaluate_py_prints_a_table_and_fails_clearly(tiny_run, tmp_path):
   bad = subprocess.run(cmd[:2] + ['--checkpoint=/no/such/run', '--metrics=fid'],
                        cwd=ROOT, capture_output=True, text=True, timeout=120)
   assert bad.returncode != 0 and 'error: No checkpoint found' in bad.stderr
+
+
+def test_eval_every_logs_swd_to_tensorboard(tmp_path):
+  import glob
+  workdir = str(tmp_path / 'run')
+  loop.run(get_config('tiny', eval_every=4, eval_num_samples=32), workdir)
+  swd_steps = {}
+  for path in glob.glob(os.path.join(workdir, 'events.out.tfevents.*')):
+    for event in tf.compat.v1.train.summary_iterator(path):
+      for v in event.summary.value:
+        if v.tag == 'eval/swd':
+          swd_steps[event.step] = float(tf.make_ndarray(v.tensor))
+  assert sorted(swd_steps) == [4, 8]
+  assert all(np.isfinite(v) and v > 0 for v in swd_steps.values())

@@ -156,6 +156,10 @@ def run(config: Config, workdir: str, overwrite: bool = False) -> Dict[str, floa
   else:
     writer = tf.summary.create_noop_writer()
   z = fixed_latent(config, workdir) if chief else None
+  evaluate = None
+  if config.eval_every and chief:
+    from metrics.evaluation import TrainingEvaluator  # numpy-heavy, on demand
+    evaluate = TrainingEvaluator(config)
   steps_per_epoch = pipeline.steps_per_epoch()
   save = lambda: manager.save(checkpoint_number=gan.steps_done)
 
@@ -198,6 +202,8 @@ def run(config: Config, workdir: str, overwrite: bool = False) -> Dict[str, floa
                    'lr/d': float(gan.d_optimizer.learning_rate.numpy()),
                    'images_per_sec': rate})
             tick, tick_images = time.perf_counter(), 0
+          if evaluate and _crossed(before, step, config.eval_every):
+            summaries.write_scalars(evaluate(gan.sampler), step)
           if _crossed(before, step, config.checkpoint_every_steps):
             save()
         if int(images_var) == 0:
