@@ -7,8 +7,8 @@ from typing import Dict, List, Optional
 from data.folder import IMAGE_EXTENSIONS
 
 SPLITS = {'train': 0, 'valid': 1, 'test': 2}
-# The aligned-and-cropped frame every crop is expressed in (W x H).
-FRAME_WIDTH, FRAME_HEIGHT = 178, 218
+# Width of the aligned 178x218 frame every crop is expressed in.
+FRAME_WIDTH = 178
 
 
 def find_image_dir(data_dir: str) -> Optional[str]:

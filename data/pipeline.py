@@ -206,7 +206,9 @@ class Pipeline:
     logging.info('Caching %d images (%s)...', self.size, c.cache)
     for batch in ds.batch(1024).prefetch(2):
       count += int(batch.shape[0])
-    self.skipped_in_cache = self.size - count
+    if count < self.size:
+      logging.warning('Skipped %d unreadable image(s) while caching.',
+                      self.size - count)
     self.size = count
     self._cached = ds
 
