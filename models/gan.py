@@ -306,13 +306,15 @@ class GAN:
     """Global and per-layer gradient norms of the replica's mean loss.
 
     With several replicas each sees its share of the batch, so the logged
-    (replica-averaged) norms are those of per-replica gradients.
+    (replica-averaged) norms are those of per-replica gradients. `scale`
+    undoes the replica share and the loss scale on the norms, not on the
+    gradients, so no gradient is copied.
     """
-    grads = [tf.cast(g, tf.float32) * scale for g in grads]
-    out = {f'grad_norm/{prefix}': tf.linalg.global_norm(grads)}
+    squares = [tf.reduce_sum(tf.square(tf.cast(g, tf.float32))) for g in grads]
+    out = {f'grad_norm/{prefix}': tf.sqrt(tf.add_n(squares)) * scale}
     for name, idx in groups.items():
-      out[f'grad_norm/{prefix}/{name}'] = tf.linalg.global_norm(
-          [grads[i] for i in idx])
+      out[f'grad_norm/{prefix}/{name}'] = tf.sqrt(
+          tf.add_n([squares[i] for i in idx])) * scale
     return out
 
   def _one_step(self, real):

@@ -40,6 +40,15 @@ def test_train_step_updates_both_networks_and_reports_scalars():
              for a, v in zip(d0, gan.discriminator.trainable_variables))
 
 
+def test_per_layer_gradient_norms_add_up_to_the_global_norm():
+  out = _gan().train_step(_real())
+  for net in ('g', 'd'):
+    layers = [float(v) for k, v in out.items() if k.startswith(f'grad_norm/{net}/')]
+    assert len(layers) >= 3 and all(x > 0 for x in layers)
+    assert float(out[f'grad_norm/{net}']) == pytest.approx(
+        np.sqrt(np.sum(np.square(layers))), rel=1e-4)
+
+
 def test_train_step_is_traced_once():
   gan = _gan()
   for _ in range(3):
