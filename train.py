@@ -29,7 +29,7 @@ def main(argv):
     config = definitions.config_from_flags(FLAGS)
   except ValueError as e:
     raise app.UsageError(str(e)) from None
-  workdir = FLAGS.workdir or os.path.join('runs', config.preset)
+  workdir = os.path.expanduser(FLAGS.workdir or os.path.join('runs', config.preset))
   if FLAGS.dry_run:
     print(config.to_json())
     print(f'workdir: {workdir}')

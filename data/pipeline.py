@@ -82,7 +82,8 @@ class TfdsSource:
     import tensorflow_datasets as tfds
     try:
       self.ds, info = tfds.load(
-          'celeb_a', split=TFDS_SPLITS[split], data_dir=data_dir or None,
+          'celeb_a', split=TFDS_SPLITS[split],
+          data_dir=os.path.expanduser(data_dir) or None,
           download=download, shuffle_files=False, with_info=True)
     except Exception as e:  # TFDS raises AssertionError/FileNotFound/...
       raise DataError(missing_data_message('tfds', data_dir) +
@@ -105,12 +106,13 @@ def open_source(config: Config):
     return SyntheticSource(config.seed, config.synthetic_size)
   if config.dataset == 'tfds':
     return TfdsSource(config.split, config.tfds_data_dir, config.tfds_download)
-  if not config.data_dir or not os.path.isdir(config.data_dir):
+  data_dir = os.path.expanduser(config.data_dir)  # '--data_dir=~/x' is not
+  if not data_dir or not os.path.isdir(data_dir):  # expanded by the shell
     raise DataError(missing_data_message(config.dataset, config.data_dir))
   if config.dataset == 'celeba':
-    paths = celeba.list_files(config.data_dir, config.split)
+    paths = celeba.list_files(data_dir, config.split)
   else:
-    paths = folder.list_images(config.data_dir)
+    paths = folder.list_images(data_dir)
   if not paths:
     raise DataError(missing_data_message(config.dataset, config.data_dir))
   return FileSource(paths)
@@ -197,7 +199,7 @@ class Pipeline:
   def _fill_cache(self):
     """One pass in file order through the cache, counting the usable images."""
     c = self.config
-    path = '' if c.cache == 'memory' else c.cache
+    path = '' if c.cache == 'memory' else os.path.expanduser(c.cache)
     if path:
       os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     # Positions are dropped: cached images have no gaps left to count.

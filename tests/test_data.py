@@ -51,6 +51,13 @@ def test_kaggle_nested_layout_with_csv_partition(celeba_dir, tmp_path):
   assert len(celeba.list_files(str(tmp_path), 'train')) == len(names) - 1
 
 
+def test_data_dir_with_a_tilde_is_expanded(celeba_dir, tmp_path, monkeypatch):
+  shutil.copytree(celeba_dir, tmp_path / 'celeba')
+  monkeypatch.setenv('HOME', str(tmp_path))
+  config = get_config('tiny', dataset='celeba', data_dir='~/celeba')
+  assert pipeline.Pipeline(config).size == 16
+
+
 def test_no_partition_file_uses_every_image(celeba_dir):
   assert len(celeba.list_files(celeba_dir, 'train')) == 16
 

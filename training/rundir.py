@@ -91,7 +91,7 @@ def find_checkpoint(path: str) -> Tuple[str, str]:
   Raises:
     RunDirError: no checkpoint at `path`, or an incomplete one.
   """
-  path = path.rstrip('/')
+  path = os.path.expanduser(path).rstrip('/')
   for run_dir, ckpt_dir in ((path, os.path.join(path, CHECKPOINT_DIR)),
                             (os.path.dirname(path), path)):
     state = (tf.train.get_checkpoint_state(ckpt_dir)
