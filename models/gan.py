@@ -132,7 +132,7 @@ class GAN:
       self._g_grads = tf.function(self._g_grads_fn, jit_compile=True)
     self.train_step = tf.function(self._train_step)
     self.train_steps = tf.function(self._train_steps)
-    self.sample = tf.function(self._sample)
+    self.sample = tf.function(self._sample, reduce_retracing=True)
 
   def checkpoint_items(self) -> Dict[str, object]:
     """Everything a checkpoint must hold to resume this GAN exactly."""
