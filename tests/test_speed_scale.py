@@ -111,3 +111,52 @@ def test_batch_that_does_not_split_over_replicas_is_a_clear_error(tmp_path):
       cwd=ROOT, capture_output=True, text=True, timeout=300)
   assert result.returncode != 0
   assert 'does not split over 2 replicas' in result.stderr
+
+
+_WORKER = '''
+import json, os, sys
+os.environ['TF_CONFIG'] = sys.argv[3]
+from flags.presets import get_config
+from training import loop
+out = loop.run(get_config('tiny', **json.loads(sys.argv[2])), sys.argv[1])
+print('RESULT', json.dumps(out))
+'''
+
+
+def _free_ports(n):
+  import socket
+  socks = [socket.socket() for _ in range(n)]
+  for s in socks:
+    s.bind(('localhost', 0))
+  ports = [s.getsockname()[1] for s in socks]
+  for s in socks:
+    s.close()
+  return ports
+
+
+def test_multiworker_on_two_local_processes_matches_one_device(tmp_path):
+  """Two workers on loopback: the chief writes the run, losses match."""
+  base = dict(epochs=1, steps_per_epoch=3, synthetic_size=32)
+  one = loop.run(get_config('tiny', **base), str(tmp_path / 'one'))
+  workers = [f'localhost:{p}' for p in _free_ports(2)]
+  procs = []
+  for index in range(2):
+    tf_config = json.dumps({'cluster': {'worker': workers},
+                            'task': {'type': 'worker', 'index': index}})
+    procs.append(subprocess.Popen(
+        [sys.executable, '-c', _WORKER, str(tmp_path / 'multi'),
+         json.dumps({**base, 'strategy': 'multiworker'}), tf_config],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+  results = []
+  for proc in procs:
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-3000:]
+    line = [l for l in out.splitlines() if l.startswith('RESULT')][-1]
+    results.append(json.loads(line[len('RESULT '):]))
+  for result in results:
+    assert result['d_loss'] == pytest.approx(one['d_loss'], rel=1e-4)
+    assert result['g_loss'] == pytest.approx(one['g_loss'], rel=1e-4)
+  # Only the chief (worker 0) wrote the run directory.
+  multi = tmp_path / 'multi'
+  assert (multi / 'samples' / 'epoch_0001.png').is_file()
+  assert tf.train.latest_checkpoint(str(multi / 'checkpoints')).endswith('ckpt-3')

@@ -2,6 +2,7 @@
 
 import math
 import os
+import shutil
 import signal
 import tempfile
 import time
@@ -232,6 +233,8 @@ def run(config: Config, workdir: str, overwrite: bool = False) -> Dict[str, floa
   finally:
     signal.signal(signal.SIGTERM, previous_handler)
     writer.flush()
+    if not chief:  # a worker's checkpoints only served the collective save
+      shutil.rmtree(ckpt_dir, ignore_errors=True)
   if chief:
     frames = img.progress_gif(os.path.join(workdir, rundir.SAMPLES_DIR),
                               os.path.join(workdir, 'progress.gif'))
