@@ -10,7 +10,9 @@ order for --steps steps (or until --minutes run out), and every --eval_every
 steps measures SWD (x1e3, 48x48, metrics.swd) of --num_eval generated images
 (the EMA G when the config has one) against --num_eval real ones. The
 real-vs-real floor is measured at the same N between two disjoint real sets.
-Writes <out>/study.json (every number), <out>/swd.png (SWD vs step),
+With --precisions=off,mixed_bfloat16 every configuration is trained in both
+precisions (the same seed and data order), to check that a faster precision
+does not cost quality. Writes <out>/study.json (every number), <out>/swd.png (SWD vs step),
 <out>/grids.png (final sample grids side by side, real faces first) and
 <out>/<config>_step<k>.png (each evaluated grid).
 """
@@ -38,6 +40,9 @@ flags.DEFINE_float('minutes', 4.0, 'Wall-clock cap on training per '
 flags.DEFINE_integer('eval_every', 300, 'Steps between SWD evaluations.')
 flags.DEFINE_integer('num_eval', 512, 'N: generated and real images per SWD.')
 flags.DEFINE_list('configs', [], 'Subset of configurations (default: all).')
+flags.DEFINE_list('precisions', ['off'], 'Mixed precision policies to train '
+                  'every configuration with (off, mixed_bfloat16, '
+                  'mixed_float16); names get an @bf16/@fp16 suffix.')
 flags.DEFINE_integer('seed', 0, 'Seed of weights, data order, latents, SWD.')
 flags.DEFINE_string('out', 'runs/study', 'Output folder.')
 flags.DEFINE_bool('plot_only', False, 'Only redraw <out>/swd.png from '
@@ -218,8 +223,10 @@ def main(argv):
                  steps=FLAGS.steps, minutes=FLAGS.minutes,
                  eval_every=FLAGS.eval_every, floor=floor, configs={})
   results, grids = {}, [img.label(img.make_grid(real[-GRID_SAMPLES:]), 'real')]
-  for name in names:
-    config = base_config(**CONFIGS[name])
+  suffix = dict(off='', mixed_bfloat16='@bf16', mixed_float16='@fp16')
+  runs = [(name + suffix[p], base_config(**CONFIGS[name], mixed_precision=p))
+          for name in names for p in FLAGS.precisions]
+  for name, config in runs:
     results[name], grid = train_config(name, config, real, eval_real,
                                        FLAGS.out)
     grids.append(img.label(grid, name))

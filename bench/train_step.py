@@ -4,7 +4,8 @@ python bench/train_step.py --presets=celeba64 --variants=plain,default,xla
 
 Both steps train the preset's own Generator/Discriminator at the preset's
 batch on random inputs (no input pipeline). `plain` is the TF-tutorial way:
-one tf.function, two tapes, one shared forward pass, no extras. The other
+one tf.function, two tapes, one shared forward pass, stock Keras
+BatchNormalization, no extras. The other
 variants run facegan's GAN.train_steps with the preset's tricks. Prints the
 median images/s over --repeats timings of --steps steps each; the variants
 are interleaved per repeat so machine drift hits all of them alike.
@@ -23,8 +24,8 @@ from absl import flags
 
 flags.DEFINE_list('presets', ['celeba64'], 'Presets to time.')
 flags.DEFINE_list('variants', ['plain', 'alternating', 'default'],
-                  'plain | alternating | default | xla | bf16 | fp16 | '
-                  'xla_bf16 | calls4')
+                  'plain | alternating | default | reuse | xla | bf16 | '
+                  'fp16 | xla_bf16 | reuse_bf16 | calls4')
 flags.DEFINE_integer('batch_size', 0, 'Override the preset batch (0: keep).')
 flags.DEFINE_integer('steps', 5, 'Steps per timing.')
 flags.DEFINE_integer('repeats', 5, 'Timings per variant (median reported).')
@@ -36,6 +37,9 @@ VARIANTS = {
     'bf16': dict(jit_compile='off', mixed_precision='mixed_bfloat16'),
     'fp16': dict(jit_compile='off', mixed_precision='mixed_float16'),
     'xla_bf16': dict(jit_compile='on', mixed_precision='mixed_bfloat16'),
+    'reuse': dict(jit_compile='off', reuse_fake=True),
+    'reuse_bf16': dict(jit_compile='off', reuse_fake=True,
+                       mixed_precision='mixed_bfloat16'),
     'calls4': dict(jit_compile='off', steps_per_call=4),
 }
 
@@ -47,11 +51,15 @@ def plain_step_fn(config, alternating=False):
   forward pass (as facegan and the seeds' PyTorch code do) instead of
   sharing the D step's forward pass: the cost of the algorithm alone.
   """
+  from unittest import mock
   import keras
   import tensorflow as tf
   from models.discriminator import Discriminator
   from models.generator import Generator
-  G, D = Generator(config), Discriminator(config)
+  # Stock Keras BN where facegan uses its fused layer: the tutorial's way.
+  with mock.patch('models.layers.FusedBatchNorm',
+                  keras.layers.BatchNormalization):
+    G, D = Generator(config), Discriminator(config)
   g_opt = keras.optimizers.Adam(config.g_lr, config.g_beta1)
   d_opt = keras.optimizers.Adam(config.d_lr, config.d_beta1)
   bce = keras.losses.BinaryCrossentropy(from_logits=True)
@@ -81,10 +89,15 @@ def facegan_step_fn(config):
   import tensorflow as tf
   from models.gan import GAN
   gan = GAN(config)
+  iterators = {}
   def run(real, steps):
-    positions = tf.range(tf.shape(real)[0], dtype=tf.int64)
-    ds = tf.data.Dataset.from_tensors((positions, real)).repeat()
-    it = iter(ds)
+    # One iterator per input tensor: a fresh iterator per timing stalled
+    # steps for seconds at random.
+    if id(real) not in iterators:
+      positions = tf.range(tf.shape(real)[0], dtype=tf.int64)
+      iterators[id(real)] = iter(
+          tf.data.Dataset.from_tensors((positions, real)).repeat())
+    it = iterators[id(real)]
     done, out = 0, None
     while done < steps:
       k = min(config.steps_per_call, steps - done)

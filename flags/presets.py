@@ -22,7 +22,7 @@ CHOICES = {
     'optimizer': ('adam', 'adamw'),
     'split': ('train', 'valid', 'test', 'all'),
     'jit_compile': ('auto', 'on', 'off'),
-    'mixed_precision': ('off', 'mixed_float16', 'mixed_bfloat16'),
+    'mixed_precision': ('auto', 'off', 'mixed_float16', 'mixed_bfloat16'),
     'strategy': ('default', 'mirrored', 'multiworker'),
 }
 
@@ -67,8 +67,10 @@ class Config:
   fm_ramp_steps: int = _f(0, 'Ramp the feature-matching weight from 0 over '
                           'this many steps.')
   g_steps_per_d: int = _f(1, 'G updates per D update.')
-  reuse_fake: bool = _f(False, 'Reuse the D step fake batch for the first '
-                        'G step (a seed quirk) instead of a fresh z.')
+  reuse_fake: bool = _f(False, 'Train the first G step on the D step fake '
+                        'batch, through the same G forward pass (PyTorch '
+                        'DCGAN tutorial style: one G forward fewer) instead '
+                        'of a fresh z.')
   latent_dist: str = _f('normal', 'Latent distribution: N(0,1) or U(-1,1).')
   # Optimisers.
   optimizer: str = _f('adam', 'Optimiser for both networks.')
@@ -97,8 +99,10 @@ class Config:
   jit_compile: str = _f('auto', 'XLA-compile the gradient computations; '
                         'auto: on for GPUs, off on CPUs (measured, see '
                         'BENCHMARKS.md).')
-  mixed_precision: str = _f('off', 'Keras mixed precision policy (float16 '
-                            'adds dynamic loss scaling).')
+  mixed_precision: str = _f('auto', 'Keras mixed precision policy (float16 '
+                            'adds dynamic loss scaling); auto: bfloat16 on '
+                            'CPUs with native bfloat16 (AVX512_BF16/AMX), '
+                            'float32 elsewhere (BENCHMARKS.md).')
   steps_per_call: int = _f(1, 'Train steps per tf.function call (fewer '
                            'Python round trips on fast accelerators).')
   strategy: str = _f('default', 'tf.distribute strategy: mirrored uses every '
@@ -219,7 +223,9 @@ PRESETS: Dict[str, Dict[str, Any]] = {
                     cache='memory', epochs=10, steps_per_epoch=120,
                     num_samples=36, log_every=20),
     # Smallest useful GAN, for tests and smoke runs.
+    # float32 everywhere: tests compare trajectories at float32 tolerances.
     'tiny': dict(image_height=32, image_width=32, crop=160, arch='dcgan',
+                 mixed_precision='off',
                  latent_dim=16, batch_size=8, g_filters=8, d_filters=8,
                  dataset='synthetic', synthetic_size=64, epochs=2,
                  steps_per_epoch=4, num_samples=16, log_every=2),

@@ -29,7 +29,8 @@ def model_state(model: keras.Model) -> Dict[str, tf.Variable]:
   return {f'{i:04d}': v for i, v in enumerate(model.variables)}
 
 
-def make_optimizer(config: Config, lr: float, beta1: float, beta2: float):
+def make_optimizer(config: Config, lr: float, beta1: float, beta2: float,
+                   policy: str = 'off'):
   """Adam or AdamW (decoupled weight decay), loss-scaled under float16."""
   kwargs = dict(learning_rate=lr, beta_1=beta1, beta_2=beta2,
                 epsilon=config.adam_epsilon)
@@ -37,7 +38,7 @@ def make_optimizer(config: Config, lr: float, beta1: float, beta2: float):
     optimizer = keras.optimizers.AdamW(weight_decay=config.weight_decay, **kwargs)
   else:
     optimizer = keras.optimizers.Adam(**kwargs)
-  if config.mixed_precision == 'mixed_float16':
+  if policy == 'mixed_float16':
     # float16 gradients underflow without it; bfloat16 has float32's range.
     optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
   return optimizer
@@ -52,6 +53,32 @@ def dtype_policy(name: str):
     yield
   finally:
     keras.config.set_dtype_policy(old)
+
+
+def cpu_has_native_bfloat16() -> bool:
+  """Whether this CPU computes in bfloat16 natively (Linux CPU flags)."""
+  try:
+    with open('/proc/cpuinfo') as f:
+      flags = set(f.read().split())
+  except OSError:  # not Linux: unknown, so no
+    return False
+  return bool(flags & {'avx512_bf16', 'amx_bf16'})
+
+
+def resolve_mixed_precision(setting: str) -> str:
+  """The Keras policy for a mixed_precision setting ('off' for float32).
+
+  'auto' is bfloat16 on a CPU-only machine whose CPU has native bfloat16: a
+  celeba64 step there runs ~1.4x faster, with float32 variables and the
+  same quality in a CPU study (BENCHMARKS.md). Elsewhere, GPUs included
+  until measured, it is float32. Never float16: its loss-scale state would
+  make checkpoints depend on the machine.
+  """
+  if setting != 'auto':
+    return setting
+  if tf.config.list_logical_devices('GPU') or not cpu_has_native_bfloat16():
+    return 'off'
+  return 'mixed_bfloat16'
 
 
 def resolve_jit_compile(setting: str, replicas: int) -> bool:
@@ -96,7 +123,8 @@ class GAN:
     self.strategy = strategy or tf.distribute.get_strategy()
     self.jit_compile = resolve_jit_compile(
         config.jit_compile, self.strategy.num_replicas_in_sync)
-    with self.strategy.scope(), dtype_policy(config.mixed_precision):
+    self.mixed_precision = resolve_mixed_precision(config.mixed_precision)
+    with self.strategy.scope(), dtype_policy(self.mixed_precision):
       self.generator = Generator(config)
       self.discriminator = Discriminator(config)
       z = tf.zeros((1, config.latent_dim))
@@ -108,9 +136,9 @@ class GAN:
         for e, w in zip(self.ema_generator.weights, self.generator.weights):
           e.assign(w)
       self.g_optimizer = make_optimizer(config, config.g_lr, config.g_beta1,
-                                        config.g_beta2)
+                                        config.g_beta2, self.mixed_precision)
       self.d_optimizer = make_optimizer(config, config.d_lr, config.d_beta1,
-                                        config.d_beta2)
+                                        config.d_beta2, self.mixed_precision)
       # Built now so a checkpoint restores their slots instead of deferring.
       self.g_optimizer.build(self.generator.trainable_variables)
       self.d_optimizer.build(self.discriminator.trainable_variables)
@@ -123,13 +151,17 @@ class GAN:
          'grad_norm/g', 'grad_norm/d'] +
         [f'grad_norm/g/{n}' for n in self._g_groups] +
         [f'grad_norm/d/{n}' for n in self._d_groups])
-    # Only the gradient computations are XLA-compiled: applying gradients
-    # needs a cross-replica all-reduce, which XLA clusters cannot contain.
-    # Without XLA they are inlined (a nested tf.function cannot all-reduce).
-    self._d_grads, self._g_grads = self._d_grads_fn, self._g_grads_fn
+    # Only the forward/gradient computations are XLA-compiled: applying
+    # gradients needs a cross-replica all-reduce, which XLA clusters cannot
+    # contain. A compiled G forward called under a tape gets a compiled
+    # backward too. Without XLA they are inlined (a nested tf.function
+    # cannot all-reduce).
+    self._generate, self._d_grads, self._g_fake_grads = (
+        self._generate_fn, self._d_grads_fn, self._g_fake_grads_fn)
     if self.jit_compile:
+      self._generate = tf.function(self._generate_fn, jit_compile=True)
       self._d_grads = tf.function(self._d_grads_fn, jit_compile=True)
-      self._g_grads = tf.function(self._g_grads_fn, jit_compile=True)
+      self._g_fake_grads = tf.function(self._g_fake_grads_fn, jit_compile=True)
     self.train_step = tf.function(self._train_step)
     self.train_steps = tf.function(self._train_steps)
     self.sample = tf.function(self._sample, reduce_retracing=True)
@@ -234,12 +266,14 @@ class GAN:
       return scale / optimizer.dynamic_scale
     return scale
 
-  def _d_grads_fn(self, real, step):
-    G, D = self.generator, self.discriminator
+  def _generate_fn(self, z):
+    return self.generator(z, training=True)
+
+  def _d_grads_fn(self, real, fake, step):
+    D = self.discriminator
     batch = tf.shape(real)[0]
     sd = self.noise_sd(step)
     real_labels = self._real_labels(batch, step)
-    fake = G(self._latent(_Z_D, batch, step), training=True)
     with tf.GradientTape() as tape:
       real_logits, real_features = D(
           self._instance_noise(real, sd, _NOISE_REAL, step), training=True,
@@ -260,16 +294,17 @@ class GAN:
     # barely moves.
     return grads, tf.stop_gradient(tf.cast(real_features, tf.float32)), real_labels, out
 
-  def _g_grads_fn(self, real_features, real_labels, step, index):
+  def _g_fake_grads_fn(self, fake, real_features, real_labels, step, index):
+    """The G loss on `fake` and its gradient with respect to `fake`.
+
+    G's own backward pass is left to the caller's tape, which recorded the
+    forward pass that made `fake` (possibly the D step's, see _replica_step).
+    """
     c = self.config
-    G, D = self.generator, self.discriminator
-    batch = tf.shape(real_labels)[0]
+    D = self.discriminator
     sd = self.noise_sd(step)
-    # With reuse_fake the first G step sees the D step's latents (a seed quirk).
-    stream = _Z_D if (index == 0 and c.reuse_fake) else _Z_G + 2 * index
-    z = self._latent(stream, batch, step)
     with tf.GradientTape() as tape:
-      fake = G(z, training=True)
+      tape.watch(fake)
       fake_logits, fake_features = D(
           self._instance_noise(fake, sd, _NOISE_G + 2 * index, step),
           training=True, return_features=True)
@@ -281,18 +316,36 @@ class GAN:
       fm_weight = self._fm_weight(step)
       g_loss = g_adv + fm_weight * g_fm
       scaled = self._scaled(self.g_optimizer, g_loss)
-    grads = tape.gradient(scaled, G.trainable_variables)
-    return grads, dict(g_loss=g_loss, g_loss_adv=g_adv, g_loss_fm=g_fm,
-                       fm_weight=fm_weight)
+    return tape.gradient(scaled, fake), dict(
+        g_loss=g_loss, g_loss_adv=g_adv, g_loss_fm=g_fm, fm_weight=fm_weight)
 
   def _replica_step(self, real, step):
-    """One D update and g_steps_per_d G updates on this replica's batch."""
+    """One D update and g_steps_per_d G updates on this replica's batch.
+
+    With reuse_fake the first G update differentiates through the very
+    forward pass that made the D step's fakes (as the PyTorch DCGAN
+    tutorial does): G has not changed in between, so the fakes are the
+    same as a recomputation would give, one G forward pass cheaper.
+    """
     G, D = self.generator, self.discriminator
     real = tf.cast(real, tf.float32)
-    d_grads, real_features, real_labels, out = self._d_grads(real, step)
+    batch = tf.shape(real)[0]
+    reuse = self.config.reuse_fake
+    g_tape = tf.GradientTape() if reuse else None
+    with g_tape or contextlib.nullcontext():
+      fake = self._generate(self._latent(_Z_D, batch, step))
+    d_grads, real_features, real_labels, out = self._d_grads(
+        real, tf.stop_gradient(fake), step)
     self.d_optimizer.apply_gradients(zip(d_grads, D.trainable_variables))
     for i in range(self.config.g_steps_per_d):  # unrolled: a Python int
-      g_grads, g_out = self._g_grads(real_features, real_labels, step, i)
+      if not (i == 0 and reuse):
+        g_tape = tf.GradientTape()
+        with g_tape:
+          fake = self._generate(self._latent(_Z_G + 2 * i, batch, step))
+      d_fake, g_out = self._g_fake_grads(fake, real_features, real_labels,
+                                         step, i)
+      g_grads = g_tape.gradient(fake, G.trainable_variables,
+                                output_gradients=d_fake)
       self.g_optimizer.apply_gradients(zip(g_grads, G.trainable_variables))
     out.update(g_out)
     out.update(self._norms('g', g_grads, self._g_groups,

@@ -86,6 +86,24 @@ def test_feature_matching_and_extra_g_steps():
   assert int(gan.g_optimizer.iterations) == 2 * int(gan.d_optimizer.iterations)
 
 
+def test_reuse_fake_trains_g_on_the_d_step_fakes_with_one_forward_pass():
+  gan = _gan(reuse_fake=True, ema_decay=0.0)
+  calls = []
+  call = gan.generator.call
+  gan.generator.call = lambda *a, **k: calls.append(1) or call(*a, **k)
+  g0 = [v.numpy() for v in gan.generator.variables]
+  out = gan.train_step(_real())
+  assert len(calls) == 1  # traced once: one G forward pass per step
+  # The G loss is D's verdict, after its update, on G(z of the D step)
+  # made by G before its update.
+  for v, value in zip(gan.generator.variables, g0):
+    v.assign(value)
+  z = gan._latent(0, tf.constant(8), tf.constant(1, tf.int64))
+  logits = gan.discriminator(gan.generator(z, training=True), training=True)
+  assert float(out['g_loss']) == pytest.approx(
+      float(losses.generator_loss(logits, 1.0)), rel=1e-4)
+
+
 @pytest.mark.parametrize('overrides', [
     dict(real_label_low=0.7, real_label_high=1.2, smooth_g_targets=True),
     dict(instance_noise='multiplicative', d_spectral_norm=True, g_spectral_norm=True),

@@ -63,3 +63,40 @@ def test_spectral_norm_bounds_the_layer_gain():
   kernel = d.stages[0].stage_layers[1].layer.kernel.numpy()
   sigma = np.linalg.svd(kernel.reshape(-1, kernel.shape[-1]), compute_uv=False)[0]
   assert sigma == pytest.approx(1.0, abs=0.05)
+
+
+@pytest.mark.parametrize('shape', [(8, 4, 4, 6), (16, 6)])
+def test_fused_batch_norm_matches_keras_batch_norm(shape):
+  import keras
+  from models.layers import FusedBatchNorm
+  x = tf.random.normal(shape, seed=1) * 3 + 1
+  fused = FusedBatchNorm(momentum=0.9, epsilon=1e-5)
+  ref = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5)
+  fused.build(shape)
+  ref.build(shape)
+  assert [v.name for v in fused.variables] == [v.name for v in ref.variables]
+  for layer in (fused, ref):  # a non-trivial affine part
+    layer.gamma.assign(tf.range(1.0, shape[-1] + 1.0))
+    layer.beta.assign(tf.fill([shape[-1]], 0.5))
+  grads = []
+  for layer in (fused, ref):
+    with tf.GradientTape() as tape:
+      tape.watch(x)
+      y = layer(x, training=True)
+      loss = tf.reduce_sum(tf.sin(y) * x)
+    grads.append((y, *tape.gradient(loss, [x, layer.gamma, layer.beta])))
+  for a, b in zip(*grads):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * float(tf.reduce_max(tf.abs(b))))
+  np.testing.assert_allclose(fused.moving_mean, ref.moving_mean, atol=1e-6)
+  np.testing.assert_allclose(fused.moving_variance, ref.moving_variance, rtol=1e-5)
+  np.testing.assert_allclose(fused(x), ref(x), atol=1e-5)  # inference
+
+
+def test_fused_batch_norm_keeps_bfloat16_activations_and_float32_weights():
+  import keras
+  from models.layers import FusedBatchNorm
+  layer = FusedBatchNorm(dtype='mixed_bfloat16')
+  y = layer(tf.random.normal((4, 2, 2, 3)), training=True)
+  assert y.dtype == tf.bfloat16
+  assert all(v.dtype == 'float32' for v in layer.variables)
+  assert isinstance(layer.dtype_policy, keras.DTypePolicy)

@@ -10,7 +10,8 @@ import pytest
 import tensorflow as tf
 
 from flags.presets import get_config
-from models.gan import GAN, resolve_jit_compile
+from models import gan as gan_lib
+from models.gan import GAN, resolve_jit_compile, resolve_mixed_precision
 from training import loop
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -42,9 +43,11 @@ def test_train_steps_is_traced_once_per_run():
   assert gan.steps_done == 12
 
 
-def test_xla_step_trains_and_matches_closely(tmp_path):
-  plain = _run(tmp_path, 'plain', jit_compile='off')
-  xla = _run(tmp_path, 'xla', jit_compile='on')
+@pytest.mark.parametrize('reuse_fake', [False, True])
+def test_xla_step_trains_and_matches_closely(tmp_path, reuse_fake):
+  # With reuse_fake, G's backward pass goes through a compiled forward call.
+  plain = _run(tmp_path, 'plain', jit_compile='off', reuse_fake=reuse_fake)
+  xla = _run(tmp_path, 'xla', jit_compile='on', reuse_fake=reuse_fake)
   assert np.isfinite(xla['d_loss'])
   assert xla['d_loss'] == pytest.approx(plain['d_loss'], rel=0.05)
 
@@ -56,6 +59,18 @@ def test_mixed_precision_trains_with_float32_variables(tmp_path, policy):
   gan = GAN(get_config('tiny', mixed_precision=policy))
   assert all(v.dtype == 'float32' for v in gan.generator.trainable_variables)
   assert gan.sample(tf.zeros((2, 16))).dtype == tf.float32
+
+
+def test_mixed_precision_auto_is_bfloat16_only_on_native_bfloat16_cpus(monkeypatch):
+  gpu = bool(tf.config.list_logical_devices('GPU'))
+  for native, expected in ((True, 'off' if gpu else 'mixed_bfloat16'),
+                           (False, 'off')):
+    monkeypatch.setattr(gan_lib, 'cpu_has_native_bfloat16', lambda: native)
+    assert resolve_mixed_precision('auto') == expected
+    assert resolve_mixed_precision('mixed_float16') == 'mixed_float16'
+  gan = GAN(get_config('tiny', mixed_precision='auto'))
+  assert gan.mixed_precision == 'off'
+  assert gan.generator(tf.zeros((1, 16))).dtype == tf.float32
 
 
 def test_jit_auto_is_off_on_cpu_and_refused_with_replicas():

@@ -125,6 +125,11 @@ def run(config: Config, workdir: str, overwrite: bool = False) -> Dict[str, floa
     gan = GAN(config, strategy)
   except ValueError as e:
     raise TrainingSetupError(str(e)) from e
+  if chief:
+    precision = {'off': 'float32'}.get(gan.mixed_precision, gan.mixed_precision)
+    print(f'{replicas} replica(s), XLA {"on" if gan.jit_compile else "off"}, '
+          f'{precision} (--jit_compile={config.jit_compile}, '
+          f'--mixed_precision={config.mixed_precision}).', flush=True)
   epoch_var = tf.Variable(0, dtype=tf.int64, name='epoch')
   # Inside the current epoch: source elements consumed and images trained on.
   consumed_var = tf.Variable(0, dtype=tf.int64, name='epoch_consumed')
