@@ -1,6 +1,6 @@
 """Train-step throughput: facegan's step against a plain reference, one run.
 
-python bench/train_step.py --presets=celeba64 --variants=plain,default,xla
+python bench/train_step.py --presets=celeba64 --variants=plain,auto,float32,xla
 
 Both steps train the preset's own Generator/Discriminator at the preset's
 batch on random inputs (no input pipeline). `plain` is the TF-tutorial way:
@@ -23,24 +23,30 @@ from absl import app
 from absl import flags
 
 flags.DEFINE_list('presets', ['celeba64'], 'Presets to time.')
-flags.DEFINE_list('variants', ['plain', 'alternating', 'default'],
-                  'plain | alternating | default | reuse | xla | bf16 | '
-                  'fp16 | xla_bf16 | reuse_bf16 | calls4')
+flags.DEFINE_list('variants', ['plain', 'auto', 'float32'],
+                  'plain | alternating | auto (the preset as train.py runs '
+                  'it here) | float32 | reuse | xla | bf16 | fp16 | '
+                  'xla_bf16 | reuse_bf16 | calls4')
+flags.DEFINE_string('reference_script', '', 'A stand-alone reference step '
+                    'script (such as ../shared/bench/ref_tf_dcgan64.py) run '
+                    'as `python SCRIPT BATCH` once per repeat, between the '
+                    'variants; its printed median img/s joins the table.')
 flags.DEFINE_integer('batch_size', 0, 'Override the preset batch (0: keep).')
 flags.DEFINE_integer('steps', 5, 'Steps per timing.')
 flags.DEFINE_integer('repeats', 5, 'Timings per variant (median reported).')
 FLAGS = flags.FLAGS
 
+F32 = dict(jit_compile='off', mixed_precision='off')
 VARIANTS = {
-    'default': dict(jit_compile='off'),
-    'xla': dict(jit_compile='on'),
-    'bf16': dict(jit_compile='off', mixed_precision='mixed_bfloat16'),
-    'fp16': dict(jit_compile='off', mixed_precision='mixed_float16'),
+    'auto': {},  # the preset as train.py runs it on this machine
+    'float32': F32,
+    'reuse': dict(F32, reuse_fake=True),
+    'xla': dict(F32, jit_compile='on'),
+    'bf16': dict(F32, mixed_precision='mixed_bfloat16'),
+    'fp16': dict(F32, mixed_precision='mixed_float16'),
     'xla_bf16': dict(jit_compile='on', mixed_precision='mixed_bfloat16'),
-    'reuse': dict(jit_compile='off', reuse_fake=True),
-    'reuse_bf16': dict(jit_compile='off', reuse_fake=True,
-                       mixed_precision='mixed_bfloat16'),
-    'calls4': dict(jit_compile='off', steps_per_call=4),
+    'reuse_bf16': dict(F32, reuse_fake=True, mixed_precision='mixed_bfloat16'),
+    'calls4': dict(F32, steps_per_call=4),
 }
 
 
@@ -89,6 +95,9 @@ def facegan_step_fn(config):
   import tensorflow as tf
   from models.gan import GAN
   gan = GAN(config)
+  print(f'  {config.jit_compile}/{config.mixed_precision}: XLA '
+        f'{"on" if gan.jit_compile else "off"}, {gan.mixed_precision}',
+        flush=True)
   iterators = {}
   def run(real, steps):
     # One iterator per input tensor: a fresh iterator per timing stalled
@@ -105,6 +114,15 @@ def facegan_step_fn(config):
       done += int(ran)
     return out['d_loss']
   return run
+
+
+def reference_rate(script, batch):
+  """Median img/s printed by a reference script (its own process)."""
+  import re
+  import subprocess
+  out = subprocess.run([sys.executable, script, str(batch)], check=True,
+                       capture_output=True, text=True).stdout
+  return float(re.search(r'median ([0-9.]+) img/s', out).group(1))
 
 
 def main(argv):
@@ -127,11 +145,15 @@ def main(argv):
         runners[variant] = facegan_step_fn(config)
       float(runners[variant](real, 2))  # trace and warm up
     rates = {v: [] for v in runners}
+    if FLAGS.reference_script:
+      rates['reference'] = []
     for _ in range(FLAGS.repeats):
       for variant, run in runners.items():
         t = time.perf_counter()
         float(run(real, FLAGS.steps))
         rates[variant].append(batch * FLAGS.steps / (time.perf_counter() - t))
+      if FLAGS.reference_script:  # its own median of 5x5 steps per repeat
+        rates['reference'].append(reference_rate(FLAGS.reference_script, batch))
     ref = np.median(rates['plain']) if 'plain' in rates else None
     for variant, r in rates.items():
       ratio = f'  x{np.median(r) / ref:.2f} vs plain' if ref else ''
