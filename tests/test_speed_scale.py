@@ -13,6 +13,7 @@ from flags.presets import get_config
 from models import gan as gan_lib
 from models.gan import GAN, resolve_jit_compile, resolve_mixed_precision
 from training import loop
+from training import rundir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -59,6 +60,20 @@ def test_mixed_precision_trains_with_float32_variables(tmp_path, policy):
   gan = GAN(get_config('tiny', mixed_precision=policy))
   assert all(v.dtype == 'float32' for v in gan.generator.trainable_variables)
   assert gan.sample(tf.zeros((2, 16))).dtype == tf.float32
+
+
+def test_a_bfloat16_run_resumes_in_float32_but_not_float16(tmp_path, capsys):
+  # What `auto` does when a run moves between machines.
+  _run(tmp_path, 'run', mixed_precision='mixed_bfloat16')
+  config = get_config('tiny', epochs=2, steps_per_epoch=6, synthetic_size=48,
+                      mixed_precision='off')
+  out = loop.run(config, str(tmp_path / 'run'))
+  assert 'Resumed from' in capsys.readouterr().out
+  assert np.isfinite(out['d_loss'])
+  assert os.path.isfile(tmp_path / 'run' / 'samples' / 'epoch_0002.png')
+  with pytest.raises(rundir.RunDirError, match='mixed_precision'):
+    loop.run(get_config('tiny', epochs=3, mixed_precision='mixed_float16'),
+             str(tmp_path / 'run'))
 
 
 def test_mixed_precision_auto_is_bfloat16_only_on_native_bfloat16_cpus(monkeypatch):

@@ -54,6 +54,11 @@ def prepare(config: Config, workdir: str, overwrite: bool = False) -> None:
                if getattr(old, k) != getattr(config, k)]
       if (old.ema_decay > 0) != (config.ema_decay > 0):
         diffs.append('ema_decay: the EMA generator was turned on or off')
+      fp16 = lambda c: c.mixed_precision == 'mixed_float16'
+      if fp16(old) != fp16(config):
+        # Other precisions share float32 variables and plain optimizers.
+        diffs.append('mixed_precision: float16 loss-scale state was added or '
+                     'removed')
     except RunDirError as e:
       diffs = [str(e)]
     if diffs and not overwrite:
