@@ -8,6 +8,7 @@ import keras
 import tensorflow as tf
 
 from flags.presets import Config
+from models import layers as L
 from models import losses
 from models.discriminator import Discriminator
 from models.generator import Generator
@@ -124,7 +125,8 @@ class GAN:
     self.jit_compile = resolve_jit_compile(
         config.jit_compile, self.strategy.num_replicas_in_sync)
     self.mixed_precision = resolve_mixed_precision(config.mixed_precision)
-    with self.strategy.scope(), dtype_policy(self.mixed_precision):
+    with self.strategy.scope(), dtype_policy(self.mixed_precision), \
+        L.fused_batch_norm(not self.jit_compile):
       self.generator = Generator(config)
       self.discriminator = Discriminator(config)
       z = tf.zeros((1, config.latent_dim))
@@ -153,15 +155,15 @@ class GAN:
         [f'grad_norm/d/{n}' for n in self._d_groups])
     # Only the forward/gradient computations are XLA-compiled: applying
     # gradients needs a cross-replica all-reduce, which XLA clusters cannot
-    # contain. A compiled G forward called under a tape gets a compiled
-    # backward too. Without XLA they are inlined (a nested tf.function
-    # cannot all-reduce).
-    self._generate, self._d_grads, self._g_fake_grads = (
-        self._generate_fn, self._d_grads_fn, self._g_fake_grads_fn)
+    # contain. (With reuse_fake the compiled G forward runs under a tape;
+    # its backward is compiled too.) Without XLA they are inlined (a nested
+    # tf.function cannot all-reduce).
+    fns = dict(generate=self._generate_fn, d_grads=self._d_grads_fn,
+               g_grads=self._g_grads_fn, g_fake_grads=self._g_fake_grads_fn)
     if self.jit_compile:
-      self._generate = tf.function(self._generate_fn, jit_compile=True)
-      self._d_grads = tf.function(self._d_grads_fn, jit_compile=True)
-      self._g_fake_grads = tf.function(self._g_fake_grads_fn, jit_compile=True)
+      fns = {k: tf.function(f, jit_compile=True) for k, f in fns.items()}
+    self._generate, self._d_grads = fns['generate'], fns['d_grads']
+    self._g_grads, self._g_fake_grads = fns['g_grads'], fns['g_fake_grads']
     self.train_step = tf.function(self._train_step)
     self.train_steps = tf.function(self._train_steps)
     self.sample = tf.function(self._sample, reduce_retracing=True)
@@ -319,6 +321,16 @@ class GAN:
     return tape.gradient(scaled, fake), dict(
         g_loss=g_loss, g_loss_adv=g_adv, g_loss_fm=g_fm, fm_weight=fm_weight)
 
+  def _g_grads_fn(self, z, real_features, real_labels, step, index):
+    """G's gradients from a fresh forward pass on `z` (one XLA cluster)."""
+    G = self.generator
+    with tf.GradientTape() as tape:
+      fake = G(z, training=True)
+    d_fake, out = self._g_fake_grads_fn(fake, real_features, real_labels,
+                                        step, index)
+    return tape.gradient(fake, G.trainable_variables,
+                         output_gradients=d_fake), out
+
   def _replica_step(self, real, step):
     """One D update and g_steps_per_d G updates on this replica's batch.
 
@@ -338,14 +350,15 @@ class GAN:
         real, tf.stop_gradient(fake), step)
     self.d_optimizer.apply_gradients(zip(d_grads, D.trainable_variables))
     for i in range(self.config.g_steps_per_d):  # unrolled: a Python int
-      if not (i == 0 and reuse):
-        g_tape = tf.GradientTape()
-        with g_tape:
-          fake = self._generate(self._latent(_Z_G + 2 * i, batch, step))
-      d_fake, g_out = self._g_fake_grads(fake, real_features, real_labels,
-                                         step, i)
-      g_grads = g_tape.gradient(fake, G.trainable_variables,
-                                output_gradients=d_fake)
+      if i == 0 and reuse:
+        d_fake, g_out = self._g_fake_grads(fake, real_features, real_labels,
+                                           step, i)
+        g_grads = g_tape.gradient(fake, G.trainable_variables,
+                                  output_gradients=d_fake)
+      else:
+        g_grads, g_out = self._g_grads(
+            self._latent(_Z_G + 2 * i, batch, step), real_features,
+            real_labels, step, i)
       self.g_optimizer.apply_gradients(zip(g_grads, G.trainable_variables))
     out.update(g_out)
     out.update(self._norms('g', g_grads, self._g_groups,
