@@ -70,7 +70,7 @@ def resolve_mixed_precision(setting: str) -> str:
   """The Keras policy for a mixed_precision setting ('off' for float32).
 
   'auto' is bfloat16 on a CPU-only machine whose CPU has native bfloat16: a
-  celeba64 step there runs ~1.4x faster, with float32 variables and the
+  preset's step there runs 1.2-1.5x faster, with float32 variables and the
   same quality in a CPU study (BENCHMARKS.md). Elsewhere, GPUs included
   until measured, it is float32. Never float16: its loss-scale state would
   make checkpoints depend on the machine.
