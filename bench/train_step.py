@@ -50,21 +50,20 @@ VARIANTS = {
 }
 
 
-def plain_step_fn(config, alternating=False):
-  """The reference: TF-tutorial DCGAN step on the preset's architecture.
+def plain_step_fn(config, real, alternating=False):
+  """`run(steps)` timing the reference on `real`: a TF-tutorial DCGAN step
+  on the preset's architecture.
 
   With `alternating`, G is updated against the freshly updated D from a new
   forward pass (as facegan and the seeds' PyTorch code do) instead of
   sharing the D step's forward pass: the cost of the algorithm alone.
   """
-  from unittest import mock
   import keras
   import tensorflow as tf
+  from models import layers
   from models.discriminator import Discriminator
   from models.generator import Generator
-  # Stock Keras BN where facegan uses its fused layer: the tutorial's way.
-  with mock.patch('models.layers.FusedBatchNorm',
-                  keras.layers.BatchNormalization):
+  with layers.fused_batch_norm(False):  # stock Keras BN: the tutorial's way
     G, D = Generator(config), Discriminator(config)
   g_opt = keras.optimizers.Adam(config.g_lr, config.g_beta1)
   d_opt = keras.optimizers.Adam(config.d_lr, config.d_beta1)
@@ -87,26 +86,23 @@ def plain_step_fn(config, alternating=False):
     g_opt.apply_gradients(zip(gt.gradient(gl, G.trainable_variables),
                               G.trainable_variables))
     return dl
-  return lambda real, steps: [step(real) for _ in range(steps)][-1]
+  return lambda steps: [step(real) for _ in range(steps)][-1]
 
 
-def facegan_step_fn(config):
-  """facegan's GAN.train_steps, `steps_per_call` steps per call."""
+def facegan_step_fn(config, real):
+  """`run(steps)` timing facegan's GAN.train_steps on `real`,
+  `steps_per_call` steps per call."""
   import tensorflow as tf
   from models.gan import GAN
   gan = GAN(config)
   print(f'  {config.jit_compile}/{config.mixed_precision}: XLA '
         f'{"on" if gan.jit_compile else "off"}, {gan.mixed_precision}',
         flush=True)
-  iterators = {}
-  def run(real, steps):
-    # One iterator per input tensor: a fresh iterator per timing stalled
-    # steps for seconds at random.
-    if id(real) not in iterators:
-      positions = tf.range(tf.shape(real)[0], dtype=tf.int64)
-      iterators[id(real)] = iter(
-          tf.data.Dataset.from_tensors((positions, real)).repeat())
-    it = iterators[id(real)]
+  # One iterator for every timing: a fresh one per timing stalled steps for
+  # seconds at random.
+  positions = tf.range(tf.shape(real)[0], dtype=tf.int64)
+  it = iter(tf.data.Dataset.from_tensors((positions, real)).repeat())
+  def run(steps):
     done, out = 0, None
     while done < steps:
       k = min(config.steps_per_call, steps - done)
@@ -139,18 +135,19 @@ def main(argv):
     for variant in FLAGS.variants:
       if variant in ('plain', 'alternating'):
         runners[variant] = plain_step_fn(
-            presets.get_config(name, batch_size=batch), variant == 'alternating')
+            presets.get_config(name, batch_size=batch), real,
+            variant == 'alternating')
       else:
         config = presets.get_config(name, batch_size=batch, **VARIANTS[variant])
-        runners[variant] = facegan_step_fn(config)
-      float(runners[variant](real, 2))  # trace and warm up
+        runners[variant] = facegan_step_fn(config, real)
+      float(runners[variant](2))  # trace and warm up
     rates = {v: [] for v in runners}
     if FLAGS.reference_script:
       rates['reference'] = []
     for _ in range(FLAGS.repeats):
       for variant, run in runners.items():
         t = time.perf_counter()
-        float(run(real, FLAGS.steps))
+        float(run(FLAGS.steps))
         rates[variant].append(batch * FLAGS.steps / (time.perf_counter() - t))
       if FLAGS.reference_script:  # its own median of 5x5 steps per repeat
         rates['reference'].append(reference_rate(FLAGS.reference_script, batch))
