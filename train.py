@@ -17,6 +17,9 @@ from absl import logging
 definitions.define_config_flags()
 flags.DEFINE_string('workdir', None, 'Run directory (default runs/<preset>).')
 flags.DEFINE_bool('dry_run', False, 'Print the resolved config and exit.')
+flags.DEFINE_float('max_minutes', None, 'Stop after this many minutes of '
+                   'training (evaluation not counted), saving a checkpoint; '
+                   'rerunning continues.')
 flags.DEFINE_bool('overwrite', False, 'Delete an incompatible run in --workdir '
                   'and start again.')
 FLAGS = flags.FLAGS
@@ -40,7 +43,8 @@ def main(argv):
   from training.rundir import RunDirError
   logging.set_verbosity(logging.WARNING)  # progress is printed, not logged
   try:
-    loop.run(config, workdir, overwrite=FLAGS.overwrite)
+    loop.run(config, workdir, overwrite=FLAGS.overwrite,
+             max_seconds=FLAGS.max_minutes and FLAGS.max_minutes * 60)
   except (DataError, RunDirError, loop.TrainingSetupError,
           loop.TrainingDiverged) as e:
     sys.exit(f'error: {e}')

@@ -30,6 +30,8 @@ from flags import presets  # the local package, before absl's `flags`
 from absl import app
 from absl import flags
 
+from bench import plotting
+
 flags.DEFINE_enum('dataset', 'synthetic', ['synthetic', 'celeba_half'],
                   'Built-in synthetic faces, or the half-size CelebA folder.')
 flags.DEFINE_string('data_dir', '/work/shared/data/celeba_half_89x109',
@@ -63,8 +65,6 @@ CONFIGS = {
     '+dropout+sn': {**VANILLA, **DROP_SN},
     'all+ema': {**VANILLA, **NOISE, **SMOOTH, **DROP_SN, 'ema_decay': 0.999},
 }
-COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40),
-           (148, 103, 189), (140, 86, 75)]
 GRID_SAMPLES = 16
 
 
@@ -141,58 +141,13 @@ def train_config(name, config, real, eval_real, out):
   return record, grid
 
 
-def plot(results, floor, path, title):
-  """SWD avg vs step on a log axis, one line per config, the floor dashed."""
-  import math
-  from PIL import Image, ImageDraw
-  W, H, L, R, T, B = 640, 380, 50, 130, 28, 40
-  series = {n: [(e['step'], e['swd']['avg']) for e in r['evals']]
-            for n, r in results.items()}
-  xs = [s for v in series.values() for s, _ in v]
-  ys = [y for v in series.values() for _, y in v] + [floor]
-  x1 = max(xs)
-  ticks = [t for t in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000)
-           if min(ys) / 1.5 <= t <= max(ys) * 1.5]
-  lo, hi = math.log(min(ys + ticks) / 1.1), math.log(max(ys + ticks) * 1.1)
-  im = Image.new('RGB', (W, H), 'white')
-  d = ImageDraw.Draw(im)
-  px = lambda x: L + (W - L - R) * x / x1
-  py = lambda y: H - B - (H - T - B) * (math.log(y) - lo) / (hi - lo)
-  d.line([(L, T), (L, H - B), (W - R, H - B)], fill='black')
-  for y in ticks:
-    d.line([(L - 4, py(y)), (L, py(y))], fill='black')
-    d.line([(L + 1, py(y)), (W - R, py(y))], fill=(235, 235, 235))
-    d.text((8, py(y) - 6), f'{y:g}', fill='black')
-  for k in range(6):
-    x = x1 * k / 5
-    d.line([(px(x), H - B), (px(x), H - B + 4)], fill='black')
-    d.text((px(x) - 10, H - B + 6), f'{x:.0f}', fill='black')
-  d.text(((W - R) // 2 - 10, H - 16), 'step', fill='black')
-  d.text((L, 8), title, fill='black')
-  x = L
-  while x < W - R:  # dashed floor
-    d.line([(x, py(floor)), (min(x + 6, W - R), py(floor))], fill='grey')
-    x += 12
-  for i, (name, pts) in enumerate(series.items()):
-    c = COLOURS[i % len(COLOURS)]
-    d.line([(px(s), py(v)) for s, v in pts], fill=c, width=2)
-    for s, v in pts:
-      d.ellipse([px(s) - 2, py(v) - 2, px(s) + 2, py(v) + 2], fill=c)
-    d.line([(W - R + 10, T + 16 * i + 6), (W - R + 28, T + 16 * i + 6)],
-           fill=c, width=2)
-    d.text((W - R + 32, T + 16 * i), name, fill='black')
-  i = len(series)
-  d.line([(W - R + 10, T + 16 * i + 6), (W - R + 28, T + 16 * i + 6)],
-         fill='grey')
-  d.text((W - R + 32, T + 16 * i), 'real floor', fill='black')
-  im.save(path)
-
-
 def plot_json(out):
   """Redraws <out>/swd.png from <out>/study.json."""
   with open(os.path.join(out, 'study.json')) as f:
     s = json.load(f)
-  plot(s['configs'], s['floor']['avg'], os.path.join(out, 'swd.png'),
+  series = {n: [(e['step'], e['swd']['avg']) for e in r['evals']]
+            for n, r in s['configs'].items()}
+  plotting.swd_plot(series, s['floor']['avg'], os.path.join(out, 'swd.png'),
        f'SWD x1e3 (avg of levels, log axis), {s["dataset"]}, '
        f'N={s["num_eval"]}')
 

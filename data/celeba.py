@@ -6,7 +6,9 @@ from typing import Dict, List, Optional
 
 from data.folder import IMAGE_EXTENSIONS
 
-SPLITS = {'train': 0, 'valid': 1, 'test': 2}
+# Split name -> partition ids. CelebA's authors partitioned by identity, so
+# no person of valid or test ('heldout') appears in train.
+SPLITS = {'train': (0,), 'valid': (1,), 'test': (2,), 'heldout': (1, 2)}
 # Width of the aligned 178x218 frame every crop is expressed in.
 FRAME_WIDTH = 178
 
@@ -54,7 +56,7 @@ def read_partition(path: str) -> Dict[str, int]:
 
 
 def list_files(data_dir: str, split: str = 'train') -> List[str]:
-  """Paths of the CelebA images of `split` ('train', 'valid', 'test', 'all').
+  """Paths of the CelebA images of `split` (train, valid, test, heldout, all).
 
   Without a partition file every image is used. Files the partition lists
   but the folder lacks are ignored (a partial copy is fine).
@@ -67,5 +69,5 @@ def list_files(data_dir: str, split: str = 'train') -> List[str]:
   partition_file = find_partition_file(data_dir, image_dir)
   if split != 'all' and partition_file is not None:
     partition = read_partition(partition_file)
-    names = [n for n in names if partition.get(n) == SPLITS[split]]
+    names = [n for n in names if partition.get(n) in SPLITS[split]]
   return [os.path.join(image_dir, n) for n in names]

@@ -15,7 +15,7 @@ from flags.presets import Config, missing_data_message
 
 AUTOTUNE = tf.data.AUTOTUNE
 TFDS_SPLITS = {'train': 'train', 'valid': 'validation', 'test': 'test',
-               'all': 'all'}
+               'heldout': 'validation+test', 'all': 'all'}
 
 
 class DataError(ValueError):

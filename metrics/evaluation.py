@@ -128,8 +128,9 @@ def compute_metrics(images_a: np.ndarray, images_b: np.ndarray,
 class TrainingEvaluator:
   """The live generator's metrics during training (config.eval_every).
 
-  The real set is drawn once; each call draws the same latents, so the
-  curve moves only because G does.
+  The real set is drawn once, from config.eval_split (default: the
+  training split); each call draws the same latents, so the curve moves
+  only because G does.
   """
 
   def __init__(self, config: Config):
@@ -138,7 +139,9 @@ class TrainingEvaluator:
     # Built first: missing InceptionV3 weights fail before any image is read.
     self.extract = feature_extractor(self.metrics,
                                      config.inception_weights or 'imagenet')
-    self.real = real_images(config, config.eval_num_samples, config.seed)
+    real_config = dataclasses.replace(
+        config, split=config.eval_split or config.split)
+    self.real = real_images(real_config, config.eval_num_samples, config.seed)
 
   def __call__(self, generator) -> Dict[str, float]:
     """{'eval/swd': avg, 'eval/swd/<level>': ..., 'eval/fid', 'eval/kid'}."""

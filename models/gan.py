@@ -7,6 +7,7 @@ from typing import Dict
 import keras
 import tensorflow as tf
 
+from data import augment
 from flags.presets import Config
 from models import layers as L
 from models import losses
@@ -16,6 +17,8 @@ from models.generator import Generator
 # Stream ids for the per-step random numbers (see GAN._random).
 _Z_D, _LABELS, _NOISE_REAL, _NOISE_FAKE = 0, 1, 2, 3
 _Z_G, _NOISE_G = 10, 11  # + 2 * (G step index)
+# Augmentation streams; each transform adds its draw number (< 10).
+_AUG_REAL, _AUG_FAKE, _AUG_G = 100, 110, 120  # _AUG_G + 10 * (G step index)
 
 
 def model_state(model: keras.Model) -> Dict[str, tf.Variable]:
@@ -125,6 +128,7 @@ class GAN:
     self.jit_compile = resolve_jit_compile(
         config.jit_compile, self.strategy.num_replicas_in_sync)
     self.mixed_precision = resolve_mixed_precision(config.mixed_precision)
+    self._policy = augment.parse_policy(config.diffaugment)
     with self.strategy.scope(), dtype_policy(self.mixed_precision), \
         L.fused_batch_norm(not self.jit_compile):
       self.generator = Generator(config)
@@ -233,6 +237,22 @@ class GAN:
     n = self._random(stream, 'normal', tf.shape(x), step) * sd
     return x + n if kind == 'additive' else x + n * x
 
+  def _augment(self, x, stream, step, real=False):
+    """What D sees of `x`: x-flipped (reals only), DiffAugmented, noised.
+
+    The same random transforms apply to reals and fakes in both steps, so
+    D cannot tell them apart by the augmentation; they are differentiable,
+    so G learns through them (see data/augment.py).
+    """
+    x = tf.cast(x, tf.float32)
+    uniform = lambda k, shape: (self._random(stream + k, 'uniform', shape,
+                                             step) + 1.0) / 2.0
+    if real and self.config.x_flip:
+      x = augment.x_flip(x, uniform)
+    if self._policy:
+      x = augment.diff_augment(x, self._policy, uniform)
+    return x
+
   def _real_labels(self, batch, step):
     c = self.config
     if c.real_label_low == c.real_label_high:
@@ -278,10 +298,12 @@ class GAN:
     real_labels = self._real_labels(batch, step)
     with tf.GradientTape() as tape:
       real_logits, real_features = D(
-          self._instance_noise(real, sd, _NOISE_REAL, step), training=True,
-          return_features=True)
-      fake_logits = D(self._instance_noise(fake, sd, _NOISE_FAKE, step),
-                      training=True)
+          self._instance_noise(self._augment(real, _AUG_REAL, step, real=True),
+                               sd, _NOISE_REAL, step),
+          training=True, return_features=True)
+      fake_logits = D(
+          self._instance_noise(self._augment(fake, _AUG_FAKE, step), sd,
+                               _NOISE_FAKE, step), training=True)
       real_logits = tf.cast(real_logits, tf.float32)
       fake_logits = tf.cast(fake_logits, tf.float32)
       d_loss, d_real, d_fake = losses.discriminator_loss(
@@ -307,8 +329,9 @@ class GAN:
     sd = self.noise_sd(step)
     with tf.GradientTape() as tape:
       tape.watch(fake)
+      seen = self._augment(fake, _AUG_G + 10 * index, step)
       fake_logits, fake_features = D(
-          self._instance_noise(fake, sd, _NOISE_G + 2 * index, step),
+          self._instance_noise(seen, sd, _NOISE_G + 2 * index, step),
           training=True, return_features=True)
       g_adv = losses.generator_loss(tf.cast(fake_logits, tf.float32),
                                     real_labels if c.smooth_g_targets else 1.0)

@@ -31,13 +31,16 @@ def _epoch_arrays(pipe, epoch=0, start=0):
 def test_official_layout_with_txt_partition(celeba_dir, tmp_path):
   names = _celeba_copy(celeba_dir, tmp_path / 'img_align_celeba')
   # Split file lists more files than present (as a user's partial copy).
-  lines = [f'{n} {1 if i < 3 else 0}' for i, n in enumerate(names)]
+  lines = [f'{n} {1 if i < 3 else 2 if i < 5 else 0}'
+           for i, n in enumerate(names)]
   lines.append('999999.jpg 0')
   (tmp_path / 'list_eval_partition.txt').write_text('\n'.join(lines) + '\n')
   train = celeba.list_files(str(tmp_path), 'train')
   valid = celeba.list_files(str(tmp_path), 'valid')
+  heldout = celeba.list_files(str(tmp_path), 'heldout')
   assert [os.path.basename(p) for p in valid] == names[:3]
-  assert len(train) == len(names) - 3 and not set(train) & set(valid)
+  assert [os.path.basename(p) for p in heldout] == names[:5]  # valid + test
+  assert len(train) == len(names) - 5 and not set(train) & set(heldout)
   assert len(celeba.list_files(str(tmp_path), 'all')) == len(names)
 
 

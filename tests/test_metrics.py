@@ -1,5 +1,6 @@
 """SWD, FID and KID against closed forms, and evaluate.py on a tiny run."""
 
+import dataclasses
 import json
 import math
 import os
@@ -318,3 +319,28 @@ def test_eval_every_logs_swd_to_tensorboard(tmp_path):
           swd_steps[event.step] = float(tf.make_ndarray(v.tensor))
   assert sorted(swd_steps) == [4, 8]
   assert all(np.isfinite(v) and v > 0 for v in swd_steps.values())
+  with open(os.path.join(workdir, 'eval', 'during_training.jsonl')) as f:
+    logged = [json.loads(line) for line in f]
+  assert [e['step'] for e in logged] == [4, 8]
+  assert [e['eval/swd'] for e in logged] == pytest.approx(
+      [swd_steps[4], swd_steps[8]], rel=1e-5)
+
+
+def test_eval_split_draws_the_real_set_from_held_out_faces(celeba_dir, tmp_path):
+  from PIL import Image
+  from metrics.evaluation import TrainingEvaluator
+  images = tmp_path / 'img_align_celeba'
+  images.mkdir()
+  names = sorted(os.listdir(os.path.join(celeba_dir, 'img_align_celeba')))
+  for n in names:
+    os.symlink(os.path.join(celeba_dir, 'img_align_celeba', n), images / n)
+  for n in ('900001.jpg', '900002.jpg'):  # held out: plain red frames
+    Image.new('RGB', (178, 218), (255, 0, 0)).save(images / n)
+  (tmp_path / 'list_eval_partition.txt').write_text(
+      ''.join(f'{n} 0\n' for n in names) + '900001.jpg 1\n900002.jpg 2\n')
+  config = get_config('tiny', dataset='celeba', data_dir=str(tmp_path),
+                      eval_num_samples=2)
+  held = TrainingEvaluator(dataclasses.replace(config, eval_split='heldout'))
+  assert held.real[..., 0].min() > 240 and held.real[..., 1:].max() < 15
+  default = TrainingEvaluator(config)  # the training split: real faces
+  assert default.real[..., 1].max() > 100

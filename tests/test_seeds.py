@@ -124,6 +124,8 @@ def test_flagfile_parses_to_the_seed_settings(name):
   assert workdir == f'runs/seeds/{name}'
   got = {k: getattr(config, k) for k in EXPECTED[name]}
   assert got == EXPECTED[name]
+  # No recipe augmented its data, whatever the preset now does.
+  assert config.diffaugment == '' and not config.x_flip
   # Flags after the flagfile override it (how the README tells users to
   # add --data_dir, --epochs or turn EMA samples back on).
   config, workdir = _parse(_path(name), '--ema_decay=0.999', '--epochs=3',

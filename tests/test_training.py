@@ -43,13 +43,45 @@ def test_tiny_run_fills_the_run_directory_and_resumes(tmp_path):
   assert gif.n_frames >= 2
   tags = _scalar_tags(workdir)
   assert {'d_loss', 'g_loss', 'd_real', 'd_fake', 'grad_norm/g', 'lr/g',
-          'images_per_sec', 'samples'} <= tags
+          'images_per_sec', 'samples', 'collapse/d_wins',
+          'collapse/sample_diversity'} <= tags
   # Resuming with more epochs continues the step count and the same latents.
   z = np.load(os.path.join(workdir, 'fixed_latent.npy'))
   loop.run(get_config('tiny', epochs=3), workdir)
   assert _step(workdir) == 12
   np.testing.assert_array_equal(z, np.load(os.path.join(workdir, 'fixed_latent.npy')))
   assert len(os.listdir(os.path.join(workdir, 'samples'))) == 3
+
+
+def test_collapse_watch_warns_once_and_does_not_stop_the_run(
+    tmp_path, monkeypatch, capsys):
+  # A floor of 1.0 makes any D(G(z)) count as "D wins"; a diversity bar of
+  # 10 makes any samples count as collapsed.
+  watch = loop.collapse.CollapseWatch(d_fake_floor=1.0, patience=2,
+                                      min_diversity=10.0)
+  monkeypatch.setattr(loop.collapse, 'CollapseWatch', lambda: watch)
+  workdir = str(tmp_path / 'run')
+  loop.run(get_config('tiny', log_every=1), workdir)
+  out = capsys.readouterr().out
+  assert out.count('D is winning outright') == 1
+  assert out.count('lost their diversity') == 1
+  assert _step(workdir) == 8  # the run went on to its end
+  values = [v.simple_value if v.HasField('simple_value') else
+            float(tf.make_ndarray(v.tensor))
+            for path in glob.glob(os.path.join(workdir, 'events.out.tfevents.*'))
+            for event in tf.compat.v1.train.summary_iterator(path)
+            for v in event.summary.value if v.tag == 'collapse/d_wins']
+  assert values[0] == 0.0 and values[-1] == 1.0
+
+
+def test_time_budget_saves_and_stops(tmp_path, capsys):
+  workdir = str(tmp_path / 'run')
+  loop.run(get_config('tiny', epochs=50), workdir, max_seconds=0)
+  assert 'Time budget of 0 min spent' in capsys.readouterr().out
+  assert _step(workdir) == 1  # stopped after the first step, checkpointed
+  assert os.listdir(os.path.join(workdir, 'samples')) == ['epoch_0001.png']
+  loop.run(get_config('tiny', epochs=50), workdir, max_seconds=0)
+  assert _step(workdir) == 2  # rerunning continues
 
 
 def test_incompatible_run_dir_is_refused_unless_overwrite(tmp_path):

@@ -1,12 +1,13 @@
 """The training loop: `run(config, workdir)` trains and fills the run directory."""
 
+import json
 import math
 import os
 import shutil
 import signal
 import tempfile
 import time
-from typing import Dict
+from typing import Dict, Optional
 
 import keras
 import numpy as np
@@ -15,6 +16,7 @@ import tensorflow as tf
 from data import pipeline as data_pipeline
 from flags.presets import Config
 from models.gan import GAN
+from training import collapse
 from training import images as img
 from training import rundir
 from training import summaries
@@ -30,6 +32,10 @@ class TrainingSetupError(ValueError):
 
 class _Interrupted(Exception):
   """SIGTERM, turned into an exception so the loop can save and exit."""
+
+
+class _BudgetSpent(Exception):
+  """The max_seconds of training of this call have passed."""
 
 
 def fixed_latent(config: Config, workdir: str) -> np.ndarray:
@@ -60,13 +66,17 @@ def _check_finite(metrics: Dict[str, float], step: int) -> None:
           '--d_spectral_norm, or smooth the real labels (--real_label_low=0.9).')
 
 
-def save_samples(gan: GAN, z: np.ndarray, workdir: str, epoch: int) -> np.ndarray:
-  """Writes samples/epoch_XXXX.png from the fixed latent batch; returns it."""
-  images = data_pipeline.from_float(gan.sample(tf.constant(z))).numpy()
-  grid = img.make_grid(images)
+def save_samples(gan: GAN, z: np.ndarray, workdir: str, epoch: int):
+  """Writes samples/epoch_XXXX.png from the fixed latent batch.
+
+  Returns:
+    (grid as uint8 HxWx3, the samples as float32 in [-1, 1]).
+  """
+  samples = gan.sample(tf.constant(z))
+  grid = img.make_grid(data_pipeline.from_float(samples).numpy())
   img.save_png(os.path.join(workdir, rundir.SAMPLES_DIR,
                             f'epoch_{epoch:04d}.png'), grid)
-  return grid
+  return grid, samples.numpy()
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
@@ -96,12 +106,23 @@ def _crossed(before: int, after: int, every: int) -> bool:
   return every > 0 and after // every > before // every
 
 
-def run(config: Config, workdir: str, overwrite: bool = False) -> Dict[str, float]:
+def _log_eval(workdir: str, step: int, train_seconds: float, metrics) -> None:
+  """Appends one evaluation to <workdir>/eval/during_training.jsonl."""
+  folder = os.path.join(workdir, 'eval')
+  os.makedirs(folder, exist_ok=True)
+  with open(os.path.join(folder, 'during_training.jsonl'), 'a') as f:
+    f.write(json.dumps(dict(step=step, train_seconds=round(train_seconds, 1),
+                            **metrics)) + '\n')
+
+
+def run(config: Config, workdir: str, overwrite: bool = False,
+        max_seconds: Optional[float] = None) -> Dict[str, float]:
   """Trains a GAN per `config`, resuming from `workdir` if it holds a run.
 
   Writes config.json, checkpoints/, TensorBoard events, samples/ and
   progress.gif into `workdir`. Saves a checkpoint and returns on Ctrl-C or
-  SIGTERM. Returns the last step's metrics.
+  SIGTERM, or once `max_seconds` of training (evaluation not counted) have
+  passed in this call. Returns the last step's metrics.
 
   Raises:
     data.pipeline.DataError: no usable training images.
@@ -167,6 +188,7 @@ def run(config: Config, workdir: str, overwrite: bool = False) -> Dict[str, floa
     from metrics.evaluation import TrainingEvaluator  # numpy-heavy, on demand
     evaluate = TrainingEvaluator(config)
   steps_per_epoch = pipeline.steps_per_epoch()
+  watch = collapse.CollapseWatch()
   save = lambda: manager.save(checkpoint_number=gan.steps_done)
 
   previous_handler = signal.getsignal(signal.SIGTERM)
@@ -174,6 +196,9 @@ def run(config: Config, workdir: str, overwrite: bool = False) -> Dict[str, floa
     raise _Interrupted()
   signal.signal(signal.SIGTERM, on_sigterm)
   out = {}
+  # Training time of this call: evaluation is paused out of the budget.
+  started, eval_seconds = time.perf_counter(), 0.0
+  train_seconds = lambda: time.perf_counter() - started - eval_seconds
   try:
     with writer.as_default():
       for epoch in range(int(epoch_var), config.epochs):
@@ -207,11 +232,21 @@ def run(config: Config, workdir: str, overwrite: bool = False) -> Dict[str, floa
                 **{'lr/g': float(gan.g_optimizer.learning_rate.numpy()),
                    'lr/d': float(gan.d_optimizer.learning_rate.numpy()),
                    'images_per_sec': rate})
+            warning = watch.observe_d(main['d_fake'], step)
+            summaries.write_scalars(watch.d_scalars(), step)
+            if warning and chief:
+              print(f'\n{warning}', flush=True)
             tick, tick_images = time.perf_counter(), 0
           if evaluate and _crossed(before, step, config.eval_every):
-            summaries.write_scalars(evaluate(gan.sampler), step)
+            tick_eval = time.perf_counter()
+            scores = evaluate(gan.sampler)
+            summaries.write_scalars(scores, step)
+            _log_eval(workdir, step, train_seconds(), scores)
+            eval_seconds += time.perf_counter() - tick_eval
           if _crossed(before, step, config.checkpoint_every_steps):
             save()
+          if max_seconds is not None and train_seconds() >= max_seconds:
+            raise _BudgetSpent()
         if int(images_var) == 0:
           raise data_pipeline.DataError(
               f'Epoch {epoch + 1} produced no batch: all {pipeline.size} '
@@ -223,13 +258,26 @@ def run(config: Config, workdir: str, overwrite: bool = False) -> Dict[str, floa
                 flush=True)
         tf.summary.scalar('data/skipped_images', skipped, step=gan.steps_done)
         if chief:
-          grid = save_samples(gan, z, workdir, epoch + 1)
+          grid, samples = save_samples(gan, z, workdir, epoch + 1)
           tf.summary.image('samples', grid[None], step=gan.steps_done)
+          diversity = collapse.sample_diversity(samples)
+          tf.summary.scalar('collapse/sample_diversity', diversity,
+                            step=gan.steps_done)
+          warning = watch.observe_diversity(diversity, gan.steps_done)
+          if warning:
+            print(warning, flush=True)
         epoch_var.assign(epoch + 1)
         consumed_var.assign(0)
         images_var.assign(0)
         save()
         writer.flush()
+  except _BudgetSpent:
+    path = save()
+    if chief:
+      save_samples(gan, z, workdir, int(epoch_var) + 1)
+    print(f'\nTime budget of {max_seconds / 60:g} min spent: saved {path} at '
+          f'step {gan.steps_done}; rerun to continue.', flush=True)
+    return {k: float(v) for k, v in out.items()}
   except (KeyboardInterrupt, _Interrupted):
     path = save()
     print(f'\nInterrupted: saved {path} at step {gan.steps_done}; rerun the same '

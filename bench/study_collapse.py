@@ -1,0 +1,135 @@
+"""Why does a recipe collapse on real faces? Change one thing at a time.
+
+python bench/study_collapse.py --data_dir=<CelebA folder> --preset=celeba48 \
+    --steps=300 --out=runs/study_collapse_celeba48
+
+Every variant trains the preset from the same seed on the same batches of
+the train partition (decoded once, held in memory) for --steps steps, logs
+mean D(x) and D(G(z)) every --log_every steps, and ends with the SWD of N
+EMA-generator samples against N held-out faces (valid + test partitions:
+identities never trained on) and a 6x6 grid. Variants differ from the preset
+by the fields listed in VARIANTS (or --variants=name,...). Writes
+<out>/study.jsonl (one record per variant, appended), <out>/<variant>.png
+and <out>/floor.json (train vs held-out SWD at the same N).
+"""
+
+import dataclasses
+import json
+import os
+import sys
+import time
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from flags import presets  # the local package, before absl's `flags`
+from absl import app
+from absl import flags
+
+flags.DEFINE_string('data_dir', None, 'CelebA folder, official layout with '
+                    'list_eval_partition.txt.')
+flags.DEFINE_string('preset', 'celeba48', 'Preset the variants start from.')
+flags.DEFINE_integer('steps', 300, 'Training steps per variant.')
+flags.DEFINE_integer('log_every', 25, 'Steps between D(x), D(G(z)) records.')
+flags.DEFINE_integer('num_eval', 1024, 'N for SWD (generated and held-out).')
+flags.DEFINE_list('variants', [], 'Subset of VARIANTS (default: all).')
+flags.DEFINE_string('out', 'runs/study_collapse', 'Output folder.')
+flags.mark_flag_as_required('data_dir')
+FLAGS = flags.FLAGS
+
+AUGMENT = dict(diffaugment='color,translation,cutout', x_flip=True)
+# One change each from the preset; the last rows combine the ones that help.
+VARIANTS = {
+    'preset': {},
+    'beta1=0.5': dict(g_beta1=0.5, d_beta1=0.5),
+    'd_filters/2': 'half',
+    'd_dropout=0': dict(d_dropout=0.0),
+    'no_instance_noise': dict(instance_noise='none'),
+    'd_lr=g_lr': 'equal_lr',
+    'batch=64': dict(batch_size=64),
+    'diffaugment+flip': AUGMENT,
+    'beta1=0.5+diffaugment+flip': dict(g_beta1=0.5, d_beta1=0.5, **AUGMENT),
+}
+
+
+def variant_config(name):
+  base = presets.get_config(FLAGS.preset, data_dir=FLAGS.data_dir)
+  change = VARIANTS[name]
+  if change == 'half':
+    change = dict(d_filters=base.d_filters // 2)
+  elif change == 'equal_lr':
+    change = dict(d_lr=base.g_lr)
+  return dataclasses.replace(base, **change).validate()
+
+
+def load(config, split):
+  """Every image of `split`, cropped and resized as training does (uint8)."""
+  import numpy as np
+  from data import pipeline
+  c = dataclasses.replace(config, split=split, cache='memory', batch_size=1)
+  return np.concatenate([x.numpy() for x in pipeline.Pipeline(c)._cached.batch(1024)])
+
+
+def train(name, config, real, held):
+  """Trains one variant; returns its record."""
+  import keras
+  import numpy as np
+  import tensorflow as tf
+  from data import pipeline
+  from metrics import evaluation
+  from models.gan import GAN
+  from training import images as img
+  keras.utils.set_random_seed(config.seed)
+  gan = GAN(config)
+  rng = np.random.default_rng(config.seed)  # the same batches for every variant
+  order, pos, curve = rng.permutation(len(real)), 0, []
+  tick = time.perf_counter()
+  for step in range(1, FLAGS.steps + 1):
+    if pos + config.batch_size > len(order):
+      order, pos = rng.permutation(len(real)), 0
+    batch = real[order[pos:pos + config.batch_size]]
+    pos += config.batch_size
+    out = gan.train_step(pipeline.to_float(tf.constant(batch)))
+    if step % FLAGS.log_every == 0:
+      curve.append(dict(step=step, **{k: round(float(out[k]), 4) for k in (
+          'd_real', 'd_fake', 'd_loss', 'g_loss')}))
+      print(name, curve[-1], flush=True)
+  seconds = time.perf_counter() - tick
+  fake = evaluation.generate_images(gan.sampler, config, len(held), config.seed)
+  swd = evaluation.compute_metrics(fake, held, ['swd'], config.seed)['swd']
+  img.save_png(os.path.join(FLAGS.out, f'{name}.png'),
+               img.make_grid(fake[:36]))
+  tail = curve[len(curve) // 2:]  # the second half of the run
+  return dict(variant=name, change=VARIANTS[name], steps=FLAGS.steps,
+              train_seconds=round(seconds, 1), swd=swd,
+              d_fake_second_half=float(np.mean([c['d_fake'] for c in tail])),
+              d_real_second_half=float(np.mean([c['d_real'] for c in tail])),
+              curve=curve)
+
+
+def main(argv):
+  del argv
+  from metrics import evaluation
+  os.makedirs(FLAGS.out, exist_ok=True)
+  names = FLAGS.variants or list(VARIANTS)
+  base = variant_config('preset')
+  real = load(base, 'train')
+  held = load(base, 'heldout')[:FLAGS.num_eval]
+  floor = evaluation.compute_metrics(real[:FLAGS.num_eval], held, ['swd'],
+                                     base.seed)['swd']
+  with open(os.path.join(FLAGS.out, 'floor.json'), 'w') as f:
+    json.dump(dict(num_eval=FLAGS.num_eval, num_train=len(real), swd=floor), f)
+  print(f'{len(real)} train faces; floor (train vs held-out, N='
+        f'{FLAGS.num_eval}) {floor["avg"]:.2f}', flush=True)
+  for name in names:
+    record = train(name, variant_config(name), real, held)
+    record['floor'] = floor['avg']
+    with open(os.path.join(FLAGS.out, 'study.jsonl'), 'a') as f:
+      f.write(json.dumps(record) + '\n')
+    print(f'RESULT {name}: SWD {record["swd"]["avg"]:.1f} (floor '
+          f'{floor["avg"]:.1f}), mean D(G(z)) over the second half '
+          f'{record["d_fake_second_half"]:.3f}', flush=True)
+
+
+if __name__ == '__main__':
+  app.run(main)
