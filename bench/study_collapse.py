@@ -8,9 +8,10 @@ the train partition (decoded once, held in memory) for --steps steps, logs
 mean D(x) and D(G(z)) every --log_every steps, and ends with the SWD of N
 EMA-generator samples against N held-out faces (valid + test partitions:
 identities never trained on) and a 6x6 grid. Variants differ from the preset
-by the fields listed in VARIANTS (or --variants=name,...). Writes
-<out>/study.jsonl (one record per variant, appended), <out>/<variant>.png
-and <out>/floor.json (train vs held-out SWD at the same N).
+by the fields listed in VARIANTS (or --variants=name,...); --recipes trains
+recipe flagfiles instead. Writes <out>/study.jsonl (one record per variant,
+appended), <out>/<variant>.png and <out>/floor_<size>.json (train vs
+held-out SWD at the same N).
 """
 
 import dataclasses
@@ -33,6 +34,8 @@ flags.DEFINE_integer('steps', 300, 'Training steps per variant.')
 flags.DEFINE_integer('log_every', 25, 'Steps between D(x), D(G(z)) records.')
 flags.DEFINE_integer('num_eval', 1024, 'N for SWD (generated and held-out).')
 flags.DEFINE_list('variants', [], 'Subset of VARIANTS (default: all).')
+flags.DEFINE_list('recipes', [], 'Recipe flagfiles (flags/seeds/<name>.cfg) '
+                  'to train instead of the variants, each at its own size.')
 flags.DEFINE_string('out', 'runs/study_collapse', 'Output folder.')
 flags.mark_flag_as_required('data_dir')
 FLAGS = flags.FLAGS
@@ -62,12 +65,31 @@ def variant_config(name):
   return dataclasses.replace(base, **change).validate()
 
 
+def recipe_config(name):
+  """The Config a recipe flagfile gives train.py, on this study's data."""
+  from flags import definitions
+  values = flags.FlagValues()
+  definitions.define_config_flags(values)
+  flags.DEFINE_string('workdir', None, 'Run directory.', flag_values=values)
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  values(['prog', f'--flagfile={root}/flags/seeds/{name}.cfg',
+          f'--data_dir={FLAGS.data_dir}', '--dataset=celeba'])
+  return definitions.config_from_flags(values)
+
+
+_LOADED = {}
+
+
 def load(config, split):
   """Every image of `split`, cropped and resized as training does (uint8)."""
   import numpy as np
   from data import pipeline
-  c = dataclasses.replace(config, split=split, cache='memory', batch_size=1)
-  return np.concatenate([x.numpy() for x in pipeline.Pipeline(c)._cached.batch(1024)])
+  key = (config.image_height, config.image_width, config.crop, split)
+  if key not in _LOADED:
+    c = dataclasses.replace(config, split=split, cache='memory', batch_size=1)
+    _LOADED[key] = np.concatenate(
+        [x.numpy() for x in pipeline.Pipeline(c)._cached.batch(1024)])
+  return _LOADED[key]
 
 
 def train(name, config, real, held):
@@ -100,7 +122,8 @@ def train(name, config, real, held):
   img.save_png(os.path.join(FLAGS.out, f'{name}.png'),
                img.make_grid(fake[:36]))
   tail = curve[len(curve) // 2:]  # the second half of the run
-  return dict(variant=name, change=VARIANTS[name], steps=FLAGS.steps,
+  return dict(variant=name, change=VARIANTS.get(name, 'recipe flagfile'),
+              steps=FLAGS.steps,
               train_seconds=round(seconds, 1), swd=swd,
               d_fake_second_half=float(np.mean([c['d_fake'] for c in tail])),
               d_real_second_half=float(np.mean([c['d_real'] for c in tail])),
@@ -111,18 +134,25 @@ def main(argv):
   del argv
   from metrics import evaluation
   os.makedirs(FLAGS.out, exist_ok=True)
-  names = FLAGS.variants or list(VARIANTS)
-  base = variant_config('preset')
-  real = load(base, 'train')
-  held = load(base, 'heldout')[:FLAGS.num_eval]
-  floor = evaluation.compute_metrics(real[:FLAGS.num_eval], held, ['swd'],
-                                     base.seed)['swd']
-  with open(os.path.join(FLAGS.out, 'floor.json'), 'w') as f:
-    json.dump(dict(num_eval=FLAGS.num_eval, num_train=len(real), swd=floor), f)
-  print(f'{len(real)} train faces; floor (train vs held-out, N='
-        f'{FLAGS.num_eval}) {floor["avg"]:.2f}', flush=True)
-  for name in names:
-    record = train(name, variant_config(name), real, held)
+  if FLAGS.recipes:
+    runs = [(f'recipe:{n}', recipe_config(n)) for n in FLAGS.recipes]
+  else:
+    runs = [(n, variant_config(n)) for n in FLAGS.variants or VARIANTS]
+  floors = {}
+  for name, config in runs:
+    real = load(config, 'train')
+    held = load(config, 'heldout')[:FLAGS.num_eval]
+    size = f'{config.image_height}x{config.image_width}'
+    if size not in floors:
+      floors[size] = evaluation.compute_metrics(
+          real[:FLAGS.num_eval], held, ['swd'], config.seed)['swd']
+      with open(os.path.join(FLAGS.out, f'floor_{size}.json'), 'w') as f:
+        json.dump(dict(num_eval=FLAGS.num_eval, num_train=len(real),
+                       swd=floors[size]), f)
+      print(f'{size}: {len(real)} train faces; floor (train vs held-out, N='
+            f'{FLAGS.num_eval}) {floors[size]["avg"]:.2f}', flush=True)
+    floor = floors[size]
+    record = train(name.replace(':', '_'), config, real, held)
     record['floor'] = floor['avg']
     with open(os.path.join(FLAGS.out, 'study.jsonl'), 'a') as f:
       f.write(json.dumps(record) + '\n')

@@ -221,18 +221,23 @@ PRESETS: Dict[str, Dict[str, Any]] = {
                      instance_noise='additive', noise_sd=0.1,
                      g_beta1=0.5, d_beta1=0.5,
                      diffaugment='color,translation,cutout', x_flip=True),
-    # Canonical DCGAN, improved recipe: D dropout, leaky G, labels U(.7,1.2).
+    # Canonical DCGAN, improved recipe: D dropout, leaky G, labels U(.7,1.2);
+    # with celeba48's small-data fixes (augmentation, Adam beta1 0.5).
     'celeba64': dict(image_height=64, image_width=64, crop=160, arch='dcgan',
                      latent_dim=100, batch_size=64, g_activation='leaky_relu',
                      g_leaky_slope=0.2, d_dropout=0.1, real_label_low=0.7,
-                     real_label_high=1.2),
-    # Rectangular spectral-norm DCGAN on the whole frame, GAN-hacks tricks.
+                     real_label_high=1.2, g_beta1=0.5, d_beta1=0.5,
+                     diffaugment='color,translation,cutout', x_flip=True),
+    # Rectangular spectral-norm DCGAN on the whole frame, GAN-hacks tricks,
+    # with the same small-data fixes.
     'celeba157x128': dict(image_height=157, image_width=128, crop=0,
                           arch='rect', latent_dim=100, batch_size=32,
                           d_dropout=0.3, d_spectral_norm=True,
                           g_spectral_norm=True,
                           instance_noise='multiplicative', noise_sd=0.1,
-                          real_label_low=0.9, real_label_high=0.9),
+                          real_label_low=0.9, real_label_high=0.9,
+                          g_beta1=0.5, d_beta1=0.5,
+                          diffaugment='color,translation,cutout', x_flip=True),
     # CPU quickstart: the 48x48 recipe, narrower, on the synthetic faces.
     # Smaller batches and Adam beta1 0.5 (the DCGAN paper's) make faces
     # appear within ~1000 steps, a few minutes on a 2-core CPU.

@@ -24,6 +24,18 @@ def test_preset_table_sizes_match_the_design():
   assert presets.get_config('celeba157x128').crop == 0
 
 
+@pytest.mark.parametrize('name', ['celeba48', 'celeba64', 'celeba157x128'])
+def test_celeba_presets_augment_small_data_and_flags_turn_it_off(name):
+  c = presets.get_config(name)
+  assert c.diffaugment == 'color,translation,cutout' and c.x_flip
+  assert (c.g_beta1, c.d_beta1) == (0.5, 0.5)
+  values = absl_flags.FlagValues()
+  definitions.define_config_flags(values)
+  values(['prog', f'--preset={name}', '--diffaugment=', '--nox_flip'])
+  off = definitions.config_from_flags(values)
+  assert off.diffaugment == '' and not off.x_flip
+
+
 def test_unknown_preset_and_bad_values_are_value_errors():
   with pytest.raises(ValueError, match='Unknown preset'):
     presets.get_config('celeba32')

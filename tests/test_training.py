@@ -1,4 +1,5 @@
 import glob
+import json
 import os
 import subprocess
 import sys
@@ -80,8 +81,12 @@ def test_time_budget_saves_and_stops(tmp_path, capsys):
   assert 'Time budget of 0 min spent' in capsys.readouterr().out
   assert _step(workdir) == 1  # stopped after the first step, checkpointed
   assert os.listdir(os.path.join(workdir, 'samples')) == ['epoch_0001.png']
-  loop.run(get_config('tiny', epochs=50), workdir, max_seconds=0)
+  loop.run(get_config('tiny', epochs=50, eval_every=4, eval_num_samples=16),
+           workdir, max_seconds=0)
   assert _step(workdir) == 2  # rerunning continues
+  # With evaluation on, the budget's end is evaluated too.
+  with open(os.path.join(workdir, 'eval', 'during_training.jsonl')) as f:
+    assert [json.loads(line)['step'] for line in f] == [2]
 
 
 def test_incompatible_run_dir_is_refused_unless_overwrite(tmp_path):

@@ -66,17 +66,13 @@ def _check_finite(metrics: Dict[str, float], step: int) -> None:
           '--d_spectral_norm, or smooth the real labels (--real_label_low=0.9).')
 
 
-def save_samples(gan: GAN, z: np.ndarray, workdir: str, epoch: int):
-  """Writes samples/epoch_XXXX.png from the fixed latent batch.
-
-  Returns:
-    (grid as uint8 HxWx3, the samples as float32 in [-1, 1]).
-  """
-  samples = gan.sample(tf.constant(z))
-  grid = img.make_grid(data_pipeline.from_float(samples).numpy())
+def save_samples(gan: GAN, z: np.ndarray, workdir: str, epoch: int) -> np.ndarray:
+  """Writes samples/epoch_XXXX.png from the fixed latent batch; returns it."""
+  images = data_pipeline.from_float(gan.sample(tf.constant(z))).numpy()
+  grid = img.make_grid(images)
   img.save_png(os.path.join(workdir, rundir.SAMPLES_DIR,
                             f'epoch_{epoch:04d}.png'), grid)
-  return grid, samples.numpy()
+  return grid
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
@@ -232,10 +228,16 @@ def run(config: Config, workdir: str, overwrite: bool = False,
                 **{'lr/g': float(gan.g_optimizer.learning_rate.numpy()),
                    'lr/d': float(gan.d_optimizer.learning_rate.numpy()),
                    'images_per_sec': rate})
-            warning = watch.observe_d(main['d_fake'], step)
-            summaries.write_scalars(watch.d_scalars(), step)
-            if warning and chief:
-              print(f'\n{warning}', flush=True)
+            warnings = [watch.observe_d(main['d_fake'], step)]
+            scores = watch.d_scalars()
+            if chief:  # a forward pass of the fixed latents: cheap next to
+              # log_every train steps, and frequent enough on large epochs
+              diversity = collapse.sample_diversity(gan.sample(tf.constant(z)))
+              scores['collapse/sample_diversity'] = diversity
+              warnings.append(watch.observe_diversity(diversity, step))
+              for warning in filter(None, warnings):
+                print(f'\n{warning}', flush=True)
+            summaries.write_scalars(scores, step)
             tick, tick_images = time.perf_counter(), 0
           if evaluate and _crossed(before, step, config.eval_every):
             tick_eval = time.perf_counter()
@@ -258,14 +260,8 @@ def run(config: Config, workdir: str, overwrite: bool = False,
                 flush=True)
         tf.summary.scalar('data/skipped_images', skipped, step=gan.steps_done)
         if chief:
-          grid, samples = save_samples(gan, z, workdir, epoch + 1)
+          grid = save_samples(gan, z, workdir, epoch + 1)
           tf.summary.image('samples', grid[None], step=gan.steps_done)
-          diversity = collapse.sample_diversity(samples)
-          tf.summary.scalar('collapse/sample_diversity', diversity,
-                            step=gan.steps_done)
-          warning = watch.observe_diversity(diversity, gan.steps_done)
-          if warning:
-            print(warning, flush=True)
         epoch_var.assign(epoch + 1)
         consumed_var.assign(0)
         images_var.assign(0)
@@ -275,6 +271,12 @@ def run(config: Config, workdir: str, overwrite: bool = False,
     path = save()
     if chief:
       save_samples(gan, z, workdir, int(epoch_var) + 1)
+      if evaluate and gan.steps_done % config.eval_every:
+        # The curve ends where the budget did, not at the last multiple.
+        scores = evaluate(gan.sampler)
+        with writer.as_default():
+          summaries.write_scalars(scores, gan.steps_done)
+        _log_eval(workdir, gan.steps_done, train_seconds(), scores)
     print(f'\nTime budget of {max_seconds / 60:g} min spent: saved {path} at '
           f'step {gan.steps_done}; rerun to continue.', flush=True)
     return {k: float(v) for k, v in out.items()}
