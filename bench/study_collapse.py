@@ -48,7 +48,7 @@ AUGMENT = dict(diffaugment='color,translation,cutout', x_flip=True)
 VARIANTS = {
     'recipe': {},
     'beta1=0.5': dict(g_beta1=0.5, d_beta1=0.5),
-    'd_filters/2': 'half',
+    'd_filters_half': 'half',
     'd_dropout=0': dict(d_dropout=0.0),
     'no_instance_noise': dict(instance_noise='none'),
     'd_lr=g_lr': 'equal_lr',

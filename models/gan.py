@@ -238,7 +238,7 @@ class GAN:
     return x + n if kind == 'additive' else x + n * x
 
   def _augment(self, x, stream, step, real=False):
-    """What D sees of `x`: x-flipped (reals only), DiffAugmented, noised.
+    """`x` x-flipped (reals only) and DiffAugmented; instance noise follows.
 
     The same random transforms apply to reals and fakes in both steps, so
     D cannot tell them apart by the augmentation; they are differentiable,
