@@ -27,6 +27,8 @@ def test_sample_diversity_separates_varied_from_identical_samples():
   assert collapse.sample_diversity(varied) > 0.5
   assert collapse.sample_diversity(same) < 0.02
   watch = collapse.CollapseWatch()
+  # A fresh G's samples are all alike: no warning before they were diverse.
+  assert watch.observe_diversity(collapse.sample_diversity(same), 1) is None
   assert watch.observe_diversity(collapse.sample_diversity(varied), 5) is None
   warning = watch.observe_diversity(collapse.sample_diversity(same), 9)
   assert warning and 'lost their diversity' in warning

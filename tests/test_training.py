@@ -60,6 +60,7 @@ def test_collapse_watch_warns_once_and_does_not_stop_the_run(
   # 10 makes any samples count as collapsed.
   watch = loop.collapse.CollapseWatch(d_fake_floor=1.0, patience=2,
                                       min_diversity=10.0)
+  watch.observe_diversity(20.0, 0)  # arm it: the samples "were" diverse
   monkeypatch.setattr(loop.collapse, 'CollapseWatch', lambda: watch)
   workdir = str(tmp_path / 'run')
   loop.run(get_config('tiny', log_every=1), workdir)

@@ -44,6 +44,7 @@ class CollapseWatch:
     self.patience = patience
     self.min_diversity = min_diversity
     self.streak = 0
+    self._armed = False
     self._warned = set()
 
   def observe_d(self, d_fake: float, step: int) -> Optional[str]:
@@ -59,8 +60,14 @@ class CollapseWatch:
 
   def observe_diversity(self, diversity: float, step: int) -> Optional[str]:
     """Called with the sample_diversity of the fixed-latent samples; a
-    warning the first time it falls under min_diversity."""
-    if diversity < self.min_diversity and 'mode' not in self._warned:
+    warning the first time it falls under min_diversity.
+
+    The watch arms once the samples have been diverse: a freshly initialised
+    G maps every latent to nearly the same flat image, which is no collapse.
+    """
+    if diversity >= self.min_diversity:
+      self._armed = True
+    elif self._armed and 'mode' not in self._warned:
       self._warned.add('mode')
       return (f'warning: the samples at step {step} have lost their '
               f'diversity (per-pixel std across samples {diversity:.3f}, '
