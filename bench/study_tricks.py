@@ -1,8 +1,8 @@
-"""CPU study of issue 4: vanilla DCGAN against the presets' stabilising tricks.
+"""CPU study: vanilla DCGAN against the presets' stabilising tricks.
 
 python bench/study_tricks.py --dataset=synthetic --out=runs/study_synthetic
 python bench/study_tricks.py --dataset=celeba_half \
-    --data_dir=/work/shared/data/celeba_half_89x109 --out=runs/study_celeba_half
+    --data_dir=<half-size CelebA folder> --out=runs/study_celeba_half
 
 Every configuration trains the `quick48` architecture and optimiser (48x48,
 batch 32, Adam beta1 0.5, 32 G/D filters) from the same seed on the same data
@@ -34,8 +34,8 @@ from bench import plotting
 
 flags.DEFINE_enum('dataset', 'synthetic', ['synthetic', 'celeba_half'],
                   'Built-in synthetic faces, or the half-size CelebA folder.')
-flags.DEFINE_string('data_dir', '/work/shared/data/celeba_half_89x109',
-                    'Image folder for --dataset=celeba_half.')
+flags.DEFINE_string('data_dir', None,
+                    'Image folder for --dataset=celeba_half (required there).')
 flags.DEFINE_integer('steps', 900, 'Training steps per configuration.')
 flags.DEFINE_float('minutes', 4.0, 'Wall-clock cap on training per '
                    'configuration (evaluation not counted); 0: none.')
@@ -156,6 +156,9 @@ def main(argv):
   del argv
   if FLAGS.plot_only:
     return plot_json(FLAGS.out)
+  if FLAGS.dataset == 'celeba_half' and not FLAGS.data_dir:
+    raise app.UsageError('--dataset=celeba_half needs --data_dir: a folder '
+                         'of (half-size) CelebA images.')
   import numpy as np
   from metrics import evaluation
   from training import images as img

@@ -28,7 +28,7 @@ flags.DEFINE_list('variants', ['plain', 'auto', 'float32'],
                   'it here) | float32 | reuse | xla | bf16 | fp16 | '
                   'xla_bf16 | reuse_bf16 | calls4')
 flags.DEFINE_string('reference_script', '', 'A stand-alone reference step '
-                    'script (such as ../shared/bench/ref_tf_dcgan64.py) run '
+                    'script (a plain TF-tutorial DCGAN step, say) run '
                     'as `python SCRIPT BATCH` once per repeat, between the '
                     'variants; its printed median img/s joins the table.')
 flags.DEFINE_integer('batch_size', 0, 'Override the preset batch (0: keep).')

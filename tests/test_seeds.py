@@ -1,6 +1,6 @@
 """The seed-exact flagfiles (flags/seeds/*.cfg): parse, settings, dry run, a short run.
 
-Each flagfile reproduces one published recipe (DESIGN.md section 2); the tests
+Each flagfile reproduces one published recipe; the tests
 pin the settings that define each recipe so an edit to a flagfile or to the
 preset table cannot silently change what a seed command trains.
 """
