@@ -244,6 +244,8 @@ class GAN:
     D cannot tell them apart by the augmentation; they are differentiable,
     so G learns through them (see data/augment.py).
     """
+    if not (self._policy or (real and self.config.x_flip)):
+      return x  # no extra casts on the step when augmentation is off
     x = tf.cast(x, tf.float32)
     uniform = lambda k, shape: (self._random(stream + k, 'uniform', shape,
                                              step) + 1.0) / 2.0

@@ -195,6 +195,16 @@ def run(config: Config, workdir: str, overwrite: bool = False,
   # Training time of this call: evaluation is paused out of the budget.
   started, eval_seconds = time.perf_counter(), 0.0
   train_seconds = lambda: time.perf_counter() - started - eval_seconds
+
+  def log_evaluation():
+    """Scores G now: TensorBoard and eval/during_training.jsonl."""
+    nonlocal eval_seconds
+    tick_eval = time.perf_counter()
+    scores = evaluate(gan.sampler)
+    with writer.as_default():
+      summaries.write_scalars(scores, gan.steps_done)
+    _log_eval(workdir, gan.steps_done, train_seconds(), scores)
+    eval_seconds += time.perf_counter() - tick_eval
   try:
     with writer.as_default():
       for epoch in range(int(epoch_var), config.epochs):
@@ -240,11 +250,7 @@ def run(config: Config, workdir: str, overwrite: bool = False,
             summaries.write_scalars(scores, step)
             tick, tick_images = time.perf_counter(), 0
           if evaluate and _crossed(before, step, config.eval_every):
-            tick_eval = time.perf_counter()
-            scores = evaluate(gan.sampler)
-            summaries.write_scalars(scores, step)
-            _log_eval(workdir, step, train_seconds(), scores)
-            eval_seconds += time.perf_counter() - tick_eval
+            log_evaluation()
           if _crossed(before, step, config.checkpoint_every_steps):
             save()
           if max_seconds is not None and train_seconds() >= max_seconds:
@@ -272,11 +278,7 @@ def run(config: Config, workdir: str, overwrite: bool = False,
     if chief:
       save_samples(gan, z, workdir, int(epoch_var) + 1)
       if evaluate and gan.steps_done % config.eval_every:
-        # The curve ends where the budget did, not at the last multiple.
-        scores = evaluate(gan.sampler)
-        with writer.as_default():
-          summaries.write_scalars(scores, gan.steps_done)
-        _log_eval(workdir, gan.steps_done, train_seconds(), scores)
+        log_evaluation()  # the curve ends where the budget did
     print(f'\nTime budget of {max_seconds / 60:g} min spent: saved {path} at '
           f'step {gan.steps_done}; rerun to continue.', flush=True)
     return {k: float(v) for k, v in out.items()}
