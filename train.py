@@ -30,13 +30,22 @@ def main(argv):
     raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
   try:
     config = definitions.config_from_flags(FLAGS)
-  except ValueError as e:
-    raise app.UsageError(str(e)) from None
+  except ValueError as e:  # one line, not absl's usage text
+    sys.exit(f'error: {e}')
   workdir = os.path.expanduser(FLAGS.workdir or os.path.join('runs', config.preset))
   if FLAGS.dry_run:
     print(config.to_json())
     print(f'workdir: {workdir}')
     return
+  try:
+    _train(config, workdir)
+  except KeyboardInterrupt:  # setup, or a third Ctrl-C: no save is running
+    print('\nInterrupted: quit without saving; checkpoints already in '
+          f'{workdir} are kept.')
+    sys.exit(130)
+
+
+def _train(config, workdir):
   # Imported here so --help and --dry_run answer without loading TensorFlow.
   from data.pipeline import DataError
   from training import loop
@@ -48,8 +57,6 @@ def main(argv):
   except (DataError, RunDirError, loop.TrainingSetupError,
           loop.TrainingDiverged) as e:
     sys.exit(f'error: {e}')
-  except KeyboardInterrupt:  # before training started: nothing to save
-    print('Interrupted before the first step; nothing was saved.')
 
 
 if __name__ == '__main__':

@@ -53,6 +53,9 @@ VARIANTS = {
     'no_instance_noise': dict(instance_noise='none'),
     'd_lr=g_lr': 'equal_lr',
     'batch=64': dict(batch_size=64),
+    'd_batch_norm=on': dict(d_batch_norm='on'),
+    'd_batch_norm=off': dict(d_batch_norm='off'),
+    'x_flip': dict(x_flip=True),
     'diffaugment+flip': AUGMENT,
     'beta1=0.5+diffaugment+flip': dict(g_beta1=0.5, d_beta1=0.5, **AUGMENT),
 }

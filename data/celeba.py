@@ -5,12 +5,11 @@ import os
 from typing import Dict, List, Optional
 
 from data.folder import IMAGE_EXTENSIONS
+from flags.presets import FRAME_WIDTH  # the frame every crop is given in
 
 # Split name -> partition ids. CelebA's authors partitioned by identity, so
 # no person of valid or test ('heldout') appears in train.
 SPLITS = {'train': (0,), 'valid': (1,), 'test': (2,), 'heldout': (1, 2)}
-# Width of the aligned 178x218 frame every crop is expressed in.
-FRAME_WIDTH = 178
 
 
 def find_image_dir(data_dir: str) -> Optional[str]:
@@ -45,14 +44,25 @@ def read_partition(path: str) -> Dict[str, int]:
 
   The official file has lines '000001.jpg 0'; Kaggle's CSV has a header
   'image_id,partition' and lines '000001.jpg,0'.
+
+  Raises:
+    ValueError: a line that is not '<file name> <0, 1 or 2>'.
   """
+  partition = {}
   with open(path, newline='') as f:
-    if path.endswith('.csv'):
-      rows = [(r[0], r[1]) for r in csv.reader(f) if len(r) >= 2]
-      rows = [r for r in rows if r[1].strip().isdigit()]  # drop the header
-    else:
-      rows = [tuple(line.split()[:2]) for line in f if line.strip()]
-  return {name.strip(): int(split) for name, split in rows}
+    for number, line in enumerate(f, 1):
+      fields = [x.strip() for x in line.replace(',', ' ').split()]
+      if not fields or (number == 1 and path.endswith('.csv') and
+                        not fields[-1].isdigit()):
+        continue  # a blank line, or the CSV header
+      if len(fields) != 2 or fields[1] not in ('0', '1', '2'):
+        raise ValueError(
+            f'{path}, line {number}, reads {line.strip()[:60]!r}: every line '
+            "of a partition file is '<image file> <0, 1 or 2>'. Restore the "
+            "official file, or delete it to train on every image (--split "
+            'is then ignored).')
+      partition[fields[0]] = int(fields[1])
+  return partition
 
 
 def list_files(data_dir: str, split: str = 'train') -> List[str]:
@@ -60,6 +70,10 @@ def list_files(data_dir: str, split: str = 'train') -> List[str]:
 
   Without a partition file every image is used. Files the partition lists
   but the folder lacks are ignored (a partial copy is fine).
+
+  Raises:
+    ValueError: a malformed partition file, or one that puts none of the
+      images present in `split`.
   """
   image_dir = find_image_dir(data_dir)
   if image_dir is None:
@@ -69,5 +83,13 @@ def list_files(data_dir: str, split: str = 'train') -> List[str]:
   partition_file = find_partition_file(data_dir, image_dir)
   if split != 'all' and partition_file is not None:
     partition = read_partition(partition_file)
-    names = [n for n in names if partition.get(n) in SPLITS[split]]
+    chosen = [n for n in names if partition.get(n) in SPLITS[split]]
+    if names and not chosen:
+      listed = sum(n in partition for n in names)
+      raise ValueError(
+          f'{image_dir} holds {len(names)} images, but {partition_file} puts '
+          f'none of them in the {split!r} split ({listed} of them are listed '
+          'at all). Pick the split your copy holds with --split (train, '
+          'valid, test, heldout or all), or remove the partition file.')
+    names = chosen
   return [os.path.join(image_dir, n) for n in names]

@@ -5,7 +5,11 @@ list -> per-epoch shuffle -> parallel decode -> crop -> resize -> [-1, 1]
 resized uint8 images. Unreadable files are skipped and counted.
 """
 
+import glob
+import hashlib
+import json
 import os
+
 import numpy as np
 import tensorflow as tf
 from absl import logging
@@ -49,6 +53,17 @@ class FileSource:
     self.paths = np.asarray(paths)
     self.size = len(paths)
 
+  def fingerprint(self):
+    """Every file's path, size and modification time."""
+    stats = []
+    for p in self.paths:
+      try:
+        st = os.stat(p)
+        stats.append((os.path.abspath(p), st.st_size, st.st_mtime_ns))
+      except OSError:  # unreadable: skipped while caching, keyed as such
+        stats.append((os.path.abspath(p), -1, -1))
+    return stats
+
   def stream(self, seed, epoch, start):
     positions, order = _epoch_order(self.size, seed, epoch, start)
     ds = tf.data.Dataset.from_tensor_slices((positions, self.paths[order]))
@@ -63,6 +78,9 @@ class SyntheticSource:
     from data import synthetic  # numpy/PIL only; imported where needed
     self.synthetic = synthetic
     self.seed, self.size = seed, size
+
+  def fingerprint(self):
+    return ('synthetic', self.seed, self.size)
 
   def stream(self, seed, epoch, start):
     positions, order = _epoch_order(self.size, seed, epoch, start)
@@ -80,6 +98,7 @@ class TfdsSource:
 
   def __init__(self, split, data_dir, download):
     import tensorflow_datasets as tfds
+    self.key = ('tfds', split, os.path.abspath(os.path.expanduser(data_dir)))
     try:
       self.ds, info = tfds.load(
           'celeb_a', split=TFDS_SPLITS[split],
@@ -92,6 +111,9 @@ class TfdsSource:
       self.size = info.splits[TFDS_SPLITS[split]].num_examples
     except KeyError:  # no split metadata (tfds.testing.mock_data): count
       self.size = int(self.ds.reduce(0, lambda n, _: n + 1))
+
+  def fingerprint(self):
+    return (*self.key, self.size)
 
   def stream(self, seed, epoch, start):
     # No random access in TFRecords: a seeded buffer shuffle, then skip.
@@ -110,7 +132,10 @@ def open_source(config: Config):
   if not data_dir or not os.path.isdir(data_dir):  # expanded by the shell
     raise DataError(missing_data_message(config.dataset, config.data_dir))
   if config.dataset == 'celeba':
-    paths = celeba.list_files(data_dir, config.split)
+    try:
+      paths = celeba.list_files(data_dir, config.split)
+    except ValueError as e:  # the partition file: its own message
+      raise DataError(str(e)) from e
   else:
     paths = folder.list_images(data_dir)
   if not paths:
@@ -161,6 +186,42 @@ def from_float(images):
   return tf.cast(tf.clip_by_value(tf.round(x), 0, 255), tf.uint8)
 
 
+class _CacheLock:
+  """Held while a file cache fills, so two processes never fill one.
+
+  tf.data marks a cache being written with `<path>_N.lockfile` and refuses
+  to touch it while that exists; a process killed while filling leaves it
+  behind for good. Holding this flock (released by the OS when its process
+  dies) proves no other facegan process is filling `path`, so leftovers of
+  an unfinished fill are stale and are removed.
+  """
+
+  def __init__(self, path: str):
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    self._file = open(f'{path}.facegan-lock', 'a+')
+    try:
+      import fcntl
+      try:
+        fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+      except OSError:
+        logging.warning('Waiting for another process to fill the cache %s.',
+                        path)
+        fcntl.flock(self._file, fcntl.LOCK_EX)
+    except ImportError:  # no flock (Windows): leftovers are kept
+      return
+    if not os.path.exists(f'{path}.index'):
+      stale = glob.glob(glob.escape(path) + '_*.lockfile') + glob.glob(
+          glob.escape(path) + '_*.tempstate*')
+      for leftover in stale:
+        os.remove(leftover)
+      if stale:
+        logging.warning('Removed %d file(s) of an unfinished cache fill '
+                        '(%s).', len(stale), path)
+
+  def release(self):
+    self._file.close()
+
+
 class Pipeline:
   """Builds each epoch's dataset of (positions, images) batches.
 
@@ -196,18 +257,34 @@ class Pipeline:
                 num_parallel_calls=AUTOTUNE, deterministic=True)
     return ds.ignore_errors(log_warning=True)
 
+  def cache_path(self) -> str:
+    """The file cache of this source and these settings: <--cache>-<key>.
+
+    The key hashes the source's fingerprint (every file's path, size and
+    time; or the synthetic or TFDS settings) with the crop, size and seed,
+    so a cache is never served to a run that would decode other images.
+    """
+    c = self.config
+    key = json.dumps([self.source.fingerprint(), c.crop, c.image_height,
+                      c.image_width, c.seed])
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return f'{os.path.expanduser(c.cache)}-{digest}'
+
   def _fill_cache(self):
     """One pass in file order through the cache, counting the usable images."""
     c = self.config
-    path = '' if c.cache == 'memory' else os.path.expanduser(c.cache)
-    if path:
-      os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    # Positions are dropped: cached images have no gaps left to count.
-    ds = self._images(c.seed, 0, 0).map(lambda i, x: x).cache(path)
-    count = 0
-    logging.info('Caching %d images (%s)...', self.size, c.cache)
-    for batch in ds.batch(1024).prefetch(2):
-      count += int(batch.shape[0])
+    path = '' if c.cache == 'memory' else self.cache_path()
+    lock = _CacheLock(path) if path else None
+    try:
+      # Positions are dropped: cached images have no gaps left to count.
+      ds = self._images(c.seed, 0, 0).map(lambda i, x: x).cache(path)
+      count = 0
+      logging.info('Caching %d images (%s)...', self.size, path or 'memory')
+      for batch in ds.batch(1024).prefetch(2):
+        count += int(batch.shape[0])
+    finally:
+      if lock:
+        lock.release()
     if count < self.size:
       logging.warning('Skipped %d unreadable image(s) while caching.',
                       self.size - count)

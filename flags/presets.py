@@ -8,6 +8,9 @@ import dataclasses
 import json
 from typing import Any, Dict
 
+# Width of CelebA's aligned 178x218 frame, the unit of `crop`.
+FRAME_WIDTH = 178
+
 # Bump when a field changes meaning, so an old run directory is refused clearly.
 CONFIG_VERSION = 1
 
@@ -20,6 +23,7 @@ CHOICES = {
     'g_activation': ('relu', 'leaky_relu', 'selu'),
     'instance_noise': ('none', 'additive', 'multiplicative'),
     'latent_dist': ('normal', 'uniform'),
+    'd_batch_norm': ('arch', 'on', 'off'),
     'optimizer': ('adam', 'adamw'),
     'split': ('train', 'valid', 'test', 'heldout', 'all'),
     'eval_split': ('', 'train', 'valid', 'test', 'heldout', 'all'),
@@ -52,6 +56,9 @@ class Config:
   d_leaky_slope: float = _f(0.2, 'Negative slope of D LeakyReLUs.')
   d_dropout: float = _f(0.0, 'Dropout rate after each hidden layer of D.')
   d_spectral_norm: bool = _f(False, 'Spectral normalisation on D layers.')
+  d_batch_norm: str = _f('arch', 'BatchNorm after every hidden D layer but '
+                         'the first (DCGAN placement): arch = as the arch '
+                         'has it (dcgan: on; tutorial, rect, mlp: off).')
   g_spectral_norm: bool = _f(False, 'Spectral normalisation on G layers.')
   # Objective and stabilising tricks.
   instance_noise: str = _f('none', 'Noise on every D input: additive '
@@ -157,9 +164,26 @@ class Config:
     for name in positive:
       if getattr(self, name) <= 0:
         raise ValueError(f'{name} must be positive, got {getattr(self, name)}.')
-    for name in ('g_lr', 'd_lr'):
+    for name in ('g_lr', 'd_lr', 'adam_epsilon'):
       if not getattr(self, name) > 0:
         raise ValueError(f'{name} must be positive, got {getattr(self, name)}.')
+    if not 0 <= self.crop <= FRAME_WIDTH:
+      raise ValueError(f'crop must be between 0 (whole frame) and '
+                       f'{FRAME_WIDTH} (the frame width), got {self.crop}.')
+    for name in ('steps_per_epoch', 'noise_sd', 'noise_decay_steps',
+                 'fm_ramp_steps', 'feature_matching', 'weight_decay',
+                 'checkpoint_every_steps', 'eval_every'):
+      if getattr(self, name) < 0:
+        raise ValueError(f'{name} must not be negative, got '
+                         f'{getattr(self, name)}.')
+    for name in ('g_beta1', 'd_beta1', 'g_beta2', 'd_beta2'):
+      if not 0 <= getattr(self, name) < 1:
+        raise ValueError(f'{name} must be in [0, 1), got '
+                         f'{getattr(self, name)}.')
+    if self.weight_decay > 0 and self.optimizer != 'adamw':
+      raise ValueError(f'weight_decay={self.weight_decay} needs '
+                       '--optimizer=adamw (Adam has no decoupled weight '
+                       'decay).')
     if not 0 <= self.d_dropout < 1:
       raise ValueError(f'd_dropout must be in [0, 1), got {self.d_dropout}.')
     if not 0 <= self.ema_decay < 1:

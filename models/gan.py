@@ -21,16 +21,55 @@ _Z_G, _NOISE_G = 10, 11  # + 2 * (G step index)
 _AUG_REAL, _AUG_FAKE, _AUG_G = 100, 110, 120  # _AUG_G + 10 * (G step index)
 
 
-def model_state(model: keras.Model) -> Dict[str, tf.Variable]:
-  """Every variable of `model`, keyed by position, for tf.train.Checkpoint.
+# Layer classes that hold the same variables under one name: fused and Keras
+# BatchNorm (XLA runs use Keras'), so checkpoints move between the two.
+_KINDS = {'FusedBatchNorm': 'batchnorm', 'BatchNormalization': 'batchnorm'}
+
+
+def model_state(model: keras.Model, positional: bool = False
+                ) -> Dict[str, tf.Variable]:
+  """Every variable of `model`, keyed by where it sits, for tf.train.Checkpoint.
 
   Keras 3 layers kept in Python lists are invisible to TensorFlow's
   checkpoint object graph, so the models are checkpointed as these dicts.
   `model.variables` (unlike `weights`) includes BN statistics, spectral-norm
-  vectors and the dropout seeds, which an exact resume needs; its order is
-  fixed by the architecture, so the keys are stable across processes.
+  vectors and the dropout seeds, which an exact resume needs.
+
+  A key names the stage, the layer kind and its count within the stage, and
+  the variable: 'stages2_conv2d0_kernel' is the kernel of the first Conv2D of
+  stage 2. Adding a layer to a stage (dropout) leaves every other key as it
+  was, and no key depends on Keras' process-wide layer-name counters (which
+  `v.path` does).
+
+  Args:
+    model: a Generator or Discriminator (layers in `stages`, `head`).
+    positional: key by position instead ('0000', '0001'...), as checkpoints
+      written before these keys were; only for reading those.
   """
-  return {f'{i:04d}': v for i, v in enumerate(model.variables)}
+  if positional:
+    return {f'{i:04d}': v for i, v in enumerate(model.variables)}
+  state = {}
+  for group in ('stages', 'head'):
+    for i, stage in enumerate(getattr(model, group, ())):
+      counts = collections.Counter()
+      for layer in stage.stage_layers:
+        name = type(layer).__name__
+        kind = _KINDS.get(name, name.lower())
+        prefix = f'{group}{i}_{kind}{counts[kind]}'
+        counts[kind] += 1
+        for v in layer.variables:
+          key = f'{prefix}_{v.name}'
+          if key in state:
+            raise ValueError(f'Two variables of {model.name} map to {key}.')
+          state[key] = v
+  if len(state) != len(model.variables):
+    raise ValueError(f'{model.name} has variables outside its stages.')
+  return state
+
+
+def uses_positional_keys(names) -> bool:
+  """Whether checkpoint variable `names` come from model_state(positional)."""
+  return any(n.startswith('generator/0000/') for n in names)
 
 
 def make_optimizer(config: Config, lr: float, beta1: float, beta2: float,
@@ -172,15 +211,27 @@ class GAN:
     self.train_steps = tf.function(self._train_steps)
     self.sample = tf.function(self._sample, reduce_retracing=True)
 
-  def checkpoint_items(self) -> Dict[str, object]:
-    """Everything a checkpoint must hold to resume this GAN exactly."""
-    items = dict(generator=model_state(self.generator),
-                 discriminator=model_state(self.discriminator),
+  def checkpoint_items(self, positional: bool = False) -> Dict[str, object]:
+    """Everything a checkpoint must hold to resume this GAN exactly.
+
+    positional: the models keyed as older checkpoints have them (see
+      model_state).
+    """
+    items = dict(generator=model_state(self.generator, positional),
+                 discriminator=model_state(self.discriminator, positional),
                  g_optimizer=self.g_optimizer, d_optimizer=self.d_optimizer,
                  step=self.step)
     if self.ema_generator is not None:
-      items['ema_generator'] = model_state(self.ema_generator)
+      items['ema_generator'] = model_state(self.ema_generator, positional)
     return items
+
+  def all_finite(self) -> bool:
+    """Whether every weight, EMA weight and optimizer slot is finite."""
+    variables = (self.generator.variables + self.discriminator.variables +
+                 (self.ema_generator.variables if self.ema_generator else []) +
+                 self.g_optimizer.variables + self.d_optimizer.variables)
+    return all(bool(tf.reduce_all(tf.math.is_finite(v)))
+               for v in variables if tf.as_dtype(v.dtype).is_floating)
 
   @property
   def steps_done(self) -> int:

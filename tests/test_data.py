@@ -1,3 +1,4 @@
+import dataclasses
 import io
 import os
 import shutil
@@ -42,6 +43,28 @@ def test_official_layout_with_txt_partition(celeba_dir, tmp_path):
   assert [os.path.basename(p) for p in heldout] == names[:5]  # valid + test
   assert len(train) == len(names) - 5 and not set(train) & set(heldout)
   assert len(celeba.list_files(str(tmp_path), 'all')) == len(names)
+
+
+def test_a_malformed_partition_file_names_its_line(celeba_dir, tmp_path):
+  shutil.copytree(celeba_dir, tmp_path / 'c')
+  (tmp_path / 'c' / 'list_eval_partition.txt').write_text(
+      '000001.jpg 0\n000002.jpg train\n')
+  config = get_config('tiny', dataset='celeba', data_dir=str(tmp_path / 'c'))
+  with pytest.raises(pipeline.DataError, match='line 2'):
+    pipeline.Pipeline(config)
+
+
+def test_a_split_without_any_image_present_points_at_split(celeba_dir, tmp_path):
+  shutil.copytree(celeba_dir, tmp_path / 'c')
+  names = os.listdir(tmp_path / 'c' / 'img_align_celeba')
+  (tmp_path / 'c' / 'list_eval_partition.txt').write_text(
+      ''.join(f'{n} 2\n' for n in names))
+  config = get_config('tiny', dataset='celeba', data_dir=str(tmp_path / 'c'))
+  with pytest.raises(pipeline.DataError, match="none of them in the 'train' "
+                     'split.*--split') as e:
+    pipeline.Pipeline(config)
+  assert 'download' not in str(e.value)
+  assert pipeline.Pipeline(dataclasses.replace(config, split='test')).size
 
 
 def test_kaggle_nested_layout_with_csv_partition(celeba_dir, tmp_path):
@@ -173,6 +196,52 @@ def test_file_cache_is_written_and_reused(celeba_dir, tmp_path):
   assert any(f.startswith('tiny') for f in os.listdir(tmp_path / 'cache'))
   _, b = _epoch_arrays(pipeline.Pipeline(config))
   np.testing.assert_array_equal(a, b)
+
+
+def _jpeg_folder(root, colours):
+  os.makedirs(root, exist_ok=True)
+  for i, colour in enumerate(colours):
+    Image.new('RGB', (40, 48), colour).save(os.path.join(root, f'{i}.jpg'))
+  return str(root)
+
+
+def test_a_file_cache_is_never_served_to_another_dataset(tmp_path):
+  red = _jpeg_folder(tmp_path / 'red', [(250, 0, 0)] * 4)
+  blue = _jpeg_folder(tmp_path / 'blue', [(0, 0, 250)] * 4)
+  cache = str(tmp_path / 'cache' / 'c')
+  config = lambda d: get_config('tiny', dataset='folder', data_dir=d,
+                                batch_size=4, cache=cache)
+  _, a = _epoch_arrays(pipeline.Pipeline(config(red)))
+  _, b = _epoch_arrays(pipeline.Pipeline(config(blue)))
+  assert a[..., 0].mean() > 0.8 and b[..., 2].mean() > 0.8
+  assert (pipeline.Pipeline(config(red)).cache_path() !=
+          pipeline.Pipeline(config(blue)).cache_path())
+
+
+def test_leftovers_of_a_killed_cache_fill_are_removed(tmp_path):
+  red = _jpeg_folder(tmp_path / 'red', [(250, 0, 0)] * 4)
+  config = get_config('tiny', dataset='folder', data_dir=red, batch_size=4,
+                      cache=str(tmp_path / 'cache' / 'c'))
+  path = pipeline.Pipeline(config).cache_path()
+  for name in os.listdir(tmp_path / 'cache'):  # back to before the fill
+    os.remove(tmp_path / 'cache' / name)
+  # What tf.data leaves when its process is killed while filling.
+  open(f'{path}_0.lockfile', 'w').write('Created at: 0')
+  open(f'{path}_0.data-00000-of-00001.tempstate123', 'w').close()
+  _, images = _epoch_arrays(pipeline.Pipeline(config))
+  assert images.shape[0] == 4
+  assert not os.path.exists(f'{path}_0.lockfile')
+
+
+def test_symlink_loops_and_repeated_links_are_listed_once(tmp_path):
+  root = tmp_path / 'faces'
+  _jpeg_folder(root / 'a', [(250, 0, 0)] * 3)
+  os.symlink(root, root / 'a' / 'loop')  # a link back to a parent
+  os.symlink(root / 'a', root / 'b')      # a second name for a folder
+  os.symlink(root / 'a' / '0.jpg', root / 'same.jpg')
+  paths = folder.list_images(str(root))
+  assert len(paths) == 3
+  assert len({os.path.realpath(p) for p in paths}) == 3
 
 
 def test_tfds_source_with_mock_data():

@@ -186,9 +186,9 @@ def test_ema_and_raw_generator_load_their_own_weights(tiny_run, tiny):
   _, _, raw = gen.load_generator(tiny_run, use_ema=False)
   prefix = tf.train.latest_checkpoint(os.path.join(tiny_run, 'checkpoints'))
   for key, g in (('ema_generator', ema), ('generator', raw)):
-    for i, v in enumerate(g.variables):
+    for name, v in model_state(g).items():
       np.testing.assert_array_equal(v.numpy(), tf.train.load_variable(
-          prefix, f'{key}/{i:04d}/.ATTRIBUTES/VARIABLE_VALUE'))
+          prefix, f'{key}/{name}/.ATTRIBUTES/VARIABLE_VALUE'))
   assert any(not np.array_equal(a.numpy(), b.numpy())
              for a, b in zip(ema.trainable_variables, raw.trainable_variables))
 
@@ -199,6 +199,7 @@ def test_rectangular_157x128_run(tmp_path):
   config = get_config('celeba157x128', g_filters=4, d_filters=4,
                       dataset='synthetic')
   rundir.prepare(config, workdir)
+  rundir.save_config(config, workdir)
   tf.train.Checkpoint(**GAN(config).checkpoint_items()).save(
       os.path.join(workdir, 'checkpoints', 'ckpt'))
   config, run_dir, g = gen.load_generator(os.path.join(workdir, 'checkpoints'))

@@ -42,6 +42,22 @@ def test_trainable_parameter_counts_match_the_seeds(preset, arch, g_params, d_pa
   assert (n_trainable(g), n_trainable(d)) == (g_params, d_params)
 
 
+@pytest.mark.parametrize('preset,arch', [('celeba48', 'tutorial'),
+                                          ('celeba64', 'dcgan'),
+                                          ('celeba157x128', 'rect'),
+                                          ('celeba64', 'mlp')])
+def test_d_batch_norm_follows_every_hidden_layer_but_the_first(preset, arch):
+  def bn_stages(setting):
+    d = Discriminator(get_config(preset, arch=arch, d_batch_norm=setting,
+                                 g_filters=4, d_filters=4))
+    return [any('batchnorm' in type(l).__name__.lower() for l in s.stage_layers)
+            for s in d.stages]
+  on = bn_stages('on')
+  assert on == [False] + [True] * (len(on) - 1)
+  assert not any(bn_stages('off'))
+  assert bn_stages('arch') == (on if arch == 'dcgan' else [False] * len(on))
+
+
 def test_157x128_stage_shapes():
   c = get_config('celeba157x128')
   g, d = Generator(c), Discriminator(c)

@@ -1,9 +1,14 @@
 import dataclasses
+import os
+import subprocess
+import sys
 
 import pytest
 from absl import flags as absl_flags
 
 from flags import definitions, presets
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.mark.parametrize('name', sorted(presets.PRESETS))
@@ -47,6 +52,31 @@ def test_unknown_preset_and_bad_values_are_value_errors():
     presets.get_config('celeba64', image_height=48, image_width=48)
   with pytest.raises(ValueError, match='Unknown config fields'):
     presets.get_config('tiny', not_a_field=1)
+
+
+@pytest.mark.parametrize('field,value,match', [
+    ('crop', 200, 'crop must be between 0'),
+    ('crop', -1, 'crop must be between 0'),
+    ('steps_per_epoch', -1, 'steps_per_epoch must not be negative'),
+    ('g_beta1', 1.0, r'g_beta1 must be in \[0, 1\)'),
+    ('d_beta1', -0.1, r'd_beta1 must be in \[0, 1\)'),
+    ('noise_sd', -0.1, 'noise_sd must not be negative'),
+    ('weight_decay', 0.01, 'needs --optimizer=adamw'),
+    ('adam_epsilon', 0.0, 'adam_epsilon must be positive'),
+])
+def test_nonsense_values_are_refused(field, value, match):
+  with pytest.raises(ValueError, match=match):
+    presets.get_config('tiny', **{field: value})
+
+
+def test_a_config_error_is_one_line_without_usage_text(tmp_path):
+  proc = subprocess.run([sys.executable, 'train.py', '--preset=tiny',
+                         '--crop=300', '--dry_run'], cwd=ROOT,
+                        capture_output=True, text=True, timeout=60)
+  assert proc.returncode == 1
+  assert proc.stderr.strip().splitlines() == [
+      'error: crop must be between 0 (whole frame) and 178 (the frame '
+      'width), got 300.']
 
 
 def test_config_json_refuses_other_versions():

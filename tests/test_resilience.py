@@ -169,22 +169,28 @@ def test_a_folder_of_only_bad_files_is_a_clear_error(tmp_path):
     loop.run(config, str(tmp_path / 'run'))
 
 
-def test_resume_after_interrupt_matches_an_uninterrupted_run(tmp_path, monkeypatch):
+@pytest.mark.parametrize('signum', [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_inside_a_step_saves_that_whole_step_and_resumes_exactly(
+    tmp_path, monkeypatch, capsys, signum):
   config = get_config('tiny', epochs=2, d_dropout=0.2, instance_noise='additive',
                       real_label_low=0.8, real_label_high=1.0)
   full = loop.run(config, str(tmp_path / 'full'))
   original = loop.GAN.__init__
-  def interrupt_at_step_3(self, *args):
+  def signal_inside_step_4(self, *args):
     original(self, *args)
     steps = self.train_steps
     def wrapped(*a):
-      if int(self.step) == 3:
-        raise KeyboardInterrupt
-      return steps(*a)
+      result = steps(*a)  # the weights and step counter have changed...
+      if int(self.step) == 4:
+        os.kill(os.getpid(), signum)  # ...the position bookkeeping has not
+      return result
     self.train_steps = wrapped
-  monkeypatch.setattr(loop.GAN, '__init__', interrupt_at_step_3)
+  monkeypatch.setattr(loop.GAN, '__init__', signal_inside_step_4)
   loop.run(config, str(tmp_path / 'split'))
+  assert 'saved' in capsys.readouterr().out
+  assert _latest_step(str(tmp_path / 'split')) == 4
   monkeypatch.setattr(loop.GAN, '__init__', original)
   resumed = loop.run(config, str(tmp_path / 'split'))
+  # Exact: step 4's batch was counted as consumed, so none is trained twice.
   assert resumed['d_loss'] == pytest.approx(full['d_loss'], rel=1e-5)
   assert resumed['g_loss'] == pytest.approx(full['g_loss'], rel=1e-5)

@@ -28,7 +28,8 @@ _ADAM_2E4_B05 = dict(optimizer='adam', g_lr=2e-4, d_lr=2e-4, g_beta1=0.5,
                      weight_decay=0.0)
 _NO_TRICKS = dict(instance_noise='none', feature_matching=0.0,
                   g_steps_per_d=1, smooth_g_targets=False, reuse_fake=False,
-                  d_spectral_norm=False, g_spectral_norm=False)
+                  d_spectral_norm=False, g_spectral_norm=False,
+                  d_batch_norm='off')
 _MLP64 = dict(preset='celeba64', arch='mlp', image_height=64, image_width=64,
               crop=160, latent_dim=100, latent_dist='normal', batch_size=64,
               adam_epsilon=1e-8, ema_decay=0.0, **_ADAM_2E4_B05, **_NO_TRICKS)
@@ -42,7 +43,7 @@ EXPECTED = {
         d_dropout=0.3, instance_noise='additive', noise_sd=0.1,
         noise_decay_steps=0, real_label_low=1.0, real_label_high=1.0,
         smooth_g_targets=False, feature_matching=0.0, g_steps_per_d=1,
-        d_spectral_norm=False, g_spectral_norm=False,
+        d_spectral_norm=False, g_spectral_norm=False, d_batch_norm='off',
         optimizer='adam', g_lr=1e-4, d_lr=2e-4, g_beta1=0.9, d_beta1=0.9,
         g_beta2=0.999, d_beta2=0.999, adam_epsilon=1e-7, weight_decay=0.0,
         ema_decay=0.0),
@@ -60,12 +61,12 @@ EXPECTED = {
         instance_noise='none', real_label_low=1.0, real_label_high=1.0,
         smooth_g_targets=False, feature_matching=0.1, fm_ramp_steps=0,
         g_steps_per_d=2, d_spectral_norm=False, g_spectral_norm=False,
-        adam_epsilon=1e-7, ema_decay=0.0, **_ADAM_2E4_B05),
+        d_batch_norm='on', adam_epsilon=1e-7, ema_decay=0.0, **_ADAM_2E4_B05),
     'celeba157x128_gan_hacks': dict(
         preset='celeba157x128', arch='rect', image_height=157,
         image_width=128, crop=0, latent_dim=100, latent_dist='normal',
         batch_size=32, g_activation='relu', d_leaky_slope=0.2, d_dropout=0.3,
-        d_spectral_norm=True, g_spectral_norm=True,
+        d_spectral_norm=True, g_spectral_norm=True, d_batch_norm='off',
         instance_noise='multiplicative', noise_sd=0.1, noise_decay_steps=0,
         real_label_low=0.9, real_label_high=0.9, smooth_g_targets=True,
         feature_matching=0.0, g_steps_per_d=1, reuse_fake=False,

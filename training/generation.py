@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from data.pipeline import from_float
 from flags.presets import Config
-from models.gan import model_state
+from models.gan import model_state, uses_positional_keys
 from models.generator import Generator
 from training import images as img
 from training import rundir
@@ -250,12 +250,13 @@ def load_generator(path: str, use_ema: bool = True
   key = generator_key(config, use_ema)
   generator = Generator(config, name=key)
   generator(tf.zeros((1, config.latent_dim)))  # variables exist before restore
-  # The checkpoint holds each model as model_state's dict of its variables.
-  state = model_state(generator)
   try:
     stored = dict(tf.train.list_variables(prefix))
   except (ValueError, tf.errors.OpError) as e:
     raise _unrestorable(prefix, key, run_dir, _first_line(e)) from e
+  # The checkpoint holds each model as model_state's dict of its variables
+  # (keyed by position in checkpoints written before the layer-path keys).
+  state = model_state(generator, positional=uses_positional_keys(stored))
   wanted = {f'{key}/{name}/.ATTRIBUTES/VARIABLE_VALUE': tuple(v.shape)
             for name, v in state.items()}
   missing = [k for k in wanted if k not in stored]

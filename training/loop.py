@@ -1,11 +1,13 @@
 """The training loop: `run(config, workdir)` trains and fills the run directory."""
 
+import contextlib
 import json
 import math
 import os
 import shutil
 import signal
 import tempfile
+import threading
 import time
 from typing import Dict, Optional
 
@@ -15,7 +17,7 @@ import tensorflow as tf
 
 from data import pipeline as data_pipeline
 from flags.presets import Config
-from models.gan import GAN
+from models.gan import GAN, uses_positional_keys
 from training import collapse
 from training import images as img
 from training import rundir
@@ -31,7 +33,54 @@ class TrainingSetupError(ValueError):
 
 
 class _Interrupted(Exception):
-  """SIGTERM, turned into an exception so the loop can save and exit."""
+  """Ctrl-C or SIGTERM arrived; raised between steps so the loop saves."""
+
+
+class _StopRequest:
+  """SIGINT/SIGTERM handler that only records the request.
+
+  Raising from a handler could land anywhere: inside a train step, after the
+  weights changed but before the data position did (a checkpoint of mixed
+  state), or inside AutoGraph's tracing, which swallows it. The loop checks
+  `requested` between steps instead. A third Ctrl-C quits without saving,
+  for a save that hangs.
+  """
+
+  def __init__(self):
+    self.requested = 0
+
+  def __call__(self, signum, frame):
+    del frame
+    self.requested += 1
+    if self.requested == 1:
+      print(f'\n{signal.Signals(signum).name}: stopping after this step and '
+            'saving a checkpoint...', flush=True)
+    elif signum == signal.SIGINT and self.requested >= 3:
+      raise KeyboardInterrupt
+    else:
+      print('\nStill saving (Ctrl-C again quits without saving this step).',
+            flush=True)
+
+  def check(self):
+    if self.requested:
+      raise _Interrupted()
+
+
+@contextlib.contextmanager
+def _stop_on_signals():
+  """Installs a _StopRequest for SIGINT and SIGTERM (main thread only)."""
+  stop = _StopRequest()
+  if threading.current_thread() is not threading.main_thread():
+    yield stop
+    return
+  previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+  for s in previous:
+    signal.signal(s, stop)
+  try:
+    yield stop
+  finally:
+    for s, handler in previous.items():
+      signal.signal(s, handler)
 
 
 class _BudgetSpent(Exception):
@@ -55,15 +104,26 @@ def fixed_latent(config: Config, workdir: str) -> np.ndarray:
   return z
 
 
-def _check_finite(metrics: Dict[str, float], step: int) -> None:
+_REMEDIES = ('Remedies: lower --d_lr (or --g_lr), add instance noise '
+             '(--instance_noise=additive --noise_sd=0.1), enable '
+             '--d_spectral_norm, or smooth the real labels '
+             '(--real_label_low=0.9).')
+
+
+def _diverged(what: str, step: int, manager) -> TrainingDiverged:
+  """The error for a NaN/Inf, naming the checkpoint a rerun resumes from."""
+  latest = manager.latest_checkpoint
+  kept = (f'the newest checkpoint, {latest}, holds only finite values; '
+          'rerunning the same command resumes from it' if latest else
+          'no checkpoint had been saved yet, so a rerun starts from step 0')
+  return TrainingDiverged(f'{what} at step {step}: training stopped, and '
+                          f'{kept}. {_REMEDIES}')
+
+
+def _check_finite(metrics: Dict[str, float], step: int, manager) -> None:
   for name in ('d_loss', 'g_loss'):
     if not math.isfinite(metrics[name]):
-      raise TrainingDiverged(
-          f'{name} became {metrics[name]} at step {step}; training stopped and '
-          'the last good checkpoint is kept (rerun the same command to resume '
-          'from it). Remedies: lower --d_lr (or --g_lr), add instance noise '
-          '(--instance_noise=additive --noise_sd=0.1), enable '
-          '--d_spectral_norm, or smooth the real labels (--real_label_low=0.9).')
+      raise _diverged(f'{name} became {metrics[name]}', step, manager)
 
 
 def save_samples(gan: GAN, z: np.ndarray, workdir: str, epoch: int) -> np.ndarray:
@@ -111,20 +171,124 @@ def _log_eval(workdir: str, step: int, train_seconds: float, metrics) -> None:
                             **metrics)) + '\n')
 
 
+def _restore(gan: GAN, counters: Dict[str, tf.Variable], workdir: str,
+             chief: bool) -> Optional[str]:
+  """Restores the newest complete, readable checkpoint of `workdir`.
+
+  Never starts from scratch while checkpoint files exist: a lost
+  `checkpoint` state file or a missing .index falls back to the newest
+  complete checkpoint on disk, a truncated one to the one before it (with a
+  message each), and a folder with none usable is an error. The chief also
+  rewrites the state file so rotation keeps the good checkpoints.
+
+  Returns:
+    The restored prefix, or None for a fresh run.
+
+  Raises:
+    rundir.RunDirError: checkpoint files but none usable, or a checkpoint
+      whose variables do not fit these models.
+  """
+  ckpt_dir = os.path.join(workdir, rundir.CHECKPOINT_DIR)
+  if chief:
+    for name in rundir.remove_stale_temp(ckpt_dir):
+      print(f'Removed {name}, left by an interrupted save.', flush=True)
+  complete = rundir.complete_checkpoints(ckpt_dir)
+  if not complete:
+    if rundir.has_checkpoint_files(ckpt_dir):
+      raise rundir.RunDirError(
+          f'{ckpt_dir} holds checkpoint files but no complete checkpoint (each '
+          'needs its .index and .data files): an interrupted copy or save? '
+          'Restore the missing files, or pass --overwrite to start again.')
+    return None
+  usable, skipped = None, []
+  for step, prefix in reversed(complete):
+    reason = rundir.unreadable_reason(prefix)
+    if reason is None:
+      usable = (step, prefix)
+      break
+    skipped.append(f'{os.path.basename(prefix)} ({reason})')
+  if usable is None:
+    raise rundir.RunDirError(
+        f'No checkpoint in {ckpt_dir} can be read: {"; ".join(skipped)}. They '
+        'are truncated or corrupt; restore them from a backup, or pass '
+        '--overwrite to start again.')
+  step, prefix = usable
+  names = [n for n, _ in tf.train.list_variables(prefix)]
+  # Checkpoints from before the models were keyed by layer path.
+  items = gan.checkpoint_items(positional=uses_positional_keys(names))
+  wanted = {f'{section}/{key}/.ATTRIBUTES/VARIABLE_VALUE': tuple(v.shape)
+            for section, state in items.items() if isinstance(state, dict)
+            for key, v in state.items()}
+  # A layer added since (dropout) brings only its seed: it starts afresh.
+  optional = lambda name: 'seed_generator_state' in name
+  problems = rundir.shape_mismatches(prefix, wanted, optional)
+  if problems:
+    shown = '; '.join(problems[:4]) + ('; ...' if len(problems) > 4 else '')
+    raise rundir.RunDirError(
+        f'The checkpoint {prefix} does not fit this run\'s models '
+        f'({len(problems)} difference(s): {shown}). Was it trained with '
+        'another architecture? Pick another --workdir, or pass --overwrite '
+        'to start again.')
+  new_seeds = [n for n in wanted if n not in names]
+  try:
+    status = tf.train.Checkpoint(**counters, **items).restore(prefix)
+    status.expect_partial()
+    if not new_seeds:
+      status.assert_existing_objects_matched()
+  except (AssertionError, ValueError, LookupError, IndexError,
+          tf.errors.OpError) as e:
+    detail = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+    raise rundir.RunDirError(
+        f'The checkpoint {prefix} cannot be restored into this run\'s models '
+        f'({detail}). Pick another --workdir, or pass --overwrite to start '
+        'again.') from e
+  for name in skipped:
+    print(f'Skipped the unreadable checkpoint {name}.', flush=True)
+  if new_seeds:
+    print(f'{len(new_seeds)} dropout layer(s) are new to this run; their '
+          'random state starts afresh.', flush=True)
+  if chief:
+    # The state file lists what is really there, oldest first, with times
+    # after `last_preserved`: CheckpointManager rotates only those.
+    good = [p for s, p in complete if s <= step]
+    times = [os.path.getmtime(p + '.index') for p in good]
+    tf.compat.v1.train.update_checkpoint_state(
+        ckpt_dir, os.path.basename(prefix),
+        all_model_checkpoint_paths=[os.path.basename(p) for p in good],
+        all_model_checkpoint_timestamps=times,
+        last_preserved_timestamp=min(times) - 1)
+  return prefix
+
+
+def _apply_learning_rates(gan: GAN, config: Config) -> None:
+  """Sets both rates from `config`: a checkpoint restores its own rates."""
+  for name, optimizer, lr in (('G', gan.g_optimizer, config.g_lr),
+                              ('D', gan.d_optimizer, config.d_lr)):
+    old = float(optimizer.learning_rate.numpy())
+    if not math.isclose(old, lr, rel_tol=1e-6):
+      optimizer.learning_rate.assign(lr)
+      print(f'{name} learning rate {old:g} -> {lr:g} (from this command).',
+            flush=True)
+
+
 def run(config: Config, workdir: str, overwrite: bool = False,
         max_seconds: Optional[float] = None) -> Dict[str, float]:
   """Trains a GAN per `config`, resuming from `workdir` if it holds a run.
 
   Writes config.json, checkpoints/, TensorBoard events, samples/ and
-  progress.gif into `workdir`. Saves a checkpoint and returns on Ctrl-C or
-  SIGTERM, or once `max_seconds` of training (evaluation not counted) have
-  passed in this call. Returns the last step's metrics.
+  progress.gif into `workdir`, holding a lock on it. Saves a checkpoint and
+  returns on Ctrl-C or SIGTERM (checked between steps), or once
+  `max_seconds` of training (evaluation not counted) have passed in this
+  call. Returns the last step's metrics.
 
   Raises:
     data.pipeline.DataError: no usable training images.
-    training.rundir.RunDirError: `workdir` holds an incompatible run.
+    training.rundir.RunDirError: `workdir` is in use, unusable, or holds an
+      incompatible run.
     TrainingSetupError: the strategy cannot split the batch.
-    TrainingDiverged: a loss became NaN/Inf (the checkpoint is not updated).
+    TrainingDiverged: a loss or weight became NaN/Inf (nothing non-finite is
+      saved).
+    KeyboardInterrupt: a third Ctrl-C (nothing more is saved).
   """
   # Data first: a missing dataset fails in seconds, before any model is built.
   pipeline = data_pipeline.Pipeline(config)
@@ -135,8 +299,19 @@ def run(config: Config, workdir: str, overwrite: bool = False,
         f'--batch_size={config.batch_size} does not split over {replicas} '
         f'replicas; use a multiple of {replicas}.')
   chief = _is_chief(strategy)
-  if chief:
-    rundir.prepare(config, workdir, overwrite)
+  lock = rundir.RunLock(workdir) if chief else None
+  try:
+    if chief:
+      rundir.prepare(config, workdir, overwrite)
+    return _train(config, workdir, pipeline, strategy, chief, max_seconds)
+  finally:
+    if lock:
+      lock.release()
+
+
+def _train(config, workdir, pipeline, strategy, chief, max_seconds):
+  """run()'s body, once the run directory is locked and checked."""
+  replicas = strategy.num_replicas_in_sync
   keras.utils.set_random_seed(config.seed)
   try:
     gan = GAN(config, strategy)
@@ -151,27 +326,22 @@ def run(config: Config, workdir: str, overwrite: bool = False,
   # Inside the current epoch: source elements consumed and images trained on.
   consumed_var = tf.Variable(0, dtype=tf.int64, name='epoch_consumed')
   images_var = tf.Variable(0, dtype=tf.int64, name='epoch_images')
-  ckpt = tf.train.Checkpoint(epoch=epoch_var, epoch_consumed=consumed_var,
-                             epoch_images=images_var, **gan.checkpoint_items())
+  counters = dict(epoch=epoch_var, epoch_consumed=consumed_var,
+                  epoch_images=images_var)
+  latest = _restore(gan, counters, workdir, chief)
+  if latest:
+    print(f'Resumed from {latest} (step {gan.steps_done}, '
+          f'epoch {int(epoch_var) + 1}).', flush=True)
+  _apply_learning_rates(gan, config)
+  if chief:  # only now: a refused restore leaves the old config.json
+    rundir.save_config(config, workdir)
+  ckpt = tf.train.Checkpoint(**counters, **gan.checkpoint_items())
   # Every worker of a cluster must save (it is collective); only the chief
   # saves into the run directory.
   ckpt_dir = os.path.join(workdir, rundir.CHECKPOINT_DIR) if chief else \
       tempfile.mkdtemp(prefix='facegan-worker-ckpt-')
   manager = tf.train.CheckpointManager(ckpt, ckpt_dir,
                                        max_to_keep=config.keep_checkpoints)
-  latest = tf.train.latest_checkpoint(os.path.join(workdir, rundir.CHECKPOINT_DIR))
-  if latest:
-    try:
-      ckpt.restore(latest).assert_existing_objects_matched()
-    except (AssertionError, ValueError, tf.errors.OpError) as e:
-      detail = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-      raise rundir.RunDirError(
-          f'The checkpoint {latest} cannot be restored into this run\'s models '
-          f'({detail}): it is corrupt, partial or from an older facegan. '
-          'Delete it to resume from an earlier one, pick another --workdir, '
-          'or pass --overwrite to start again.') from e
-    print(f'Resumed from {latest} (step {gan.steps_done}, '
-          f'epoch {int(epoch_var) + 1}).', flush=True)
   if chief:
     # Curves continue from the checkpoint: steps logged after it are redone.
     summaries.purge_events_after(workdir, gan.steps_done)
@@ -185,12 +355,15 @@ def run(config: Config, workdir: str, overwrite: bool = False,
     evaluate = TrainingEvaluator(config)
   steps_per_epoch = pipeline.steps_per_epoch()
   watch = collapse.CollapseWatch()
-  save = lambda: manager.save(checkpoint_number=gan.steps_done)
 
-  previous_handler = signal.getsignal(signal.SIGTERM)
-  def on_sigterm(signum, frame):
-    raise _Interrupted()
-  signal.signal(signal.SIGTERM, on_sigterm)
+  def save():
+    """Checkpoints now, unless a weight is NaN/Inf; returns the prefix."""
+    if not gan.all_finite():
+      raise _diverged('A weight or optimizer state became NaN/Inf',
+                      gan.steps_done, manager)
+    writer.flush()  # the scalars logged so far survive a kill after the save
+    return manager.save(checkpoint_number=gan.steps_done)
+
   out = {}
   # Training time of this call: evaluation is paused out of the budget.
   started, eval_seconds = time.perf_counter(), 0.0
@@ -205,8 +378,9 @@ def run(config: Config, workdir: str, overwrite: bool = False,
       summaries.write_scalars(scores, gan.steps_done)
     _log_eval(workdir, gan.steps_done, train_seconds(), scores)
     eval_seconds += time.perf_counter() - tick_eval
+  iterator = None
   try:
-    with writer.as_default():
+    with writer.as_default(), _stop_on_signals() as stop:
       for epoch in range(int(epoch_var), config.epochs):
         done = min(int(images_var) // config.batch_size, steps_per_epoch)
         bar = keras.utils.Progbar(steps_per_epoch, unit_name='step',
@@ -216,6 +390,7 @@ def run(config: Config, workdir: str, overwrite: bool = False,
         dataset = pipeline.epoch(epoch, int(consumed_var)).take(steps_per_epoch - done)
         iterator = iter(strategy.experimental_distribute_dataset(dataset))
         while done < steps_per_epoch:
+          stop.check()
           before = gan.steps_done
           k = min(config.steps_per_call, steps_per_epoch - done)
           out, last, ran = gan.train_steps(iterator, tf.constant(k))
@@ -223,7 +398,7 @@ def run(config: Config, workdir: str, overwrite: bool = False,
             break
           step = gan.steps_done
           main = {k: float(out[k]) for k in ('d_loss', 'g_loss', 'd_real', 'd_fake')}
-          _check_finite(main, step)
+          _check_finite(main, step, manager)
           consumed_var.assign(int(last) + 1)
           images_var.assign_add(int(ran) * config.batch_size)
           done += int(ran)
@@ -272,7 +447,6 @@ def run(config: Config, workdir: str, overwrite: bool = False,
         consumed_var.assign(0)
         images_var.assign(0)
         save()
-        writer.flush()
   except _BudgetSpent:
     path = save()
     if chief:
@@ -282,13 +456,15 @@ def run(config: Config, workdir: str, overwrite: bool = False,
     print(f'\nTime budget of {max_seconds / 60:g} min spent: saved {path} at '
           f'step {gan.steps_done}; rerun to continue.', flush=True)
     return {k: float(v) for k, v in out.items()}
-  except (KeyboardInterrupt, _Interrupted):
+  except _Interrupted:
     path = save()
     print(f'\nInterrupted: saved {path} at step {gan.steps_done}; rerun the same '
           'command to resume.', flush=True)
     return {k: float(v) for k, v in out.items()}
   finally:
-    signal.signal(signal.SIGTERM, previous_handler)
+    # Dropped here, not at interpreter exit: a prefetching iterator torn down
+    # during shutdown can deadlock on the GIL (seen after a NaN).
+    iterator = dataset = None
     writer.flush()
     if not chief:  # a worker's checkpoints only served the collective save
       shutil.rmtree(ckpt_dir, ignore_errors=True)

@@ -1,8 +1,12 @@
 """The run directory: config.json, checkpoints and how to find them again."""
 
+import fnmatch
+import glob
 import os
+import re
 import shutil
-from typing import Tuple
+import socket
+from typing import Dict, List, Optional, Tuple
 
 import tensorflow as tf
 
@@ -12,12 +16,18 @@ CONFIG_FILE = 'config.json'
 CHECKPOINT_DIR = 'checkpoints'
 SAMPLES_DIR = 'samples'
 FIXED_LATENT_FILE = 'fixed_latent.npy'
+LOCK_FILE = 'train.lock'
+# Everything train.py, generate.py and evaluate.py write into a run
+# directory: what --overwrite may delete.
+RUN_FILES = (CONFIG_FILE, f'{CONFIG_FILE}.tmp*', CHECKPOINT_DIR, SAMPLES_DIR,
+             FIXED_LATENT_FILE, f'{FIXED_LATENT_FILE}.tmp*', 'progress.gif',
+             'events.out.tfevents.*', 'eval', 'generated', LOCK_FILE)
 
 # Fields whose change makes the checkpoint or the run meaningless to resume.
 INCOMPATIBLE_FIELDS = ('preset', 'arch', 'image_height', 'image_width',
                        'latent_dim', 'g_filters', 'd_filters',
-                       'g_spectral_norm', 'd_spectral_norm', 'optimizer',
-                       'latent_dist', 'crop', 'dataset')
+                       'g_spectral_norm', 'd_spectral_norm', 'd_batch_norm',
+                       'optimizer', 'latent_dist', 'crop', 'dataset')
 
 
 class RunDirError(ValueError):
@@ -38,38 +48,199 @@ def load_config(workdir: str) -> Config:
                       f'{e}') from e
 
 
-def prepare(config: Config, workdir: str, overwrite: bool = False) -> None:
-  """Creates `workdir` or checks it can resume `config`, then saves config.json.
+def _is_run_file(name: str) -> bool:
+  return any(fnmatch.fnmatchcase(name, pattern) for pattern in RUN_FILES)
 
-  A workdir from another preset or with another architecture is refused
-  (it would silently restore the wrong weights) unless `overwrite`, which
-  deletes its contents first. Other changes (epochs, rates...) are allowed.
+
+def _check_writable_dir(workdir: str) -> None:
+  """Creates `workdir`, or says in one paragraph why it cannot be used."""
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise RunDirError(f'--workdir {workdir!r} is a file, not a folder: pick '
+                      'another --workdir for the run.')
+  try:
+    os.makedirs(workdir, exist_ok=True)
+  except OSError as e:
+    raise RunDirError(f'Cannot create the run directory {workdir!r} '
+                      f'({e.strerror}): pick another --workdir.') from e
+  if not os.access(workdir, os.W_OK | os.X_OK):
+    raise RunDirError(f'The run directory {workdir!r} is not writable: fix '
+                      'its permissions or pick another --workdir.')
+
+
+def prepare(config: Config, workdir: str, overwrite: bool = False) -> None:
+  """Creates `workdir`, or checks that its run can be resumed with `config`.
+
+  A run from another preset or with another architecture is refused (it
+  would restore the wrong weights); other changes (epochs, rates...) are
+  allowed. `overwrite` deletes the run first, compatible or not, but only
+  the files facegan writes (RUN_FILES): a folder that also holds anything
+  else is refused, with the list. config.json is not written here: see
+  save_config, called once the checkpoint has been restored.
   """
-  path = os.path.join(workdir, CONFIG_FILE)
-  if os.path.isfile(path):
-    try:
-      old = load_config(workdir)
-      diffs = [f'{k}: {getattr(old, k)!r} -> {getattr(config, k)!r}'
-               for k in INCOMPATIBLE_FIELDS
-               if getattr(old, k) != getattr(config, k)]
-      if (old.ema_decay > 0) != (config.ema_decay > 0):
-        diffs.append('ema_decay: the EMA generator was turned on or off')
-      fp16 = lambda c: c.mixed_precision == 'mixed_float16'
-      if fp16(old) != fp16(config):
-        # Other precisions share float32 variables and plain optimizers.
-        diffs.append('mixed_precision: float16 loss-scale state was added or '
-                     'removed')
-    except RunDirError as e:
-      diffs = [str(e)]
-    if diffs and not overwrite:
+  _check_writable_dir(workdir)
+  entries = sorted(os.listdir(workdir))
+  is_run = any(_is_run_file(e) and e != LOCK_FILE for e in entries)
+  if overwrite:
+    foreign = [e for e in entries if not _is_run_file(e)]
+    if is_run and foreign:
+      shown = ', '.join(foreign[:8]) + (', ...' if len(foreign) > 8 else '')
       raise RunDirError(
-          f'{workdir!r} holds a run that this configuration cannot resume '
-          f'({"; ".join(diffs)}). Pick another --workdir, or pass --overwrite '
-          'to delete that run and start again.')
-    if diffs and overwrite:
-      shutil.rmtree(workdir)
-  os.makedirs(workdir, exist_ok=True)
-  atomic_write(path, lambda f: f.write(config.to_json() + '\n'))
+          f'--overwrite deletes only what facegan wrote, and {workdir!r} also '
+          f'holds {len(foreign)} other item(s): {shown}. Move them out or '
+          'pick another --workdir; nothing was deleted.')
+    for e in entries:
+      if _is_run_file(e) and e != LOCK_FILE:  # the lock is this process's
+        path = os.path.join(workdir, e)
+        if os.path.isdir(path) and not os.path.islink(path):
+          shutil.rmtree(path)
+        else:
+          os.remove(path)
+    return
+  if not os.path.isfile(os.path.join(workdir, CONFIG_FILE)):
+    return
+  try:
+    old = load_config(workdir)
+    diffs = [f'{k}: {getattr(old, k)!r} -> {getattr(config, k)!r}'
+             for k in INCOMPATIBLE_FIELDS
+             if getattr(old, k) != getattr(config, k)]
+    if (old.ema_decay > 0) != (config.ema_decay > 0):
+      diffs.append('ema_decay: the EMA generator was turned on or off')
+    fp16 = lambda c: c.mixed_precision == 'mixed_float16'
+    if fp16(old) != fp16(config):
+      # Other precisions share float32 variables and plain optimizers.
+      diffs.append('mixed_precision: float16 loss-scale state was added or '
+                   'removed')
+  except RunDirError as e:
+    diffs = [str(e)]
+  if diffs:
+    raise RunDirError(
+        f'{workdir!r} holds a run that this configuration cannot resume '
+        f'({"; ".join(diffs)}). Pick another --workdir, or pass --overwrite '
+        'to delete that run and start again.')
+
+
+def save_config(config: Config, workdir: str) -> None:
+  """Writes <workdir>/config.json (atomically)."""
+  atomic_write(os.path.join(workdir, CONFIG_FILE),
+               lambda f: f.write(config.to_json() + '\n'))
+
+
+class RunLock:
+  """An exclusive lock on a run directory, held while train.py trains it.
+
+  Two processes training one directory would both write checkpoints. The
+  lock is an flock on <workdir>/train.lock, which the OS releases when the
+  process dies (kill -9 included), so it never goes stale; the file holds
+  the owner's host and PID for the message. Where flock does not exist
+  (Windows) no lock is taken.
+  """
+
+  def __init__(self, workdir: str):
+    _check_writable_dir(workdir)
+    self._file = None
+    try:
+      import fcntl
+    except ImportError:
+      return
+    path = os.path.join(workdir, LOCK_FILE)
+    f = open(path, 'a+')
+    try:
+      fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+      f.seek(0)
+      owner = f.read().strip() or 'another process'
+      f.close()
+      raise RunDirError(
+          f'{workdir!r} is being trained by {owner}: two processes on one '
+          'run would overwrite each other\'s checkpoints. Wait for it to '
+          'finish or stop it (Ctrl-C saves), or pick another --workdir.'
+      ) from None
+    f.seek(0)
+    f.truncate()
+    f.write(f'process {os.getpid()} on {socket.gethostname()}\n')
+    f.flush()
+    self._file = f
+
+  def release(self) -> None:
+    if self._file is not None:
+      self._file.close()  # closing releases the flock
+      self._file = None
+
+
+def _data_shards(prefix: str) -> Optional[List[str]]:
+  """The .data shard files `prefix` needs, or None without any shard."""
+  found = glob.glob(glob.escape(prefix) + '.data-*-of-*')
+  if not found:
+    return None
+  total = int(found[0].rsplit('-of-', 1)[1])
+  return [f'{prefix}.data-{i:05d}-of-{total:05d}' for i in range(total)]
+
+
+def complete_checkpoints(ckpt_dir: str) -> List[Tuple[int, str]]:
+  """(step, prefix) of each checkpoint with its .index and every .data shard.
+
+  Read from the files themselves, oldest first: the `checkpoint` state file
+  can be lost or stale (an interrupted copy), and TensorFlow's
+  latest_checkpoint then reports nothing, or a checkpoint that is gone.
+  """
+  found = []
+  for index in glob.glob(os.path.join(glob.escape(ckpt_dir), 'ckpt-*.index')):
+    prefix = index[:-len('.index')]
+    match = re.fullmatch(r'ckpt-(\d+)', os.path.basename(prefix))
+    shards = _data_shards(prefix)
+    if match and shards and all(os.path.isfile(p) for p in shards):
+      found.append((int(match.group(1)), prefix))
+  return sorted(found)
+
+
+def has_checkpoint_files(ckpt_dir: str) -> bool:
+  """Whether `ckpt_dir` holds any checkpoint file, complete or not."""
+  return bool(glob.glob(os.path.join(glob.escape(ckpt_dir), 'ckpt-*')))
+
+
+def remove_stale_temp(ckpt_dir: str) -> List[str]:
+  """Deletes the ckpt-N_temp folders an interrupted save leaves; their names."""
+  stale = [p for p in glob.glob(os.path.join(glob.escape(ckpt_dir), 'ckpt-*_temp*'))
+           if os.path.isdir(p)]
+  for path in stale:
+    shutil.rmtree(path, ignore_errors=True)
+  return [os.path.basename(p) for p in stale]
+
+
+def unreadable_reason(prefix: str) -> Optional[str]:
+  """None if every tensor of checkpoint `prefix` reads back, else why not.
+
+  A save cut short by a full disk or a crash can leave a .data file that is
+  truncated: its index is intact, so only reading the values finds it.
+  """
+  try:
+    reader = tf.train.load_checkpoint(prefix)
+    for name in reader.get_variable_to_shape_map():
+      reader.get_tensor(name)
+  except Exception as e:  # pylint: disable=broad-except
+    # The reader raises OpError, IndexError or ValueError depending on
+    # where the file is cut.
+    return (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+  return None
+
+
+def shape_mismatches(prefix: str, wanted: Dict[str, Tuple[int, ...]],
+                     optional=lambda name: False) -> List[str]:
+  """What of `wanted` ({checkpoint name: shape}) `prefix` lacks or differs in.
+
+  Names for which `optional(name)` is true may be missing (state a new
+  layer starts afresh, such as a dropout layer's seed).
+  """
+  stored = dict(tf.train.list_variables(prefix))
+  problems = []
+  for name, shape in wanted.items():
+    if name not in stored:
+      if not optional(name):
+        problems.append(f'{name.split("/.ATTRIBUTES")[0]} is missing')
+    elif tuple(stored[name]) != tuple(shape):
+      problems.append(f'{name.split("/.ATTRIBUTES")[0]} has shape '
+                      f'{tuple(stored[name])}, not {tuple(shape)}')
+  return problems
 
 
 def atomic_write(path: str, write, binary: bool = False) -> None:

@@ -1,0 +1,247 @@
+"""Fault injection: lost or damaged checkpoint files, NaN, --overwrite,
+changed flags on resume, two processes on one run directory."""
+
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from flags.presets import get_config
+from models.gan import GAN
+from training import generation, loop, rundir
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _config(**overrides):
+  # One checkpoint per step, three kept: ckpt-2, 3 and 4 after one epoch.
+  return get_config('tiny', **{'epochs': 1, 'checkpoint_every_steps': 1,
+                               **overrides})
+
+
+def _ckpt(workdir, name=''):
+  return os.path.join(workdir, 'checkpoints', name)
+
+
+def _steps_on_disk(workdir):
+  return sorted(s for s, _ in rundir.complete_checkpoints(_ckpt(workdir)))
+
+
+@pytest.fixture
+def run4(tmp_path):
+  """A finished one-epoch tiny run: checkpoints at steps 2, 3, 4."""
+  workdir = str(tmp_path / 'run')
+  loop.run(_config(), workdir)
+  assert _steps_on_disk(workdir) == [2, 3, 4]
+  return workdir
+
+
+def test_a_lost_state_file_resumes_from_the_newest_checkpoint(run4, capsys):
+  os.remove(_ckpt(run4, 'checkpoint'))
+  loop.run(_config(epochs=2), run4)
+  assert 'Resumed from' in capsys.readouterr().out
+  assert _steps_on_disk(run4) == [6, 7, 8]  # 4 more steps, not 8
+
+
+def test_a_missing_index_falls_back_to_the_previous_checkpoint(run4, capsys):
+  os.remove(_ckpt(run4, 'ckpt-4.index'))
+  loop.run(_config(epochs=2), run4)
+  assert 'ckpt-3 (step 3' in capsys.readouterr().out
+  assert _steps_on_disk(run4)[-1] == 8
+
+
+def test_checkpoint_files_without_a_complete_one_never_restart_from_0(run4):
+  for index in glob.glob(_ckpt(run4, '*.index')):
+    os.remove(index)
+  data = sorted(glob.glob(_ckpt(run4, '*.data-*')))
+  with pytest.raises(rundir.RunDirError, match='no complete checkpoint'):
+    loop.run(_config(epochs=2), run4)
+  assert sorted(glob.glob(_ckpt(run4, '*.data-*'))) == data  # nothing rotated
+
+
+def _truncate(prefix):
+  data = glob.glob(prefix + '.data-*')[0]
+  with open(data, 'r+b') as f:
+    f.truncate(os.path.getsize(data) // 2)
+
+
+def test_a_truncated_checkpoint_is_skipped_with_a_message(run4, capsys):
+  _truncate(_ckpt(run4, 'ckpt-4'))
+  loop.run(_config(epochs=2), run4)
+  out = capsys.readouterr().out
+  assert 'Skipped the unreadable checkpoint ckpt-4' in out
+  assert 'ckpt-3 (step 3' in out
+
+
+def test_all_checkpoints_unreadable_is_one_clear_error(run4):
+  before = open(os.path.join(run4, 'config.json')).read()
+  for step in (2, 3, 4):
+    _truncate(_ckpt(run4, f'ckpt-{step}'))
+  with pytest.raises(rundir.RunDirError, match='can be read.*--overwrite'):
+    loop.run(_config(epochs=2), run4)
+  # config.json is written only once a restore succeeded.
+  assert open(os.path.join(run4, 'config.json')).read() == before
+
+
+def test_stale_temp_folders_of_an_interrupted_save_are_removed(run4, capsys):
+  os.makedirs(_ckpt(run4, 'ckpt-5_temp'))
+  loop.run(_config(epochs=2), run4)
+  assert 'Removed ckpt-5_temp' in capsys.readouterr().out
+  assert not os.path.exists(_ckpt(run4, 'ckpt-5_temp'))
+
+
+def test_non_finite_weights_are_never_saved(run4, monkeypatch):
+  original = loop.GAN.__init__
+  def poison_after_step_6(self, *args):
+    original(self, *args)
+    steps = self.train_steps
+    def wrapped(*a):
+      result = steps(*a)
+      if int(self.step) == 6:  # the loss of step 6 was still finite
+        v = self.discriminator.trainable_variables[0]
+        v.assign(tf.fill(v.shape, np.nan))
+      return result
+    self.train_steps = wrapped
+  monkeypatch.setattr(loop.GAN, '__init__', poison_after_step_6)
+  with pytest.raises(loop.TrainingDiverged, match='step 6.*ckpt-5'):
+    loop.run(_config(epochs=2), run4)
+  assert _steps_on_disk(run4) == [3, 4, 5]
+  reader = tf.train.load_checkpoint(_ckpt(run4, 'ckpt-5'))
+  assert all(np.all(np.isfinite(reader.get_tensor(n)))
+             for n, dtype in reader.get_variable_to_dtype_map().items()
+             if dtype.is_floating)
+
+
+def test_nan_at_the_first_step_promises_no_checkpoint(tmp_path):
+  workdir = str(tmp_path / 'run')
+  with pytest.raises(loop.TrainingDiverged, match='no checkpoint had been saved'):
+    loop.run(_config(g_lr=1e20, d_lr=1e20), workdir)
+  assert not rundir.has_checkpoint_files(_ckpt(workdir))
+
+
+@pytest.mark.slow
+def test_train_py_exits_after_nan_with_the_synthetic_source(tmp_path):
+  proc = subprocess.run(
+      [sys.executable, 'train.py', '--preset=tiny', '--d_lr=1e20',
+       '--g_lr=1e20', f'--workdir={tmp_path / "run"}'],
+      cwd=ROOT, capture_output=True, text=True, timeout=120)
+  assert proc.returncode == 1
+  assert 'became nan at step 1' in proc.stderr
+
+
+def test_overwrite_refuses_a_folder_with_foreign_files(run4):
+  os.makedirs(os.path.join(run4, 'src'))
+  open(os.path.join(run4, 'thesis.tex'), 'w').close()
+  with pytest.raises(rundir.RunDirError, match='2 other item.*src, thesis.tex'):
+    loop.run(_config(latent_dim=8), run4, overwrite=True)
+  assert os.path.isdir(os.path.join(run4, 'src'))
+  assert _steps_on_disk(run4) == [2, 3, 4]  # nothing deleted
+
+
+def test_overwrite_of_a_compatible_run_starts_again(run4, capsys):
+  open(os.path.join(run4, 'generated.txt'), 'w').close()  # foreign: refused
+  with pytest.raises(rundir.RunDirError, match='generated.txt'):
+    loop.run(_config(), run4, overwrite=True)
+  os.remove(os.path.join(run4, 'generated.txt'))
+  capsys.readouterr()
+  metrics = loop.run(_config(), run4, overwrite=True)
+  assert metrics and 'Resumed' not in capsys.readouterr().out
+  assert _steps_on_disk(run4) == [2, 3, 4]
+
+
+def _scalar(workdir, tag):
+  values = {}
+  for path in glob.glob(os.path.join(workdir, 'events.out.tfevents.*')):
+    for event in tf.compat.v1.train.summary_iterator(path):
+      for v in event.summary.value:
+        if v.tag == tag:
+          values[event.step] = float(tf.make_ndarray(v.tensor))
+  return values
+
+
+def test_changed_learning_rates_take_effect_on_resume(run4, capsys):
+  loop.run(_config(epochs=2, g_lr=5e-5, d_lr=3e-4), run4)
+  assert 'G learning rate 0.0001 -> 5e-05' in capsys.readouterr().out
+  g, d = _scalar(run4, 'lr/g'), _scalar(run4, 'lr/d')
+  assert g[2] == pytest.approx(1e-4) and g[8] == pytest.approx(5e-5)
+  assert d[2] == pytest.approx(2e-4) and d[8] == pytest.approx(3e-4)
+  reader = tf.train.load_checkpoint(_ckpt(run4, 'ckpt-8'))
+  assert reader.get_tensor(
+      'g_optimizer/_learning_rate/.ATTRIBUTES/VARIABLE_VALUE') == \
+      pytest.approx(5e-5)
+
+
+def test_adding_dropout_to_d_resumes(run4, capsys):
+  loop.run(_config(epochs=2, d_dropout=0.3), run4)
+  assert 'dropout layer(s) are new' in capsys.readouterr().out
+  assert _steps_on_disk(run4)[-1] == 8
+  assert rundir.load_config(run4).d_dropout == 0.3
+
+
+def test_checkpoints_keyed_by_position_still_resume_and_load(tmp_path):
+  # Checkpoints written before the layer-path keys.
+  workdir = str(tmp_path / 'old')
+  config = _config(epochs=2)
+  gan = GAN(config)
+  rundir.prepare(config, workdir)
+  rundir.save_config(config, workdir)
+  gan.step.assign(4)
+  counters = dict(epoch=tf.Variable(1, dtype=tf.int64),
+                  epoch_consumed=tf.Variable(0, dtype=tf.int64),
+                  epoch_images=tf.Variable(0, dtype=tf.int64))
+  prefix = tf.train.CheckpointManager(tf.train.Checkpoint(
+      **counters, **gan.checkpoint_items(positional=True)), _ckpt(workdir),
+      max_to_keep=3).save(checkpoint_number=4)
+  names = [n for n, _ in tf.train.list_variables(prefix)]
+  assert 'generator/0000/.ATTRIBUTES/VARIABLE_VALUE' in names
+  _, _, g = generation.load_generator(prefix)
+  np.testing.assert_array_equal(g.variables[0].numpy(),
+                                gan.ema_generator.variables[0].numpy())
+  loop.run(config, workdir)
+  assert _steps_on_disk(workdir) == [4, 5, 6, 7, 8][-config.keep_checkpoints:]
+
+
+def test_a_second_process_on_the_run_directory_is_refused(run4):
+  held = rundir.RunLock(run4)
+  try:
+    with pytest.raises(rundir.RunDirError,
+                       match=f'being trained by process {os.getpid()}'):
+      loop.run(_config(epochs=2), run4)
+  finally:
+    held.release()
+  loop.run(_config(epochs=2), run4)  # released: it trains
+  assert _steps_on_disk(run4)[-1] == 8
+
+
+@pytest.mark.parametrize('make', ['file', 'readonly'])
+def test_an_unusable_workdir_is_one_clear_error(tmp_path, make):
+  workdir = tmp_path / 'run'
+  if make == 'file':
+    workdir.write_text('not a folder')
+    match = 'is a file'
+  else:
+    if os.geteuid() == 0:
+      pytest.skip('root writes into read-only folders')
+    workdir.mkdir()
+    workdir.chmod(0o500)
+    match = 'not writable'
+  with pytest.raises(rundir.RunDirError, match=match):
+    loop.run(_config(), str(workdir))
+
+
+def test_the_scalars_before_a_checkpoint_survive_a_kill(tmp_path, monkeypatch):
+  # Each save flushes the writer first: what a checkpoint covers is on disk.
+  workdir = str(tmp_path / 'run')
+  saves = []
+  manager_save = tf.train.CheckpointManager.save
+  def save(self, *a, **k):
+    saves.append(sorted(_scalar(workdir, 'd_loss')))
+    return manager_save(self, *a, **k)
+  monkeypatch.setattr(tf.train.CheckpointManager, 'save', save)
+  loop.run(_config(log_every=1), workdir)
+  assert saves == [[1], [1, 2], [1, 2, 3], [1, 2, 3, 4], [1, 2, 3, 4]]
