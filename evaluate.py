@@ -3,12 +3,11 @@
 Generates --num_samples images from the run's G (its EMA copy unless
 --no_ema), draws as many real images of the run's dataset through the
 training pipeline, prints SWD / FID / KID and writes
-<run>/eval/metrics_step<step>.json. --real_vs_real compares two disjoint real
-sets instead (the floor a generator cannot beat), from a run's dataset or,
+<run>/eval/metrics_step<step>_n<N>_seed<seed>.json. --real_vs_real compares
+two disjoint real sets instead (the floor a generator cannot beat), from a run's dataset or,
 without --checkpoint, from --preset/--dataset/--data_dir.
 """
 
-import json
 import os
 import sys
 
@@ -21,7 +20,8 @@ from absl import flags
 flags.DEFINE_string('checkpoint', None, 'Run directory, its checkpoints/ '
                     'folder or a checkpoint prefix.')
 flags.DEFINE_list('metrics', ['swd'], 'Comma-separated: swd, fid, kid.')
-flags.DEFINE_integer('num_samples', 2048, 'Images per set (generated, real).')
+flags.DEFINE_integer('num_samples', 2048, 'Images per set (generated, real).',
+                     lower_bound=1)
 flags.DEFINE_string('inception_weights', '', 'InceptionV3 notop .h5 weights '
                     "file for FID/KID; empty: Keras' cache or download.")
 flags.DEFINE_bool('no_ema', False, 'Sample the raw G, not its EMA copy.')
@@ -29,7 +29,8 @@ flags.DEFINE_integer('seed', 0, 'Seed of latents, real-image order, SWD '
                      'patches and projections, KID subsets.')
 flags.DEFINE_bool('real_vs_real', False, 'Compare two disjoint real sets '
                   'instead of generated vs real.')
-flags.DEFINE_integer('batch_size', 64, 'Generator and InceptionV3 batch.')
+flags.DEFINE_integer('batch_size', 64, 'Generator and InceptionV3 batch.',
+                     lower_bound=1)
 flags.DEFINE_string('data_dir', '', "Overrides the run's data_dir.")
 flags.DEFINE_enum('preset', 'celeba64', list(presets.PRESETS), 'Without '
                   '--checkpoint (--real_vs_real only): the preset whose image '
@@ -60,8 +61,8 @@ def main(argv):
       overrides['dataset'] = FLAGS.dataset
     try:
       config = presets.get_config(FLAGS.preset, **overrides)
-    except ValueError as e:
-      raise app.UsageError(str(e)) from None
+    except ValueError as e:  # one line, not absl's usage text
+      sys.exit(f'error: {e}')
   try:
     metrics = evaluation.parse_metrics(FLAGS.metrics)
     if FLAGS.checkpoint:
@@ -76,11 +77,18 @@ def main(argv):
   except (DataError, RunDirError, evaluation.EvaluationError,
           InceptionWeightsError) as e:
     sys.exit(f'error: {e}')
+  except OSError as e:  # <run>/eval cannot be written
+    sys.exit(f'error: cannot write {e.filename!r} ({e.strerror}): pass '
+             '--output=<file> somewhere writable.')
   if FLAGS.output:
-    os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
-    with open(FLAGS.output, 'w') as f:
-      json.dump(result, f, indent=2)
-      f.write('\n')
+    try:
+      os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)),
+                  exist_ok=True)
+      evaluation.write_json(FLAGS.output, result)
+    except OSError as e:
+      sys.exit(f'error: cannot write --output {FLAGS.output!r} '
+               f'({e.strerror}); the metrics were:\n'
+               + evaluation.format_table(result))
     result['output'] = FLAGS.output
   what = ('real vs real' if result['mode'] == 'real_vs_real'
           else f'{result["generator"]} at step {result["step"]}')
@@ -93,5 +101,12 @@ def main(argv):
     print(f'Wrote {result["output"]}')
 
 
+def _main(argv):
+  try:
+    main(argv)
+  except KeyboardInterrupt:  # results are written atomically, or not at all
+    sys.exit('\nInterrupted.')
+
+
 if __name__ == '__main__':
-  app.run(main)
+  app.run(_main)

@@ -85,10 +85,20 @@ def main(argv):
                                 opts)
   except (RunDirError, generation.GenerationError) as e:
     sys.exit(f'error: {e}')
+  except OSError as e:  # --out (or <run>/generated) cannot be written
+    sys.exit(f'error: cannot write {e.filename or out_dir!r} ({e.strerror}): '
+             'pass a writable --out.')
   print(f'Wrote {len(paths)} file(s) to {out_dir}:')
   for p in paths:
     print(f'  {os.path.relpath(p, out_dir)}')
 
 
+def _main(argv):
+  try:
+    main(argv)
+  except KeyboardInterrupt:  # nothing half-written: files are written whole
+    sys.exit('\nInterrupted.')
+
+
 if __name__ == '__main__':
-  app.run(main)
+  app.run(_main)

@@ -3,9 +3,9 @@
 `evaluate_run(path, ...)` restores a run's generator (the EMA copy by
 default), draws N images from it and N real images from the run's own
 dataset through the training pipeline (same crop and resize), computes the
-asked metrics and writes them to <run>/eval/metrics_step<step>.json
-(metrics_step<step>_no_ema.json for the raw G of an EMA run;
-real_vs_real.json for `real_vs_real`). `real_vs_real(config, ...)` measures
+asked metrics and writes them to <run>/eval/metrics_step<step>_n<N>_seed<S>.json
+(..._no_ema.json for the raw G of an EMA run; real_vs_real_n<N>_seed<S>.json
+for `real_vs_real`). `real_vs_real(config, ...)` measures
 the floor between two disjoint real sets of any config, with no run.
 """
 
@@ -105,10 +105,19 @@ def compute_metrics(images_a: np.ndarray, images_b: np.ndarray,
   """The asked metrics between two uint8 image sets, and seconds per metric.
 
   `extract` (from feature_extractor) is needed for FID and KID. Returns
-  {'swd': {level: x1e3, ..., 'avg'}, 'fid': float, 'kid': {'mean', 'std'},
-  'seconds': {...}} for the metrics asked.
+  {'swd': {level: x1e3, ..., 'avg'}, 'fid': float, 'kid': {'mean', 'std',
+  ...}, 'seconds': {...}} for the metrics asked.
+
+  Raises:
+    EvaluationError: FID or KID with fewer than 2 images in a set.
   """
   out, seconds = {}, {}
+  if ('fid' in metrics or 'kid' in metrics) and min(len(images_a),
+                                                    len(images_b)) < 2:
+    raise EvaluationError(
+        f'FID and KID need at least 2 images in each set (a covariance, '
+        f'pairs), got {len(images_a)} and {len(images_b)}: raise '
+        '--num_samples (thousands give stable values).')
   if 'swd' in metrics:
     tick = time.perf_counter()
     out['swd'] = swd_lib.swd(images_a, images_b, seed=seed)
@@ -213,7 +222,7 @@ def evaluate_run(path: str, metrics: Sequence[str] = ('swd',),
   step = _checkpoint_step(prefix)
   if compare_real:
     result = real_vs_real(config, metrics, num_samples, seed, inception_weights)
-    name = 'real_vs_real.json'
+    name = f'real_vs_real_n{num_samples}_seed{seed}.json'
   else:
     # The prefix, not `path`: the checkpoint whose step names the file.
     _, _, generator = generation.load_generator(prefix, use_ema)
@@ -229,15 +238,21 @@ def evaluate_run(path: str, metrics: Sequence[str] = ('swd',),
                   **compute_metrics(fake, real, metrics, seed, extract))
     result['seconds']['generate'] = generate_seconds
     no_ema = key == 'generator' and config.ema_decay > 0
-    name = f'metrics_step{step}{"_no_ema" if no_ema else ""}.json'
+    # N and the seed are in the name: a rerun with others adds a file.
+    name = (f'metrics_step{step}_n{num_samples}_seed{seed}'
+            f'{"_no_ema" if no_ema else ""}.json')
   result.update(run_dir=run_dir, checkpoint=prefix, step=step)
   if write:
     os.makedirs(os.path.join(run_dir, EVAL_DIR), exist_ok=True)
     result['output'] = os.path.join(run_dir, EVAL_DIR, name)
-    with open(result['output'], 'w') as f:
-      json.dump(result, f, indent=2)
-      f.write('\n')
+    write_json(result['output'], result)
   return result
+
+
+def write_json(path: str, result: Dict[str, object]) -> None:
+  """Writes `result` to `path` atomically (a crash leaves no half file)."""
+  rundir.atomic_write(path, lambda f: f.write(json.dumps(result, indent=2) +
+                                              '\n'))
 
 
 def format_table(result: Dict[str, object]) -> str:
@@ -249,6 +264,8 @@ def format_table(result: Dict[str, object]) -> str:
     rows.append(('FID', f'{result["fid"]:.2f}'))
   if 'kid' in result:
     kid = result['kid']
-    rows.append(('KID x1e3', f'{1e3 * kid["mean"]:.2f} +- {1e3 * kid["std"]:.2f}'))
+    spread = ('(one subset of every image: no spread)' if kid['std'] is None
+              else f'+- {1e3 * kid["std"]:.2f}')
+    rows.append(('KID x1e3', f'{1e3 * kid["mean"]:.2f} {spread}'))
   width = max(len(name) for name, _ in rows)
   return '\n'.join(f'{name:<{width}}  {value}' for name, value in rows)

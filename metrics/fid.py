@@ -6,6 +6,7 @@ practice) and return numbers, so they are testable on synthetic Gaussians.
 
 from typing import Dict, Tuple
 
+from absl import logging
 import numpy as np
 
 
@@ -45,7 +46,14 @@ def frechet_distance(mu1: np.ndarray, s1: np.ndarray, mu2: np.ndarray,
 
 
 def fid(features_a: np.ndarray, features_b: np.ndarray) -> float:
-  """FID: the Frechet distance of the two feature sets' Gaussian fits."""
+  """FID: the Frechet distance of the two feature sets' Gaussian fits.
+
+  Raises:
+    ValueError: fewer than 2 features in a set (no covariance).
+  """
+  if min(len(features_a), len(features_b)) < 2:
+    raise ValueError(f'FID needs at least 2 images in each set, got '
+                     f'{len(features_a)} and {len(features_b)}.')
   return frechet_distance(*feature_statistics(features_a),
                           *feature_statistics(features_b))
 
@@ -71,19 +79,35 @@ def mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def kid(features_a: np.ndarray, features_b: np.ndarray, subsets: int = 100,
-        subset_size: int = 1000, seed: int = 0) -> Dict[str, float]:
+        subset_size: int = 1000, seed: int = 0) -> Dict[str, object]:
   """KID: MMD^2_u averaged over random subsets (without replacement in each).
 
-  Subsets bound the O(m^2) kernel cost and give a spread; subset_size is
-  capped by the smaller set. Returns {'mean': ..., 'std': ...} over subsets.
+  Subsets bound the O(m^2) kernel cost and give a spread. With fewer images
+  than `subset_size` the subsets shrink to the smaller set (with a warning);
+  when that is both whole sets, every subset is the same and there is no
+  spread to report.
+
+  Returns:
+    {'mean', 'std' (None without a spread), 'subset_size', 'subsets'}.
+
+  Raises:
+    ValueError: fewer than 2 features in a set.
   """
   a = np.asarray(features_a, np.float64)
   b = np.asarray(features_b, np.float64)
   m = min(subset_size, len(a), len(b))
   if m < 2:
-    raise ValueError('KID needs at least 2 features in each set.')
+    raise ValueError(f'KID needs at least 2 images in each set, got '
+                     f'{len(a)} and {len(b)}.')
+  if m < subset_size:
+    logging.warning('KID: subsets of %d images (the smaller set), not %d.',
+                    m, subset_size)
+  if m == len(a) == len(b):
+    return {'mean': mmd2_unbiased(a, b), 'std': None, 'subset_size': m,
+            'subsets': 1}
   rng = np.random.default_rng(seed)
   values = [mmd2_unbiased(a[rng.choice(len(a), m, replace=False)],
                           b[rng.choice(len(b), m, replace=False)])
             for _ in range(subsets)]
-  return {'mean': float(np.mean(values)), 'std': float(np.std(values))}
+  return {'mean': float(np.mean(values)), 'std': float(np.std(values)),
+          'subset_size': m, 'subsets': subsets}

@@ -4,8 +4,10 @@ changed flags on resume, two processes on one run directory."""
 import glob
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -245,3 +247,53 @@ def test_the_scalars_before_a_checkpoint_survive_a_kill(tmp_path, monkeypatch):
   monkeypatch.setattr(tf.train.CheckpointManager, 'save', save)
   loop.run(_config(log_every=1), workdir)
   assert saves == [[1], [1, 2], [1, 2, 3], [1, 2, 3, 4], [1, 2, 3, 4]]
+
+
+def test_a_full_disk_during_a_save_says_what_was_kept(tmp_path, monkeypatch):
+  workdir = str(tmp_path / 'run')
+  save = tf.train.CheckpointManager.save
+  def disk_full_at_step_3(self, checkpoint_number=None, **kwargs):
+    if checkpoint_number == 3:
+      os.makedirs(os.path.join(self.directory, 'ckpt-3_temp'))  # half written
+      raise tf.errors.ResourceExhaustedError(None, None,
+                                             'No space left on device')
+    return save(self, checkpoint_number=checkpoint_number, **kwargs)
+  monkeypatch.setattr(tf.train.CheckpointManager, 'save', disk_full_at_step_3)
+  with pytest.raises(rundir.RunDirError,
+                     match='step 3 failed.*No space left.*Kept: .*ckpt-2'):
+    loop.run(_config(), workdir)
+  assert _steps_on_disk(workdir) == [1, 2]
+  assert not os.path.exists(_ckpt(workdir, 'ckpt-3_temp'))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('script', ['train.py', 'generate.py', 'evaluate.py'])
+def test_ctrl_c_while_tensorflow_imports_is_one_line(tmp_path, script):
+  args = {'train.py': ['--preset=tiny', f'--workdir={tmp_path}/run'],
+          'generate.py': [f'--checkpoint={tmp_path}/run'],
+          'evaluate.py': [f'--checkpoint={tmp_path}/run']}[script]
+  proc = subprocess.Popen([sys.executable, script, *args], cwd=ROOT,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True)
+  time.sleep(1.5)  # absl is up; TensorFlow is still importing
+  proc.send_signal(signal.SIGINT)
+  out, err = proc.communicate(timeout=60)
+  assert proc.returncode != 0
+  assert 'Traceback' not in err and 'Interrupted' in out + err
+
+
+@pytest.mark.slow
+def test_unwritable_outputs_and_bad_counts_are_one_line(run4, tmp_path):
+  blocker = tmp_path / 'a_file'
+  blocker.write_text('')
+  for args, match in (
+      (['generate.py', f'--checkpoint={run4}', '--mode=grid',
+        f'--out={blocker}/out'], 'pass a writable --out'),
+      (['evaluate.py', f'--checkpoint={run4}', '--num_samples=0'],
+       'num_samples'),
+      (['evaluate.py', f'--checkpoint={run4}', '--batch_size=-1'],
+       'batch_size')):
+    proc = subprocess.run([sys.executable, *args], cwd=ROOT, text=True,
+                          capture_output=True, timeout=120)
+    assert proc.returncode != 0, args
+    assert 'Traceback' not in proc.stderr and match in proc.stderr, args

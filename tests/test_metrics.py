@@ -1,6 +1,7 @@
 """SWD, FID and KID against closed forms, and evaluate.py on a tiny run."""
 
 import dataclasses
+import glob
 import json
 import math
 import os
@@ -112,6 +113,15 @@ def test_swd_grows_with_noise_and_blur(faces):
   assert by_blur[-1] > 3 * by_blur[0]
 
 
+def test_descriptor_normalisation_is_exact_on_a_colour_shifted_set():
+  # Large offset, small spread: the coarse level of a colour-shifted set.
+  rng = np.random.default_rng(0)
+  desc = (200 + 0.5 * rng.standard_normal((20000, 7, 7, 3))).astype(np.float32)
+  out = swd.normalize(desc).reshape(-1, 3).astype(np.float64)
+  np.testing.assert_allclose(out.mean(axis=0), 0, atol=1e-4)
+  np.testing.assert_allclose(out.std(axis=0), 1, atol=1e-4)
+
+
 def test_swd_handles_odd_sizes_and_refuses_mismatched_sets():
   rng = np.random.default_rng(0)
   a = rng.integers(0, 256, (8, 157, 128, 3), dtype=np.uint8)
@@ -201,6 +211,27 @@ def test_kid_is_unbiased_for_one_distribution_and_positive_for_two():
   assert far_kid['mean'] > 3 * far_kid['std']
 
 
+def test_kid_on_fewer_images_than_a_subset_says_so_instead_of_std_0():
+  rng = np.random.default_rng(0)
+  a, b = rng.standard_normal((40, 8)), rng.standard_normal((40, 8))
+  whole = fid.kid(a, b, subset_size=1000)
+  assert whole['std'] is None and whole['subset_size'] == 40
+  assert whole['mean'] == pytest.approx(fid.mmd2_unbiased(a, b))
+  smaller = fid.kid(a, b[:30], subset_size=1000)  # subsets of a still vary
+  assert smaller['subset_size'] == 30 and smaller['std'] > 0
+  assert 'no spread' in evaluation.format_table({'kid': whole})
+
+
+def test_fid_and_kid_need_two_images_per_set():
+  one, two = np.zeros((1, 4)), np.ones((2, 4))
+  for metric in (fid.fid, fid.kid):
+    with pytest.raises(ValueError, match='at least 2 images'):
+      metric(one, two)
+  with pytest.raises(evaluation.EvaluationError, match='--num_samples'):
+    evaluation.compute_metrics(np.zeros((1, 8, 8, 3), np.uint8),
+                               np.zeros((1, 8, 8, 3), np.uint8), ['fid'])
+
+
 # --- InceptionV3 ------------------------------------------------------------
 
 def test_missing_inception_weights_give_a_clear_error(tmp_path):
@@ -235,19 +266,26 @@ def test_inception_features_shape_with_random_weights():
 def test_evaluate_run_writes_swd_for_ema_and_raw_g(tiny_run):
   result = evaluation.evaluate_run(tiny_run, ['swd'], num_samples=32, seed=0)
   assert result['generator'] == 'ema_generator' and result['step'] == 8
-  path = os.path.join(tiny_run, 'eval', 'metrics_step8.json')
+  path = os.path.join(tiny_run, 'eval', 'metrics_step8_n32_seed0.json')
   assert result['output'] == path
   with open(path) as f:
     saved = json.load(f)
   assert list(saved['swd']) == ['32x32', '16x16', 'avg']
   # An 8-step G is far from the data: well above the real-vs-real floor.
   floor = evaluation.evaluate_run(tiny_run, ['swd'], 32, compare_real=True)
-  assert os.path.isfile(os.path.join(tiny_run, 'eval', 'real_vs_real.json'))
+  assert os.path.isfile(os.path.join(tiny_run, 'eval',
+                                     'real_vs_real_n32_seed0.json'))
   assert saved['swd']['avg'] > 2 * floor['swd']['avg']
   raw = evaluation.evaluate_run(tiny_run, ['swd'], 32, use_ema=False)
   assert raw['generator'] == 'generator'
-  assert raw['output'].endswith('metrics_step8_no_ema.json')
+  assert raw['output'].endswith('metrics_step8_n32_seed0_no_ema.json')
   assert raw['swd'] != saved['swd']
+  # Another N or seed adds a file; the first stays as it was.
+  other = evaluation.evaluate_run(tiny_run, ['swd'], 16, seed=1)
+  assert other['output'].endswith('metrics_step8_n16_seed1.json')
+  with open(path) as f:
+    assert json.load(f) == saved
+  assert not glob.glob(os.path.join(tiny_run, 'eval', '*.tmp*'))
 
 
 def test_evaluate_run_plumbs_fid_and_kid(tiny_run):

@@ -362,7 +362,16 @@ def _train(config, workdir, pipeline, strategy, chief, max_seconds):
       raise _diverged('A weight or optimizer state became NaN/Inf',
                       gan.steps_done, manager)
     writer.flush()  # the scalars logged so far survive a kill after the save
-    return manager.save(checkpoint_number=gan.steps_done)
+    try:
+      return manager.save(checkpoint_number=gan.steps_done)
+    except (OSError, tf.errors.OpError) as e:
+      rundir.remove_stale_temp(ckpt_dir)
+      detail = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+      kept = manager.latest_checkpoint or 'no checkpoint yet'
+      raise rundir.RunDirError(
+          f'Saving the checkpoint of step {gan.steps_done} failed ({detail}): '
+          f'is the disk full? Kept: {kept}. Free some space and rerun the '
+          'same command to resume from it.') from e
 
   out = {}
   # Training time of this call: evaluation is paused out of the budget.
