@@ -17,6 +17,8 @@ from flags import presets  # the local package, before absl's `flags`
 from absl import app
 from absl import flags
 
+from training import interrupts
+
 flags.DEFINE_string('checkpoint', None, 'Run directory, its checkpoints/ '
                     'folder or a checkpoint prefix.')
 flags.DEFINE_list('metrics', ['swd'], 'Comma-separated: swd, fid, kid.')
@@ -49,10 +51,11 @@ def main(argv):
     raise app.UsageError('Pass --checkpoint=<run dir> (or --real_vs_real '
                          'with --preset and --dataset/--data_dir).')
   # Imported here so --help answers without loading TensorFlow.
-  from data.pipeline import DataError
-  from metrics import evaluation
-  from metrics.inception import InceptionWeightsError
-  from training.rundir import RunDirError
+  with interrupts.deferred():
+    from data.pipeline import DataError
+    from metrics import evaluation
+    from metrics.inception import InceptionWeightsError
+    from training.rundir import RunDirError
   weights = FLAGS.inception_weights or 'imagenet'
   config = None
   if not FLAGS.checkpoint:

@@ -15,6 +15,8 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from training import interrupts
+
 flags.DEFINE_string('checkpoint', None, 'Run directory, its checkpoints/ '
                     'folder or a checkpoint prefix (runs/x/checkpoints/ckpt-N).')
 flags.DEFINE_string('out', None, 'Output folder (default <run dir>/generated).')
@@ -61,8 +63,9 @@ def main(argv):
   if not FLAGS['verbosity'].present:  # SavedModel export logs at INFO
     logging.set_verbosity(logging.WARNING)
   # Imported here so --help answers without loading TensorFlow.
-  from training import generation
-  from training.rundir import RunDirError
+  with interrupts.deferred():
+    from training import generation
+    from training.rundir import RunDirError
   if FLAGS.mode == 'all':
     modes = generation.ALL_MODES + (('savedmodel',) if FLAGS.export_savedmodel
                                     else ())

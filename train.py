@@ -14,6 +14,8 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from training import interrupts
+
 definitions.define_config_flags()
 flags.DEFINE_string('workdir', None, 'Run directory (default runs/<preset>).')
 flags.DEFINE_bool('dry_run', False, 'Print the resolved config and exit.')
@@ -47,9 +49,10 @@ def main(argv):
 
 def _train(config, workdir):
   # Imported here so --help and --dry_run answer without loading TensorFlow.
-  from data.pipeline import DataError
-  from training import loop
-  from training.rundir import RunDirError
+  with interrupts.deferred():
+    from data.pipeline import DataError
+    from training import loop
+    from training.rundir import RunDirError
   logging.set_verbosity(logging.WARNING)  # progress is printed, not logged
   try:
     loop.run(config, workdir, overwrite=FLAGS.overwrite,

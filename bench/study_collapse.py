@@ -10,7 +10,7 @@ EMA-generator samples against N held-out faces (valid + test partitions:
 identities never trained on) and a 6x6 grid. Variants differ from the recipe
 by the fields listed in VARIANTS (or --variants=name,...); --recipes trains
 recipe flagfiles instead. Writes <out>/study.jsonl (one record per variant,
-appended), <out>/<variant>.png and <out>/floor_<size>.json (train vs
+appended), <out>/<variant>.png and <out>/floor_<size>_crop<crop>.json (train vs
 held-out SWD at the same N).
 """
 
@@ -147,7 +147,8 @@ def main(argv):
   for name, config in runs:
     real = load(config, 'train')
     held = load(config, 'heldout')[:FLAGS.num_eval]
-    size = f'{config.image_height}x{config.image_width}'
+    # The floor depends on the crop too (the 64x64 recipes use 160 and 108).
+    size = f'{config.image_height}x{config.image_width}_crop{config.crop}'
     if size not in floors:
       floors[size] = evaluation.compute_metrics(
           real[:FLAGS.num_eval], held, ['swd'], config.seed)['swd']

@@ -1,11 +1,9 @@
 """CelebA from a local folder: official and Kaggle layouts, official splits."""
 
-import csv
 import os
 from typing import Dict, List, Optional
 
 from data.folder import IMAGE_EXTENSIONS
-from flags.presets import FRAME_WIDTH  # the frame every crop is given in
 
 # Split name -> partition ids. CelebA's authors partitioned by identity, so
 # no person of valid or test ('heldout') appears in train.

@@ -15,7 +15,7 @@ import tensorflow as tf
 from absl import logging
 
 from data import celeba, folder
-from flags.presets import Config, missing_data_message
+from flags.presets import FRAME_WIDTH, Config, missing_data_message
 
 AUTOTUNE = tf.data.AUTOTUNE
 TFDS_SPLITS = {'train': 'train', 'valid': 'validation', 'test': 'test',
@@ -151,7 +151,7 @@ def resized_frame_size(height, width, config: Config):
   Resizing the whole frame first (rather than cropping first) puts the
   crop's rounding at output resolution, where every copy rounds alike.
   """
-  side = config.crop / celeba.FRAME_WIDTH * tf.cast(width, tf.float32)
+  side = config.crop / FRAME_WIDTH * tf.cast(width, tf.float32)
   sy = config.image_height / side
   sx = config.image_width / side
   new_h = tf.cast(tf.round(tf.cast(height, tf.float32) * sy), tf.int32)

@@ -2,7 +2,6 @@
 changed flags on resume, two processes on one run directory."""
 
 import glob
-import json
 import os
 import signal
 import subprocess
@@ -15,6 +14,7 @@ import tensorflow as tf
 
 from flags.presets import get_config
 from models.gan import GAN
+from tests import helpers
 from training import generation, loop, rundir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -30,16 +30,12 @@ def _ckpt(workdir, name=''):
   return os.path.join(workdir, 'checkpoints', name)
 
 
-def _steps_on_disk(workdir):
-  return sorted(s for s, _ in rundir.complete_checkpoints(_ckpt(workdir)))
-
-
 @pytest.fixture
 def run4(tmp_path):
   """A finished one-epoch tiny run: checkpoints at steps 2, 3, 4."""
   workdir = str(tmp_path / 'run')
   loop.run(_config(), workdir)
-  assert _steps_on_disk(workdir) == [2, 3, 4]
+  assert helpers.checkpoint_steps(workdir) == [2, 3, 4]
   return workdir
 
 
@@ -47,14 +43,14 @@ def test_a_lost_state_file_resumes_from_the_newest_checkpoint(run4, capsys):
   os.remove(_ckpt(run4, 'checkpoint'))
   loop.run(_config(epochs=2), run4)
   assert 'Resumed from' in capsys.readouterr().out
-  assert _steps_on_disk(run4) == [6, 7, 8]  # 4 more steps, not 8
+  assert helpers.checkpoint_steps(run4) == [6, 7, 8]  # 4 more steps, not 8
 
 
 def test_a_missing_index_falls_back_to_the_previous_checkpoint(run4, capsys):
   os.remove(_ckpt(run4, 'ckpt-4.index'))
   loop.run(_config(epochs=2), run4)
   assert 'ckpt-3 (step 3' in capsys.readouterr().out
-  assert _steps_on_disk(run4)[-1] == 8
+  assert helpers.checkpoint_steps(run4)[-1] == 8
 
 
 def test_checkpoint_files_without_a_complete_one_never_restart_from_0(run4):
@@ -112,7 +108,7 @@ def test_non_finite_weights_are_never_saved(run4, monkeypatch):
   monkeypatch.setattr(loop.GAN, '__init__', poison_after_step_6)
   with pytest.raises(loop.TrainingDiverged, match='step 6.*ckpt-5'):
     loop.run(_config(epochs=2), run4)
-  assert _steps_on_disk(run4) == [3, 4, 5]
+  assert helpers.checkpoint_steps(run4) == [3, 4, 5]
   reader = tf.train.load_checkpoint(_ckpt(run4, 'ckpt-5'))
   assert all(np.all(np.isfinite(reader.get_tensor(n)))
              for n, dtype in reader.get_variable_to_dtype_map().items()
@@ -142,7 +138,7 @@ def test_overwrite_refuses_a_folder_with_foreign_files(run4):
   with pytest.raises(rundir.RunDirError, match='2 other item.*src, thesis.tex'):
     loop.run(_config(latent_dim=8), run4, overwrite=True)
   assert os.path.isdir(os.path.join(run4, 'src'))
-  assert _steps_on_disk(run4) == [2, 3, 4]  # nothing deleted
+  assert helpers.checkpoint_steps(run4) == [2, 3, 4]  # nothing deleted
 
 
 def test_overwrite_of_a_compatible_run_starts_again(run4, capsys):
@@ -153,23 +149,13 @@ def test_overwrite_of_a_compatible_run_starts_again(run4, capsys):
   capsys.readouterr()
   metrics = loop.run(_config(), run4, overwrite=True)
   assert metrics and 'Resumed' not in capsys.readouterr().out
-  assert _steps_on_disk(run4) == [2, 3, 4]
-
-
-def _scalar(workdir, tag):
-  values = {}
-  for path in glob.glob(os.path.join(workdir, 'events.out.tfevents.*')):
-    for event in tf.compat.v1.train.summary_iterator(path):
-      for v in event.summary.value:
-        if v.tag == tag:
-          values[event.step] = float(tf.make_ndarray(v.tensor))
-  return values
+  assert helpers.checkpoint_steps(run4) == [2, 3, 4]
 
 
 def test_changed_learning_rates_take_effect_on_resume(run4, capsys):
   loop.run(_config(epochs=2, g_lr=5e-5, d_lr=3e-4), run4)
   assert 'G learning rate 0.0001 -> 5e-05' in capsys.readouterr().out
-  g, d = _scalar(run4, 'lr/g'), _scalar(run4, 'lr/d')
+  g, d = helpers.scalars(run4, 'lr/g'), helpers.scalars(run4, 'lr/d')
   assert g[2] == pytest.approx(1e-4) and g[8] == pytest.approx(5e-5)
   assert d[2] == pytest.approx(2e-4) and d[8] == pytest.approx(3e-4)
   reader = tf.train.load_checkpoint(_ckpt(run4, 'ckpt-8'))
@@ -181,7 +167,7 @@ def test_changed_learning_rates_take_effect_on_resume(run4, capsys):
 def test_adding_dropout_to_d_resumes(run4, capsys):
   loop.run(_config(epochs=2, d_dropout=0.3), run4)
   assert 'dropout layer(s) are new' in capsys.readouterr().out
-  assert _steps_on_disk(run4)[-1] == 8
+  assert helpers.checkpoint_steps(run4)[-1] == 8
   assert rundir.load_config(run4).d_dropout == 0.3
 
 
@@ -205,7 +191,7 @@ def test_checkpoints_keyed_by_position_still_resume_and_load(tmp_path):
   np.testing.assert_array_equal(g.variables[0].numpy(),
                                 gan.ema_generator.variables[0].numpy())
   loop.run(config, workdir)
-  assert _steps_on_disk(workdir) == [4, 5, 6, 7, 8][-config.keep_checkpoints:]
+  assert helpers.checkpoint_steps(workdir) == [4, 5, 6, 7, 8][-config.keep_checkpoints:]
 
 
 def test_a_second_process_on_the_run_directory_is_refused(run4):
@@ -217,7 +203,7 @@ def test_a_second_process_on_the_run_directory_is_refused(run4):
   finally:
     held.release()
   loop.run(_config(epochs=2), run4)  # released: it trains
-  assert _steps_on_disk(run4)[-1] == 8
+  assert helpers.checkpoint_steps(run4)[-1] == 8
 
 
 @pytest.mark.parametrize('make', ['file', 'readonly'])
@@ -242,7 +228,7 @@ def test_the_scalars_before_a_checkpoint_survive_a_kill(tmp_path, monkeypatch):
   saves = []
   manager_save = tf.train.CheckpointManager.save
   def save(self, *a, **k):
-    saves.append(sorted(_scalar(workdir, 'd_loss')))
+    saves.append(sorted(helpers.scalars(workdir, 'd_loss')))
     return manager_save(self, *a, **k)
   monkeypatch.setattr(tf.train.CheckpointManager, 'save', save)
   loop.run(_config(log_every=1), workdir)
@@ -262,7 +248,7 @@ def test_a_full_disk_during_a_save_says_what_was_kept(tmp_path, monkeypatch):
   with pytest.raises(rundir.RunDirError,
                      match='step 3 failed.*No space left.*Kept: .*ckpt-2'):
     loop.run(_config(), workdir)
-  assert _steps_on_disk(workdir) == [1, 2]
+  assert helpers.checkpoint_steps(workdir) == [1, 2]
   assert not os.path.exists(_ckpt(workdir, 'ckpt-3_temp'))
 
 

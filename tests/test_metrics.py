@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from flags.presets import get_config
 from metrics import evaluation, fid, inception, swd
+from tests import helpers
 from training import generation, loop, rundir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -346,15 +347,9 @@ def test_evaluate_py_prints_a_table_and_fails_clearly(tiny_run, tmp_path):
 
 
 def test_eval_every_logs_swd_to_tensorboard(tmp_path):
-  import glob
   workdir = str(tmp_path / 'run')
   loop.run(get_config('tiny', eval_every=4, eval_num_samples=32), workdir)
-  swd_steps = {}
-  for path in glob.glob(os.path.join(workdir, 'events.out.tfevents.*')):
-    for event in tf.compat.v1.train.summary_iterator(path):
-      for v in event.summary.value:
-        if v.tag == 'eval/swd':
-          swd_steps[event.step] = float(tf.make_ndarray(v.tensor))
+  swd_steps = helpers.scalars(workdir, 'eval/swd')
   assert sorted(swd_steps) == [4, 8]
   assert all(np.isfinite(v) and v > 0 for v in swd_steps.values())
   with open(os.path.join(workdir, 'eval', 'during_training.jsonl')) as f:

@@ -15,7 +15,8 @@ from PIL import Image
 
 from data import pipeline
 from flags.presets import get_config
-from training import loop, rundir, summaries
+from tests import helpers
+from training import loop, summaries
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Slow enough (~0.1 s a step) that the kill lands mid-run; dropout and
@@ -27,21 +28,8 @@ RUN_FLAGS = ['--preset=tiny', '--image_height=64', '--image_width=64',
              '--instance_noise=additive']
 
 
-def _scalars(workdir, tag):
-  """{step: value} of one scalar tag; fails on a duplicated step."""
-  values = {}
-  for path in glob.glob(os.path.join(workdir, 'events.out.tfevents.*')):
-    for event in tf.compat.v1.train.summary_iterator(path):
-      for v in event.summary.value:
-        if v.tag == tag:
-          assert event.step not in values, f'step {event.step} logged twice'
-          values[event.step] = float(tf.make_ndarray(v.tensor))
-  return values
-
-
-def _latest_step(workdir):
-  prefix = tf.train.latest_checkpoint(os.path.join(workdir, 'checkpoints'))
-  return int(prefix.rsplit('-', 1)[1]) if prefix else 0
+def _newest(workdir):
+  return max(helpers.checkpoint_steps(workdir), default=0)
 
 
 def _train(workdir, **kwargs):
@@ -53,7 +41,7 @@ def _train(workdir, **kwargs):
 def _wait_for_checkpoint(proc, workdir, step, what):
   """Waits for a checkpoint at `step` or later; the run must still be going."""
   deadline = time.time() + 240
-  while (_latest_step(workdir) < step and proc.poll() is None
+  while (_newest(workdir) < step and proc.poll() is None
          and time.time() < deadline):
     time.sleep(0.02)
   assert proc.poll() is None, f'the run finished before it could be {what}'
@@ -66,16 +54,16 @@ def test_kill_9_then_rerun_continues_exactly_like_an_uninterrupted_run(tmp_path)
   _wait_for_checkpoint(proc, killed, 12, 'killed')
   proc.send_signal(signal.SIGKILL)
   proc.wait()
-  killed_at = _latest_step(killed)
+  killed_at = _newest(killed)
   assert 12 <= killed_at < 30
   resumed = _train(killed)
   out, err = resumed.communicate(timeout=300)
   assert resumed.returncode == 0, err.decode()[-2000:]
-  assert f'Resumed from' in out.decode()
-  assert _latest_step(killed) == 30
+  assert 'Resumed from' in out.decode()
+  assert _newest(killed) == 30
   # Same curve step for step: the data order, RNG, optimiser state and epoch
   # counters all continued where the checkpoint left them.
-  ref, got = _scalars(reference, 'd_loss'), _scalars(killed, 'd_loss')
+  ref, got = helpers.scalars(reference, 'd_loss'), helpers.scalars(killed, 'd_loss')
   assert sorted(got) == list(range(1, 31))
   np.testing.assert_allclose([got[s] for s in range(1, 31)],
                              [ref[s] for s in range(1, 31)], rtol=1e-5)
@@ -94,7 +82,7 @@ def test_sigterm_saves_and_exits_0_with_one_line(tmp_path):
   assert proc.returncode == 0
   lines = [l for l in out.decode().splitlines() if l.startswith('Interrupted')]
   assert len(lines) == 1 and 'rerun the same command' in lines[0]
-  assert 2 <= _latest_step(workdir) < 30
+  assert 2 <= _newest(workdir) < 30
 
 
 def test_purge_events_after_drops_later_steps_and_partial_records(tmp_path):
@@ -108,7 +96,7 @@ def test_purge_events_after_drops_later_steps_and_partial_records(tmp_path):
     f.write(b'\x10\x00\x00')  # a record cut short by a crash
   assert summaries.purge_events_after(str(tmp_path), 6) == 4  # steps 7-10
   assert not open(path, 'rb').read().endswith(b'\x10\x00\x00')  # tail gone
-  assert sorted(_scalars(str(tmp_path), 'x')) == [1, 2, 3, 4, 5, 6]
+  assert sorted(helpers.scalars(str(tmp_path), 'x')) == [1, 2, 3, 4, 5, 6]
   assert summaries.purge_events_after(str(tmp_path), 6) == 0
 
 
@@ -188,7 +176,7 @@ def test_a_signal_inside_a_step_saves_that_whole_step_and_resumes_exactly(
   monkeypatch.setattr(loop.GAN, '__init__', signal_inside_step_4)
   loop.run(config, str(tmp_path / 'split'))
   assert 'saved' in capsys.readouterr().out
-  assert _latest_step(str(tmp_path / 'split')) == 4
+  assert _newest(str(tmp_path / 'split')) == 4
   monkeypatch.setattr(loop.GAN, '__init__', original)
   resumed = loop.run(config, str(tmp_path / 'split'))
   # Exact: step 4's batch was counted as consumed, so none is trained twice.

@@ -1,4 +1,3 @@
-import glob
 import json
 import os
 import signal
@@ -12,22 +11,10 @@ from PIL import Image
 
 from flags.presets import get_config
 from models import losses
+from tests import helpers
 from training import loop, rundir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _step(workdir):
-  prefix = tf.train.latest_checkpoint(os.path.join(workdir, 'checkpoints'))
-  return int(tf.train.load_variable(prefix, 'step/.ATTRIBUTES/VARIABLE_VALUE'))
-
-
-def _scalar_tags(workdir):
-  tags = set()
-  for path in glob.glob(os.path.join(workdir, 'events.out.tfevents.*')):
-    for event in tf.compat.v1.train.summary_iterator(path):
-      tags.update(v.tag for v in event.summary.value)
-  return tags
 
 
 def test_tiny_run_fills_the_run_directory_and_resumes(tmp_path):
@@ -36,21 +23,21 @@ def test_tiny_run_fills_the_run_directory_and_resumes(tmp_path):
   assert np.isfinite(metrics['d_loss'])
   assert os.path.isfile(os.path.join(workdir, 'config.json'))
   assert rundir.load_config(workdir) == get_config('tiny')
-  assert _step(workdir) == 8  # 2 epochs x 4 steps
+  assert helpers.checkpoint_step(workdir) == 8  # 2 epochs x 4 steps
   samples = sorted(os.listdir(os.path.join(workdir, 'samples')))
   assert samples == ['epoch_0001.png', 'epoch_0002.png']
   grid = Image.open(os.path.join(workdir, 'samples', 'epoch_0001.png'))
   assert grid.size == (4 * 34 + 2, 4 * 34 + 2)  # 16 tiles of 32 + padding
   gif = Image.open(os.path.join(workdir, 'progress.gif'))
   assert gif.n_frames >= 2
-  tags = _scalar_tags(workdir)
+  tags = helpers.scalar_tags(workdir)
   assert {'d_loss', 'g_loss', 'd_real', 'd_fake', 'grad_norm/g', 'lr/g',
           'images_per_sec', 'samples', 'collapse/d_wins',
           'collapse/sample_diversity'} <= tags
   # Resuming with more epochs continues the step count and the same latents.
   z = np.load(os.path.join(workdir, 'fixed_latent.npy'))
   loop.run(get_config('tiny', epochs=3), workdir)
-  assert _step(workdir) == 12
+  assert helpers.checkpoint_step(workdir) == 12
   np.testing.assert_array_equal(z, np.load(os.path.join(workdir, 'fixed_latent.npy')))
   assert len(os.listdir(os.path.join(workdir, 'samples'))) == 3
 
@@ -68,24 +55,20 @@ def test_collapse_watch_warns_once_and_does_not_stop_the_run(
   out = capsys.readouterr().out
   assert out.count('D is winning outright') == 1
   assert out.count('lost their diversity') == 1
-  assert _step(workdir) == 8  # the run went on to its end
-  values = [v.simple_value if v.HasField('simple_value') else
-            float(tf.make_ndarray(v.tensor))
-            for path in glob.glob(os.path.join(workdir, 'events.out.tfevents.*'))
-            for event in tf.compat.v1.train.summary_iterator(path)
-            for v in event.summary.value if v.tag == 'collapse/d_wins']
-  assert values[0] == 0.0 and values[-1] == 1.0
+  assert helpers.checkpoint_step(workdir) == 8  # the run went on to its end
+  values = helpers.scalars(workdir, 'collapse/d_wins')
+  assert values[min(values)] == 0.0 and values[max(values)] == 1.0
 
 
 def test_time_budget_saves_and_stops(tmp_path, capsys):
   workdir = str(tmp_path / 'run')
   loop.run(get_config('tiny', epochs=50), workdir, max_seconds=0)
   assert 'Time budget of 0 min spent' in capsys.readouterr().out
-  assert _step(workdir) == 1  # stopped after the first step, checkpointed
+  assert helpers.checkpoint_step(workdir) == 1  # stopped after the first step, checkpointed
   assert os.listdir(os.path.join(workdir, 'samples')) == ['epoch_0001.png']
   loop.run(get_config('tiny', epochs=50, eval_every=4, eval_num_samples=16),
            workdir, max_seconds=0)
-  assert _step(workdir) == 2  # rerunning continues
+  assert helpers.checkpoint_step(workdir) == 2  # rerunning continues
   # With evaluation on, the budget's end is evaluated too.
   with open(os.path.join(workdir, 'eval', 'during_training.jsonl')) as f:
     assert [json.loads(line)['step'] for line in f] == [2]
@@ -99,7 +82,7 @@ def test_incompatible_run_dir_is_refused_unless_overwrite(tmp_path):
     loop.run(other, workdir)
   loop.run(other, workdir, overwrite=True)
   assert rundir.load_config(workdir).latent_dim == 8
-  assert _step(workdir) == 4  # started again
+  assert helpers.checkpoint_step(workdir) == 4  # started again
 
 
 def test_interrupt_saves_a_checkpoint_and_resume_finishes_the_epoch(tmp_path, monkeypatch):
@@ -117,10 +100,10 @@ def test_interrupt_saves_a_checkpoint_and_resume_finishes_the_epoch(tmp_path, mo
     self.train_steps = interrupting
   monkeypatch.setattr(loop.GAN, '__init__', patched_init)
   loop.run(get_config('tiny', epochs=1), workdir)
-  assert _step(workdir) == 3  # saved on the interrupt
+  assert helpers.checkpoint_step(workdir) == 3  # saved on the interrupt
   monkeypatch.setattr(loop.GAN, '__init__', original)
   loop.run(get_config('tiny', epochs=1), workdir)
-  assert _step(workdir) == 4  # the rest of epoch 1, not a new epoch
+  assert helpers.checkpoint_step(workdir) == 4  # the rest of epoch 1, not a new epoch
   assert os.listdir(os.path.join(workdir, 'samples')) == ['epoch_0001.png']
 
 
@@ -131,7 +114,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch
                       lambda logits, targets=1.0: tf.reduce_mean(logits) * np.nan)
   with pytest.raises(loop.TrainingDiverged, match='g_loss .* step 5'):
     loop.run(get_config('tiny', epochs=2), workdir)
-  assert _step(workdir) == 4
+  assert helpers.checkpoint_step(workdir) == 4
 
 
 def _train_py(*args, timeout=120):

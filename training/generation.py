@@ -206,12 +206,6 @@ def generator_key(config: Config, use_ema: bool = True) -> str:
   return 'ema_generator' if use_ema and config.ema_decay > 0 else 'generator'
 
 
-def _first_line(e: Exception) -> str:
-  """An error's first line, without TF's listing of every unmatched object."""
-  line = (str(e).strip().splitlines() or [type(e).__name__])[0]
-  return line.split(' Showing ')[0][:300]
-
-
 def _unrestorable(prefix: str, key: str, run_dir: str,
                   detail: str) -> RunDirError:
   return RunDirError(
@@ -253,7 +247,7 @@ def load_generator(path: str, use_ema: bool = True
   try:
     stored = dict(tf.train.list_variables(prefix))
   except (ValueError, tf.errors.OpError) as e:
-    raise _unrestorable(prefix, key, run_dir, _first_line(e)) from e
+    raise _unrestorable(prefix, key, run_dir, rundir.first_line(e, 300)) from e
   # The checkpoint holds each model as model_state's dict of its variables
   # (keyed by position in checkpoints written before the layer-path keys).
   state = model_state(generator, positional=uses_positional_keys(stored))
@@ -277,7 +271,7 @@ def load_generator(path: str, use_ema: bool = True
     tf.train.Checkpoint(**{key: state}).restore(
         prefix).expect_partial().assert_existing_objects_matched()
   except (AssertionError, ValueError, LookupError, tf.errors.OpError) as e:
-    raise _unrestorable(prefix, key, run_dir, _first_line(e)) from e
+    raise _unrestorable(prefix, key, run_dir, rundir.first_line(e, 300)) from e
   return config, run_dir, generator
 
 

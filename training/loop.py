@@ -237,11 +237,10 @@ def _restore(gan: GAN, counters: Dict[str, tf.Variable], workdir: str,
       status.assert_existing_objects_matched()
   except (AssertionError, ValueError, LookupError, IndexError,
           tf.errors.OpError) as e:
-    detail = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
     raise rundir.RunDirError(
         f'The checkpoint {prefix} cannot be restored into this run\'s models '
-        f'({detail}). Pick another --workdir, or pass --overwrite to start '
-        'again.') from e
+        f'({rundir.first_line(e)}). Pick another --workdir, or pass '
+        '--overwrite to start again.') from e
   for name in skipped:
     print(f'Skipped the unreadable checkpoint {name}.', flush=True)
   if new_seeds:
@@ -366,10 +365,10 @@ def _train(config, workdir, pipeline, strategy, chief, max_seconds):
       return manager.save(checkpoint_number=gan.steps_done)
     except (OSError, tf.errors.OpError) as e:
       rundir.remove_stale_temp(ckpt_dir)
-      detail = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
       kept = manager.latest_checkpoint or 'no checkpoint yet'
       raise rundir.RunDirError(
-          f'Saving the checkpoint of step {gan.steps_done} failed ({detail}): '
+          f'Saving the checkpoint of step {gan.steps_done} failed '
+          f'({rundir.first_line(e, 160)}): '
           f'is the disk full? Kept: {kept}. Free some space and rerun the '
           'same command to resume from it.') from e
 

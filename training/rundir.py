@@ -34,6 +34,13 @@ class RunDirError(ValueError):
   """The run directory cannot be used as asked; the message says why."""
 
 
+def first_line(e: BaseException, limit: int = 200) -> str:
+  """An error's first line for a one-paragraph message (TF's can run to
+  pages: every unmatched object of a checkpoint, a stack of ops)."""
+  line = (str(e).strip().splitlines() or [type(e).__name__])[0]
+  return line.split(' Showing ')[0][:limit]
+
+
 def load_config(workdir: str) -> Config:
   """The Config saved in `workdir/config.json`."""
   path = os.path.join(workdir, CONFIG_FILE)
@@ -220,7 +227,7 @@ def unreadable_reason(prefix: str) -> Optional[str]:
   except Exception as e:  # pylint: disable=broad-except
     # The reader raises OpError, IndexError or ValueError depending on
     # where the file is cut.
-    return (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+    return first_line(e, 160)
   return None
 
 

@@ -1,0 +1,26 @@
+"""Ctrl-C around TensorFlow's import (no TensorFlow here: imported first)."""
+
+import contextlib
+import signal
+import threading
+
+
+@contextlib.contextmanager
+def deferred():
+  """Holds Ctrl-C until the block ends, then raises KeyboardInterrupt.
+
+  TensorFlow's import swallows a KeyboardInterrupt raised inside it and goes
+  on loading, so a Ctrl-C while the entry scripts import it would be lost
+  and the command would run anyway.
+  """
+  if threading.current_thread() is not threading.main_thread():
+    yield
+    return
+  hits = []
+  previous = signal.signal(signal.SIGINT, lambda signum, frame: hits.append(1))
+  try:
+    yield
+  finally:
+    signal.signal(signal.SIGINT, previous)
+  if hits:
+    raise KeyboardInterrupt
