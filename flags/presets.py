@@ -112,12 +112,13 @@ class Config:
                   'decoded, resized images.')
   # Speed and scale.
   jit_compile: str = _f('auto', 'XLA-compile the gradient computations; '
-                        'auto: on for GPUs, off on CPUs (measured, see '
-                        'BENCHMARKS.md).')
+                        'auto: off on CPUs (measured, see BENCHMARKS.md), '
+                        'on for one GPU (not yet measured here).')
   mixed_precision: str = _f('auto', 'Keras mixed precision policy (float16 '
                             'adds dynamic loss scaling); auto: bfloat16 on '
                             'CPUs with native bfloat16 (AVX512_BF16/AMX), '
-                            'float32 elsewhere (BENCHMARKS.md).')
+                            'float32 elsewhere, GPUs included (GPU speed not '
+                            'yet measured here; BENCHMARKS.md).')
   steps_per_call: int = _f(1, 'Train steps per tf.function call (fewer '
                            'Python round trips on fast accelerators).')
   strategy: str = _f('default', 'tf.distribute strategy: mirrored uses every '

@@ -14,3 +14,16 @@ CELEBA_DIR = os.path.join(TEST_DATA, 'celeba')
 def celeba_dir():
   """A CelebA folder in the official layout holding 16 real images."""
   return CELEBA_DIR
+
+
+@pytest.fixture(scope='session')
+def tiny_run(tmp_path_factory):
+  """A finished tiny run (32x32, latent 16, EMA on, 2 epochs), trained once.
+
+  Tests read it and may add outputs (generated/, eval/), never change it.
+  """
+  from flags.presets import get_config  # TensorFlow loads on first use
+  from training import loop
+  workdir = str(tmp_path_factory.mktemp('shared') / 'tiny')
+  loop.run(get_config('tiny'), workdir)
+  return workdir

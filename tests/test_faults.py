@@ -283,3 +283,12 @@ def test_unwritable_outputs_and_bad_counts_are_one_line(run4, tmp_path):
                           capture_output=True, timeout=120)
     assert proc.returncode != 0, args
     assert 'Traceback' not in proc.stderr and match in proc.stderr, args
+
+
+def test_a_checkpoint_of_other_shapes_is_refused_by_name_and_shape(run4):
+  # Without config.json only the checkpoint itself can tell.
+  os.remove(os.path.join(run4, 'config.json'))
+  with pytest.raises(rundir.RunDirError, match=r'does not fit.*stages0_conv2d0'
+                     r'_kernel has shape \(4, 4, 3, 8\), not \(4, 4, 3, 16\)'):
+    loop.run(_config(d_filters=16), run4)
+  assert not os.path.exists(os.path.join(run4, 'config.json'))

@@ -6,6 +6,7 @@ import tensorflow as tf
 from data import pipeline
 from flags.presets import get_config
 from models import losses
+from models import gan as gan_lib
 from models.gan import GAN
 
 MAIN_KEYS = {'d_loss', 'd_loss_real', 'd_loss_fake', 'g_loss', 'g_loss_adv',
@@ -56,15 +57,25 @@ def test_train_step_is_traced_once():
   assert gan.train_step.experimental_get_tracing_count() == 1
 
 
-def test_ema_generator_lags_behind_the_generator():
-  gan = _gan(ema_decay=0.99)
-  for _ in range(30):
+def test_ema_generator_follows_the_warmed_up_average_of_g():
+  decay = 0.99
+  gan = _gan(ema_decay=decay)
+  flat = lambda vs: np.concatenate([v.numpy().ravel() for v in vs])
+  expected = flat(gan.generator.trainable_variables)  # the EMA starts at G
+  for step in range(1, 6):
     gan.train_step(_real())
-  g = np.concatenate([v.numpy().ravel() for v in gan.generator.trainable_variables])
-  e = np.concatenate([v.numpy().ravel() for v in gan.ema_generator.trainable_variables])
-  assert 0 < np.abs(g - e).max()
+    d = min(decay, (1 + step) / (10 + step))  # warm-up, at the new step
+    expected = d * expected + (1 - d) * flat(gan.generator.trainable_variables)
+  ema = flat(gan.ema_generator.trainable_variables)
+  np.testing.assert_allclose(ema, expected, rtol=1e-4, atol=1e-6)
+  assert np.abs(ema - flat(gan.generator.trainable_variables)).max() > 1e-5
+  # BN statistics are copied, not averaged.
+  for e, g in zip(gan.ema_generator.non_trainable_variables,
+                  gan.generator.non_trainable_variables):
+    np.testing.assert_array_equal(e.numpy(), g.numpy())
   assert gan.sampler is gan.ema_generator
-  assert _gan(ema_decay=0.0).sampler is not None  # falls back to G
+  plain = _gan(ema_decay=0.0)
+  assert plain.ema_generator is None and plain.sampler is plain.generator
 
 
 def test_instance_noise_decays_linearly():
@@ -98,7 +109,7 @@ def test_reuse_fake_trains_g_on_the_d_step_fakes_with_one_forward_pass():
   # made by G before its update.
   for v, value in zip(gan.generator.variables, g0):
     v.assign(value)
-  z = gan._latent(0, tf.constant(8), tf.constant(1, tf.int64))
+  z = gan._latent(gan_lib._Z_D, tf.constant(8), tf.constant(1, tf.int64))
   logits = gan.discriminator(gan.generator(z, training=True), training=True)
   assert float(out['g_loss']) == pytest.approx(
       float(losses.generator_loss(logits, 1.0)), rel=1e-4)

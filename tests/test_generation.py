@@ -14,20 +14,12 @@ from flags.presets import get_config
 from models.gan import GAN, model_state
 from models.generator import Generator
 from training import generation as gen
-from training import loop, rundir
+from training import rundir
 from training.rundir import RunDirError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAST = gen.Options(num=6, grid_cols=3, num_interpolations=2, frames=5,
                    fps=10, dims=(1, 5), range=2.0, walk_steps=4)
-
-
-@pytest.fixture(scope='module')
-def tiny_run(tmp_path_factory):
-  """A finished tiny run (32x32, latent 16, EMA on, 2 epochs)."""
-  workdir = str(tmp_path_factory.mktemp('gen') / 'tiny')
-  loop.run(get_config('tiny'), workdir)
-  return workdir
 
 
 @pytest.fixture(scope='module')

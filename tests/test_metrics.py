@@ -37,13 +37,6 @@ def faces():
   return evaluation.real_images(get_config('quick48'), 64, seed=0)
 
 
-@pytest.fixture(scope='module')
-def tiny_run(tmp_path_factory):
-  workdir = str(tmp_path_factory.mktemp('metrics') / 'tiny')
-  loop.run(get_config('tiny'), workdir)
-  return workdir
-
-
 # --- SWD ---------------------------------------------------------------------
 
 def test_pyramid_matches_the_reference_filter_and_reconstructs():

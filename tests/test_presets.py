@@ -18,7 +18,7 @@ def test_every_preset_resolves_and_round_trips(name):
   assert presets.Config.from_json(config.to_json()) == config
 
 
-def test_preset_table_sizes_match_the_design():
+def test_preset_table_sizes_are_the_documented_ones():
   sizes = {n: (presets.get_config(n).image_height, presets.get_config(n).image_width)
            for n in ('celeba48', 'celeba64', 'celeba157x128')}
   assert sizes == {'celeba48': (48, 48), 'celeba64': (64, 64),

@@ -54,8 +54,8 @@ def test_xla_step_trains_and_matches_closely(tmp_path, reuse_fake):
 
 
 def _bn_kinds(model):
-  return {type(l).__name__ for l in model._flatten_layers()
-          if 'Norm' in type(l).__name__}
+  return {type(l).__name__ for stage in model.stages + getattr(model, 'head', [])
+          for l in stage.stage_layers if 'Norm' in type(l).__name__}
 
 
 def test_xla_builds_keras_batch_norm_and_plain_steps_the_fused_one():
