@@ -27,3 +27,14 @@ def tiny_run(tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp('shared') / 'tiny')
   loop.run(get_config('tiny'), workdir)
   return workdir
+
+
+# Fixtures that train a run: every test using one is an end-to-end test.
+_TRAINING_FIXTURES = {'tiny_run', 'run4'}
+
+
+def pytest_collection_modifyitems(items):
+  """Marks tests that train through a fixture as slow (-m "not slow")."""
+  for item in items:
+    if _TRAINING_FIXTURES & set(getattr(item, 'fixturenames', ())):
+      item.add_marker(pytest.mark.slow)

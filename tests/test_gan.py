@@ -128,6 +128,7 @@ def test_every_stabilising_option_trains(overrides):
   assert all(np.isfinite(float(v)) for v in out.values())
 
 
+@pytest.mark.slow
 def test_overfit_one_real_batch_d_and_g_learn(celeba_dir):
   """As the PyTorch seed's mini_data run: one batch of real faces, many steps."""
   c = get_config('tiny', dataset='celeba', data_dir=celeba_dir, batch_size=16,

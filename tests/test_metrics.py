@@ -339,6 +339,7 @@ def test_evaluate_py_prints_a_table_and_fails_clearly(tiny_run, tmp_path):
   assert bad.returncode != 0 and 'error: No checkpoint found' in bad.stderr
 
 
+@pytest.mark.slow
 def test_eval_every_logs_swd_to_tensorboard(tmp_path):
   workdir = str(tmp_path / 'run')
   loop.run(get_config('tiny', eval_every=4, eval_num_samples=32), workdir)

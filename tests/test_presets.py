@@ -69,6 +69,7 @@ def test_nonsense_values_are_refused(field, value, match):
     presets.get_config('tiny', **{field: value})
 
 
+@pytest.mark.slow
 def test_a_config_error_is_one_line_without_usage_text(tmp_path):
   proc = subprocess.run([sys.executable, 'train.py', '--preset=tiny',
                          '--crop=300', '--dry_run'], cwd=ROOT,

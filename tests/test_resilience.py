@@ -18,6 +18,9 @@ from flags.presets import get_config
 from tests import helpers
 from training import loop, summaries
 
+# End-to-end: training runs, subprocesses (python -m pytest -m "not slow" skips them).
+pytestmark = pytest.mark.slow
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Slow enough (~0.1 s a step) that the kill lands mid-run; dropout and
 # instance noise make the RNG state matter for an exact resume.
@@ -157,7 +160,8 @@ def test_a_folder_of_only_bad_files_is_a_clear_error(tmp_path):
     loop.run(config, str(tmp_path / 'run'))
 
 
-@pytest.mark.parametrize('signum', [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize('signum', [signal.SIGINT, signal.SIGTERM],
+                         ids=['SIGINT', 'SIGTERM'])
 def test_a_signal_inside_a_step_saves_that_whole_step_and_resumes_exactly(
     tmp_path, monkeypatch, capsys, signum):
   config = get_config('tiny', epochs=2, d_dropout=0.2, instance_noise='additive',

@@ -134,6 +134,7 @@ def test_flagfile_parses_to_the_seed_settings(name):
   assert (config.ema_decay, config.epochs, workdir) == (0.999, 3, 'elsewhere')
 
 
+@pytest.mark.slow
 def test_dry_run_prints_the_resolved_config():
   name = 'celeba157x128_gan_hacks'
   result = subprocess.run(
@@ -151,6 +152,7 @@ def test_dry_run_prints_the_resolved_config():
   assert presets.Config.from_json(text) == config
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', sorted(EXPECTED))
 def test_short_cpu_run_of_every_flagfile(name, tmp_path):
   extra = SMOKE + ([] if EXPECTED[name]['arch'] == 'mlp' else NARROW)

@@ -15,6 +15,9 @@ from models.gan import GAN, resolve_jit_compile, resolve_mixed_precision
 from training import loop
 from training import rundir
 
+# End-to-end: training runs, subprocesses (python -m pytest -m "not slow" skips them).
+pytestmark = pytest.mark.slow
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

@@ -14,6 +14,9 @@ from models import losses
 from tests import helpers
 from training import loop, rundir
 
+# End-to-end: training runs, subprocesses (python -m pytest -m "not slow" skips them).
+pytestmark = pytest.mark.slow
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
