@@ -124,15 +124,20 @@ def resolve_mixed_precision(setting: str) -> str:
   return 'mixed_bfloat16'
 
 
+class UnsupportedSetup(ValueError):
+  """A combination of settings this GAN cannot run; the message says why."""
+
+
 def resolve_jit_compile(setting: str, replicas: int) -> bool:
   """'on'/'off', or 'auto': XLA on a single GPU (see BENCHMARKS.md).
 
   Raises:
-    ValueError: 'on' with several replicas, where synchronised BatchNorm
-      needs a cross-replica all-reduce that an XLA cluster cannot contain.
+    UnsupportedSetup: 'on' with several replicas, where synchronised
+      BatchNorm needs a cross-replica all-reduce that an XLA cluster cannot
+      contain.
   """
   if setting == 'on' and replicas > 1:
-    raise ValueError('--jit_compile=on is not supported with several replicas '
+    raise UnsupportedSetup('--jit_compile=on is not supported with several replicas '
                      '(synchronised BatchNorm cannot run inside XLA); use '
                      '--jit_compile=off or auto with --strategy=mirrored.')
   if setting == 'auto':

@@ -17,8 +17,9 @@ import tensorflow as tf
 
 from data import pipeline as data_pipeline
 from flags.presets import Config
-from models.gan import GAN, uses_positional_keys
+from models.gan import GAN, UnsupportedSetup, uses_positional_keys
 from training import collapse
+from training import generation
 from training import images as img
 from training import rundir
 from training import summaries
@@ -91,15 +92,14 @@ def fixed_latent(config: Config, workdir: str) -> np.ndarray:
   """The run's fixed latent batch, created once and kept in the run dir.
 
   Every epoch's sample grid comes from these same vectors, so the grids (and
-  the progress GIF) show one set of faces evolving.
+  the progress GIF) show one set of faces evolving. They are stream 1 of
+  generation.sample_latents, so generate.py can draw them again.
   """
   path = os.path.join(workdir, rundir.FIXED_LATENT_FILE)
   if os.path.isfile(path):
     return np.load(path)
-  rng = np.random.default_rng([config.seed, 1])
-  shape = (config.num_samples, config.latent_dim)
-  z = (rng.uniform(-1, 1, shape) if config.latent_dist == 'uniform'
-       else rng.standard_normal(shape)).astype(np.float32)
+  z = generation.sample_latents(config, config.num_samples, config.seed,
+                                stream=1)
   rundir.atomic_write(path, lambda f: np.save(f, z), binary=True)
   return z
 
@@ -314,7 +314,7 @@ def _train(config, workdir, pipeline, strategy, chief, max_seconds):
   keras.utils.set_random_seed(config.seed)
   try:
     gan = GAN(config, strategy)
-  except ValueError as e:
+  except UnsupportedSetup as e:  # a model bug's ValueError stays a traceback
     raise TrainingSetupError(str(e)) from e
   if chief:
     precision = {'off': 'float32'}.get(gan.mixed_precision, gan.mixed_precision)
