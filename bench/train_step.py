@@ -60,10 +60,10 @@ def plain_step_fn(config, real, alternating=False):
   """
   import keras
   import tensorflow as tf
-  from models import layers
+  from models import blocks
   from models.discriminator import Discriminator
   from models.generator import Generator
-  with layers.fused_batch_norm(False):  # stock Keras BN: the tutorial's way
+  with blocks.fused_batch_norm(False):  # stock Keras BN: the tutorial's way
     G, D = Generator(config), Discriminator(config)
   g_opt = keras.optimizers.Adam(config.g_lr, config.g_beta1)
   d_opt = keras.optimizers.Adam(config.d_lr, config.d_beta1)

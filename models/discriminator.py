@@ -4,7 +4,7 @@ import keras
 from keras import layers
 
 from flags.presets import Config
-from models import layers as L
+from models import blocks
 
 
 def _act_drop(c: Config, first: bool = False, arch_bn: bool = False):
@@ -14,7 +14,7 @@ def _act_drop(c: Config, first: bool = False, arch_bn: bool = False):
   normalised input layer makes samples oscillate).
   """
   bn = {'on': True, 'off': False, 'arch': arch_bn}[c.d_batch_norm]
-  parts = [L.batch_norm()] if bn and not first else []
+  parts = [blocks.batch_norm()] if bn and not first else []
   parts.append(layers.LeakyReLU(negative_slope=c.d_leaky_slope))
   if c.d_dropout > 0:
     parts.append(layers.Dropout(c.d_dropout))
@@ -24,20 +24,22 @@ def _act_drop(c: Config, first: bool = False, arch_bn: bool = False):
 def _tutorial_stages(c: Config):
   """TF-tutorial D: 5x5 stride-2 convs, LeakyReLU, Dropout; Dense(1)."""
   f, sn = c.d_filters, c.d_spectral_norm
-  stages = [L.Stage([L.conv(f * m, 5, 2, use_bias=True, sn=sn)]
-                    + _act_drop(c, first=m == 1)) for m in (1, 2, 4)]
-  return stages, [L.Stage([layers.Flatten(), L.dense(1, sn=sn)])]
+  stages = [blocks.Stage([blocks.conv(f * m, 5, 2, use_bias=True, sn=sn)]
+                         + _act_drop(c, first=m == 1)) for m in (1, 2, 4)]
+  return stages, [blocks.Stage([layers.Flatten(), blocks.dense(1, sn=sn)])]
 
 
 def _dcgan_stages(c: Config):
-  """Canonical DCGAN D: 4x4 stride-2 convs down to 4x4, BN on all but the first."""
+  """Canonical DCGAN D: 4x4 stride-2 convs down to 4x4, BN after all but one."""
   n_down = c.image_height.bit_length() - 3
   f, sn = c.d_filters, c.d_spectral_norm
-  stages = [L.Stage([L.conv(f, 4, 2, sn=sn)] + _act_drop(c, first=True))]
+  stages = [blocks.Stage([blocks.conv(f, 4, 2, sn=sn)]
+                         + _act_drop(c, first=True))]
   for i in range(1, n_down):
-    stages.append(L.Stage([L.conv(f * 2 ** i, 4, 2, sn=sn)]
-                          + _act_drop(c, arch_bn=True)))
-  return stages, [L.Stage([L.conv(1, 4, 1, 'valid', sn=sn), layers.Flatten()])]
+    stages.append(blocks.Stage([blocks.conv(f * 2 ** i, 4, 2, sn=sn)]
+                               + _act_drop(c, arch_bn=True)))
+  return stages, [blocks.Stage([blocks.conv(1, 4, 1, 'valid', sn=sn),
+                                layers.Flatten()])]
 
 
 def _rect_stages(c: Config):
@@ -46,18 +48,21 @@ def _rect_stages(c: Config):
   'same' padding would give 79 rows after the first conv, not 78.
   """
   f, sn = c.d_filters, c.d_spectral_norm
-  stages = [L.Stage([layers.ZeroPadding2D(1), L.conv(f * m, 4, 2, 'valid', sn=sn)]
-                    + _act_drop(c, first=i == 0))
+  stages = [blocks.Stage([layers.ZeroPadding2D(1),
+                          blocks.conv(f * m, 4, 2, 'valid', sn=sn)]
+                         + _act_drop(c, first=i == 0))
             for i, m in enumerate((1, 2, 4, 8, 8))]
-  return stages, [L.Stage([L.conv(1, 4, 1, 'valid', sn=sn), layers.Flatten()])]
+  return stages, [blocks.Stage([blocks.conv(1, 4, 1, 'valid', sn=sn),
+                                layers.Flatten()])]
 
 
 def _mlp_stages(c: Config):
   """The face-synthesis seed's D: flatten -> 256 -> 512 -> 1."""
-  stages = [L.Stage([layers.Flatten(), L.dense(256, sn=c.d_spectral_norm)]
-                    + _act_drop(c, first=True)),
-            L.Stage([L.dense(512, sn=c.d_spectral_norm)] + _act_drop(c))]
-  return stages, [L.Stage([L.dense(1, sn=c.d_spectral_norm)])]
+  sn = c.d_spectral_norm
+  stages = [blocks.Stage([layers.Flatten(), blocks.dense(256, sn=sn)]
+                         + _act_drop(c, first=True)),
+            blocks.Stage([blocks.dense(512, sn=sn)] + _act_drop(c))]
+  return stages, [blocks.Stage([blocks.dense(1, sn=c.d_spectral_norm)])]
 
 
 _ARCHS = {'tutorial': _tutorial_stages, 'dcgan': _dcgan_stages,

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from data import augment
 from flags.presets import Config
-from models import layers as L
+from models import blocks
 from models import losses
 from models.discriminator import Discriminator
 from models.generator import Generator
@@ -174,7 +174,7 @@ class GAN:
     self.mixed_precision = resolve_mixed_precision(config.mixed_precision)
     self._policy = augment.parse_policy(config.diffaugment)
     with self.strategy.scope(), dtype_policy(self.mixed_precision), \
-        L.fused_batch_norm(not self.jit_compile):
+        blocks.fused_batch_norm(not self.jit_compile):
       self.generator = Generator(config)
       self.discriminator = Discriminator(config)
       z = tf.zeros((1, config.latent_dim))

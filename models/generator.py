@@ -4,13 +4,13 @@ import keras
 from keras import layers
 
 from flags.presets import Config
-from models import layers as L
+from models import blocks
 
 
 def _block(config, parts):
   """parts + BN + activation, the repeated unit of every conv generator."""
-  return L.Stage(parts + [L.batch_norm(),
-                          L.activation(config.g_activation,
+  return blocks.Stage(parts + [blocks.batch_norm(),
+                          blocks.activation(config.g_activation,
                                        config.g_leaky_slope)])
 
 
@@ -22,12 +22,12 @@ def _tutorial_stages(c: Config):
   """TF-tutorial DCGAN: Dense -> 5x5 transposed convs, 3 doublings."""
   h, w, f, sn = c.image_height // 8, c.image_width // 8, c.g_filters, c.g_spectral_norm
   return [
-      _block(c, [L.dense(h * w * 4 * f, use_bias=False),
+      _block(c, [blocks.dense(h * w * 4 * f, use_bias=False),
                  layers.Reshape((h, w, 4 * f))]),
-      _block(c, [L.deconv(2 * f, 5, 1, sn=sn)]),
-      _block(c, [L.deconv(f, 5, 2, sn=sn)]),
-      _block(c, [L.deconv(max(f // 2, 1), 5, 2, sn=sn)]),
-      L.Stage([L.deconv(3, 5, 2, activation_name='tanh')]),
+      _block(c, [blocks.deconv(2 * f, 5, 1, sn=sn)]),
+      _block(c, [blocks.deconv(f, 5, 2, sn=sn)]),
+      _block(c, [blocks.deconv(max(f // 2, 1), 5, 2, sn=sn)]),
+      blocks.Stage([blocks.deconv(3, 5, 2, activation_name='tanh')]),
   ]
 
 
@@ -36,10 +36,10 @@ def _dcgan_stages(c: Config):
   n_up = c.image_height.bit_length() - 3  # 64 -> 4 doublings from 4x4
   f, sn = c.g_filters, c.g_spectral_norm
   stages = [_block(c, [layers.Reshape((1, 1, c.latent_dim)),
-                       L.deconv(f * 2 ** (n_up - 1), 4, 1, 'valid')])]
+                       blocks.deconv(f * 2 ** (n_up - 1), 4, 1, 'valid')])]
   for i in range(n_up - 2, -1, -1):
-    stages.append(_block(c, [L.deconv(f * 2 ** i, 4, 2, sn=sn)]))
-  stages.append(L.Stage([L.deconv(3, 4, 2, activation_name='tanh')]))
+    stages.append(_block(c, [blocks.deconv(f * 2 ** i, 4, 2, sn=sn)]))
+  stages.append(blocks.Stage([blocks.deconv(3, 4, 2, activation_name='tanh')]))
   return stages
 
 
@@ -51,23 +51,25 @@ def _rect_stages(c: Config):
   the last block crops 2 rows per side to land on 157.
   """
   f, sn = c.g_filters, c.g_spectral_norm
-  stages = [L.Stage([L.dense(4 * 4 * 8 * f), layers.Reshape((4, 4, 8 * f))])]
+  stages = [blocks.Stage([blocks.dense(4 * 4 * 8 * f),
+                          layers.Reshape((4, 4, 8 * f))])]
   for filters in (8 * f, 4 * f, 2 * f, f):
-    stages.append(_block(c, [L.deconv(filters, (5, 4), 2, 'valid', sn=sn),
+    stages.append(_block(c, [blocks.deconv(filters, (5, 4), 2, 'valid', sn=sn),
                              layers.Cropping2D(((1, 1), (1, 1)))]))
-  stages.append(L.Stage([
-      L.deconv(3, (5, 4), 2, 'valid', activation_name='tanh'),
+  stages.append(blocks.Stage([
+      blocks.deconv(3, (5, 4), 2, 'valid', activation_name='tanh'),
       layers.Cropping2D(((2, 2), (1, 1)))]))
   return stages
 
 
 def _mlp_stages(c: Config):
   """The face-synthesis seed's fully connected G: 256-512-1024-1024-HxWx3."""
-  act = lambda: L.activation(c.g_activation, c.g_leaky_slope)
-  stages = [L.Stage([L.dense(u, sn=c.g_spectral_norm and i > 0), act()])
+  act = lambda: blocks.activation(c.g_activation, c.g_leaky_slope)
+  stages = [blocks.Stage([blocks.dense(u, sn=c.g_spectral_norm and i > 0),
+                          act()])
             for i, u in enumerate((256, 512, 1024, 1024))]
-  stages.append(L.Stage([
-      L.dense(c.image_height * c.image_width * 3, activation_name='tanh'),
+  stages.append(blocks.Stage([
+      blocks.dense(c.image_height * c.image_width * 3, activation_name='tanh'),
       layers.Reshape((c.image_height, c.image_width, 3))]))
   return stages
 

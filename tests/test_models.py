@@ -84,7 +84,7 @@ def test_spectral_norm_bounds_the_layer_gain():
 @pytest.mark.parametrize('shape', [(8, 4, 4, 6), (16, 6)])
 def test_fused_batch_norm_matches_keras_batch_norm(shape):
   import keras
-  from models.layers import FusedBatchNorm
+  from models.blocks import FusedBatchNorm
   x = tf.random.normal(shape, seed=1) * 3 + 1
   fused = FusedBatchNorm(momentum=0.9, epsilon=1e-5)
   ref = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5)
@@ -110,7 +110,7 @@ def test_fused_batch_norm_matches_keras_batch_norm(shape):
 
 def test_fused_batch_norm_keeps_bfloat16_activations_and_float32_weights():
   import keras
-  from models.layers import FusedBatchNorm
+  from models.blocks import FusedBatchNorm
   layer = FusedBatchNorm(dtype='mixed_bfloat16')
   y = layer(tf.random.normal((4, 2, 2, 3)), training=True)
   assert y.dtype == tf.bfloat16
