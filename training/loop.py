@@ -246,16 +246,9 @@ def _restore(gan: GAN, counters: Dict[str, tf.Variable], workdir: str,
   if new_seeds:
     print(f'{len(new_seeds)} dropout layer(s) are new to this run; their '
           'random state starts afresh.', flush=True)
-  if chief:
-    # The state file lists what is really there, oldest first, with times
-    # after `last_preserved`: CheckpointManager rotates only those.
-    good = [p for s, p in complete if s <= step]
-    times = [os.path.getmtime(p + '.index') for p in good]
-    tf.compat.v1.train.update_checkpoint_state(
-        ckpt_dir, os.path.basename(prefix),
-        all_model_checkpoint_paths=[os.path.basename(p) for p in good],
-        all_model_checkpoint_timestamps=times,
-        last_preserved_timestamp=min(times) - 1)
+  if chief:  # the state file lists what is really there
+    rundir.write_checkpoint_state(ckpt_dir,
+                                  [p for s, p in complete if s <= step])
   return prefix
 
 

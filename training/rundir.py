@@ -205,6 +205,23 @@ def has_checkpoint_files(ckpt_dir: str) -> bool:
   return bool(glob.glob(os.path.join(glob.escape(ckpt_dir), 'ckpt-*')))
 
 
+def write_checkpoint_state(ckpt_dir: str, prefixes: List[str]) -> None:
+  """Rewrites `ckpt_dir`/checkpoint to list `prefixes` (oldest first).
+
+  The CheckpointState text proto TensorFlow reads, with each file's time
+  after `last_preserved_timestamp`: CheckpointManager rotates only
+  checkpoints listed so, and would otherwise keep the old ones forever.
+  """
+  times = [os.path.getmtime(p + '.index') for p in prefixes]
+  lines = [f'model_checkpoint_path: "{os.path.basename(prefixes[-1])}"']
+  lines += [f'all_model_checkpoint_paths: "{os.path.basename(p)}"'
+            for p in prefixes]
+  lines += [f'all_model_checkpoint_timestamps: {t!r}' for t in times]
+  lines.append(f'last_preserved_timestamp: {min(times) - 1!r}')
+  atomic_write(os.path.join(ckpt_dir, 'checkpoint'),
+               lambda f: f.write('\n'.join(lines) + '\n'))
+
+
 def remove_stale_temp(ckpt_dir: str) -> List[str]:
   """Deletes the ckpt-N_temp folders an interrupted save leaves; their names."""
   stale = [p for p in glob.glob(os.path.join(glob.escape(ckpt_dir), 'ckpt-*_temp*'))
