@@ -137,9 +137,10 @@ def resolve_jit_compile(setting: str, replicas: int) -> bool:
       contain.
   """
   if setting == 'on' and replicas > 1:
-    raise UnsupportedSetup('--jit_compile=on is not supported with several replicas '
-                     '(synchronised BatchNorm cannot run inside XLA); use '
-                     '--jit_compile=off or auto with --strategy=mirrored.')
+    raise UnsupportedSetup(
+        '--jit_compile=on is not supported with several replicas '
+        '(synchronised BatchNorm cannot run inside XLA); use '
+        '--jit_compile=off or auto with --strategy=mirrored.')
   if setting == 'auto':
     return replicas == 1 and bool(tf.config.list_logical_devices('GPU'))
   return setting == 'on'
@@ -235,8 +236,10 @@ class GAN:
     variables = (self.generator.variables + self.discriminator.variables +
                  (self.ema_generator.variables if self.ema_generator else []) +
                  self.g_optimizer.variables + self.d_optimizer.variables)
-    return all(bool(tf.reduce_all(tf.math.is_finite(v)))
-               for v in variables if tf.as_dtype(v.dtype).is_floating)
+    # One device-to-host read for all of them, not one per variable.
+    return bool(tf.reduce_all([tf.reduce_all(tf.math.is_finite(v))
+                               for v in variables
+                               if tf.as_dtype(v.dtype).is_floating]))
 
   @property
   def steps_done(self) -> int:
