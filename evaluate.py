@@ -13,7 +13,7 @@ import sys
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # hide TF's C++ chatter
 
-from flags import presets  # the local package, before absl's `flags`
+from configs import presets  # the local package, before absl's `flags`
 from absl import app
 from absl import flags
 

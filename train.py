@@ -9,11 +9,11 @@ import sys
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # hide TF's C++ chatter
 
-from flags import definitions  # the local package, before absl's `flags`
 from absl import app
 from absl import flags
 from absl import logging
 
+from configs import definitions
 from training import interrupts
 
 definitions.define_config_flags()

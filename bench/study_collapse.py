@@ -23,21 +23,22 @@ import time
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from flags import definitions  # the local package, before absl's `flags`
 from absl import app
 from absl import flags
+
+from configs import definitions
 
 flags.DEFINE_string('data_dir', None, 'CelebA folder, official layout with '
                     'list_eval_partition.txt.')
 flags.DEFINE_string('recipe', 'celeba48_instance_noise', 'Recipe flagfile '
-                    '(flags/seeds/<name>.cfg) the variants start from; '
+                    '(flags/<name>.cfg) the variants start from; '
                     'samples and SWD come from an EMA copy of G (decay '
                     '0.999), which leaves training unchanged.')
 flags.DEFINE_integer('steps', 300, 'Training steps per variant.')
 flags.DEFINE_integer('log_every', 25, 'Steps between D(x), D(G(z)) records.')
 flags.DEFINE_integer('num_eval', 1024, 'N for SWD (generated and held-out).')
 flags.DEFINE_list('variants', [], 'Subset of VARIANTS (default: all).')
-flags.DEFINE_list('recipes', [], 'Recipe flagfiles (flags/seeds/<name>.cfg) '
+flags.DEFINE_list('recipes', [], 'Recipe flagfiles (flags/<name>.cfg) '
                   'to train instead of the variants, each at its own size.')
 flags.DEFINE_string('out', 'runs/study_collapse', 'Output folder.')
 flags.mark_flag_as_required('data_dir')
@@ -77,7 +78,7 @@ def recipe_config(name):
   definitions.define_config_flags(values)
   flags.DEFINE_string('workdir', None, 'Run directory.', flag_values=values)
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  values(['prog', f'--flagfile={root}/flags/seeds/{name}.cfg',
+  values(['prog', f'--flagfile={root}/flags/{name}.cfg',
           f'--data_dir={FLAGS.data_dir}', '--dataset=celeba'])
   return definitions.config_from_flags(values)
 

@@ -18,7 +18,7 @@ import time
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from flags import presets  # the local package, before absl's `flags`
+from configs import presets  # the local package, before absl's `flags`
 from absl import app
 from absl import flags
 
@@ -55,7 +55,7 @@ def plain_step_fn(config, real, alternating=False):
   on the preset's architecture.
 
   With `alternating`, G is updated against the freshly updated D from a new
-  forward pass (as facegan and the seeds' PyTorch code do) instead of
+  forward pass (as facegan and the recipes' PyTorch code do) instead of
   sharing the D step's forward pass: the cost of the algorithm alone.
   """
   import keras

@@ -21,7 +21,7 @@ from typing import Callable, Sequence, Tuple
 
 import tensorflow as tf
 
-from flags.presets import DIFFAUGMENT
+from configs.presets import DIFFAUGMENT
 
 POLICIES = DIFFAUGMENT
 # The paper's strengths: shifts up to 1/8 of the side, a cutout of half of it.

@@ -15,7 +15,7 @@ import tensorflow as tf
 from absl import logging
 
 from data import celeba, folder
-from flags.presets import FRAME_WIDTH, Config, missing_data_message
+from configs.presets import FRAME_WIDTH, Config, missing_data_message
 
 AUTOTUNE = tf.data.AUTOTUNE
 TFDS_SPLITS = {'train': 'train', 'valid': 'validation', 'test': 'test',

@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from data import pipeline as data_pipeline
-from flags.presets import Config
+from configs.presets import Config
 from metrics import fid as fid_lib
 from metrics import swd as swd_lib
 from training import generation

@@ -3,7 +3,7 @@
 import keras
 from keras import layers
 
-from flags.presets import Config
+from configs.presets import Config
 from models import blocks
 
 
@@ -57,7 +57,7 @@ def _rect_stages(c: Config):
 
 
 def _mlp_stages(c: Config):
-  """The face-synthesis seed's D: flatten -> 256 -> 512 -> 1."""
+  """The face-synthesis recipe's D: flatten -> 256 -> 512 -> 1."""
   sn = c.d_spectral_norm
   stages = [blocks.Stage([layers.Flatten(), blocks.dense(256, sn=sn)]
                          + _act_drop(c, first=True)),

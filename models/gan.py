@@ -8,7 +8,7 @@ import keras
 import tensorflow as tf
 
 from data import augment
-from flags.presets import Config
+from configs.presets import Config
 from models import blocks
 from models import losses
 from models.discriminator import Discriminator
@@ -318,7 +318,7 @@ class GAN:
     c = self.config
     if c.real_label_low == c.real_label_high:
       return tf.fill([batch], c.real_label_low)
-    # One-sided smoothing redrawn per example and batch (seed recipe).
+    # One-sided smoothing redrawn per example and batch (as a published recipe does).
     u = self._random(_LABELS, 'uniform', tf.reshape(batch, [1]), step)
     return c.real_label_low + (u + 1.0) / 2.0 * (c.real_label_high - c.real_label_low)
 

@@ -3,7 +3,7 @@
 import keras
 from keras import layers
 
-from flags.presets import Config
+from configs.presets import Config
 from models import blocks
 
 
@@ -14,7 +14,7 @@ def _block(config, parts):
                                        config.g_leaky_slope)])
 
 
-# g_spectral_norm normalises G's hidden blocks, as the 157x128 seed did;
+# g_spectral_norm normalises G's hidden blocks, as the 157x128 recipe did;
 # the projection from z and the output layer stay plain in every arch.
 
 
@@ -63,7 +63,7 @@ def _rect_stages(c: Config):
 
 
 def _mlp_stages(c: Config):
-  """The face-synthesis seed's fully connected G: 256-512-1024-1024-HxWx3."""
+  """The face-synthesis recipe's fully connected G: 256-512-1024-1024-HxWx3."""
   act = lambda: blocks.activation(c.g_activation, c.g_leaky_slope)
   stages = [blocks.Stage([blocks.dense(u, sn=c.g_spectral_norm and i > 0),
                           act()])

@@ -22,7 +22,7 @@ def tiny_run(tmp_path_factory):
 
   Tests read it and may add outputs (generated/, eval/), never change it.
   """
-  from flags.presets import get_config  # TensorFlow loads on first use
+  from configs.presets import get_config  # TensorFlow loads on first use
   from training import loop
   workdir = str(tmp_path_factory.mktemp('shared') / 'tiny')
   loop.run(get_config('tiny'), workdir)

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from data import augment
-from flags.presets import get_config
+from configs.presets import get_config
 from models.gan import GAN
 
 

@@ -9,7 +9,7 @@ import tensorflow as tf
 from PIL import Image
 
 from data import celeba, folder, pipeline
-from flags.presets import get_config
+from configs.presets import get_config
 
 
 def _celeba_copy(src, dst_images, n=None):

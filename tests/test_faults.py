@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from flags.presets import get_config
+from configs.presets import get_config
 from models.gan import GAN
 from tests import helpers
 from training import generation, interrupts, loop, rundir

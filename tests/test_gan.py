@@ -4,7 +4,7 @@ import pytest
 import tensorflow as tf
 
 from data import pipeline
-from flags.presets import get_config
+from configs.presets import get_config
 from models import losses
 from models import gan as gan_lib
 from models.gan import GAN
@@ -130,7 +130,7 @@ def test_every_stabilising_option_trains(overrides):
 
 @pytest.mark.slow
 def test_overfit_one_real_batch_d_and_g_learn(celeba_dir):
-  """As the PyTorch seed's mini_data run: one batch of real faces, many steps."""
+  """As the PyTorch recipe's mini_data run: one batch of real faces, many steps."""
   c = get_config('tiny', dataset='celeba', data_dir=celeba_dir, batch_size=16,
                  g_filters=16, d_filters=16, g_lr=1e-3, d_lr=1e-3, g_beta1=0.5,
                  d_beta1=0.5, ema_decay=0.0)

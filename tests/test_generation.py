@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from flags.presets import get_config
+from configs.presets import get_config
 from models.gan import GAN, model_state
 from models.generator import Generator
 from training import generation as gen

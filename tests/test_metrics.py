@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from flags.presets import get_config
+from configs.presets import get_config
 from metrics import evaluation, fid, inception, swd
 from tests import helpers
 from training import generation, loop, rundir

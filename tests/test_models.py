@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from flags.presets import get_config
+from configs.presets import get_config
 from models.discriminator import Discriminator
 from models.generator import Generator
 
@@ -32,10 +32,10 @@ def test_generator_and_discriminator_shapes_and_ranges(preset):
 
 @pytest.mark.parametrize('preset,arch,g_params,d_params', [
     ('celeba64', 'dcgan', 3_576_704, 2_765_568),        # canonical DCGAN
-    ('celeba157x128', 'rect', 9_516_672, 6_958_080),    # the seed notebook's summary
-    ('celeba64', 'mlp', 14_327_552, 3_278_081),         # the face-synthesis seed
+    ('celeba157x128', 'rect', 9_516_672, 6_958_080),    # the original notebook's summary
+    ('celeba64', 'mlp', 14_327_552, 3_278_081),         # the face-synthesis recipe
 ])
-def test_trainable_parameter_counts_match_the_seeds(preset, arch, g_params, d_params):
+def test_trainable_parameter_counts_match_the_recipes(preset, arch, g_params, d_params):
   c = get_config(preset, arch=arch)
   g, d = Generator(c), Discriminator(c)
   d(g(tf.zeros((1, c.latent_dim))))

@@ -6,7 +6,7 @@ import sys
 import pytest
 from absl import flags as absl_flags
 
-from flags import definitions, presets
+from configs import definitions, presets
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

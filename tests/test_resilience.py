@@ -14,7 +14,7 @@ import tensorflow as tf
 from PIL import Image
 
 from data import pipeline
-from flags.presets import get_config
+from configs.presets import get_config
 from tests import helpers
 from training import loop, summaries
 

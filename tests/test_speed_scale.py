@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from flags.presets import get_config
+from configs.presets import get_config
 from models import gan as gan_lib
 from models.gan import GAN, resolve_jit_compile, resolve_mixed_precision
 from training import loop
@@ -117,7 +117,7 @@ import tensorflow as tf
 tf.config.threading.set_inter_op_parallelism_threads(8)  # collectives block threads
 cpu = tf.config.list_physical_devices('CPU')[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from flags.presets import get_config
+from configs.presets import get_config
 from training import loop
 overrides = json.loads(sys.argv[2])
 out = loop.run(get_config('tiny', **overrides), sys.argv[1])
@@ -162,7 +162,7 @@ def test_batch_that_does_not_split_over_replicas_is_a_clear_error(tmp_path):
 _WORKER = '''
 import json, os, sys
 os.environ['TF_CONFIG'] = sys.argv[3]
-from flags.presets import get_config
+from configs.presets import get_config
 from training import loop
 out = loop.run(get_config('tiny', **json.loads(sys.argv[2])), sys.argv[1])
 print('RESULT', json.dumps(out))

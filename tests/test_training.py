@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from flags.presets import get_config
+from configs.presets import get_config
 from models import losses
 from tests import helpers
 from training import loop, rundir

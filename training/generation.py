@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from data.pipeline import from_float
-from flags.presets import Config
+from configs.presets import Config
 from models.gan import model_state, uses_positional_keys
 from models.generator import Generator
 from training import images as img
@@ -26,7 +26,7 @@ MODES = ('grid', 'interpolate', 'circle', 'walk', 'progress', 'savedmodel')
 # What --mode=all writes; the SavedModel only when asked (it is large and
 # slow to write, and most runs of generate.py only want pictures).
 ALL_MODES = ('grid', 'interpolate', 'circle', 'walk', 'progress')
-SEED_DIMS = (25, 50, 75)  # the seed notebook's walk dimensions (latent 100)
+DEFAULT_WALK_DIMS = (25, 50, 75)  # the 48x48 recipe notebook's walk dimensions (latent 100)
 SAVEDMODEL_DIR = 'savedmodel'
 
 # One latent stream per kind of output, so changing --num does not change the
@@ -49,7 +49,7 @@ class Options:
   num_interpolations: int = 4     # pairs side by side in each GIF
   frames: int = 48
   fps: float = 12.0
-  dims: Tuple[int, ...] = SEED_DIMS
+  dims: Tuple[int, ...] = DEFAULT_WALK_DIMS
   range: float = 3.0              # walks sweep [-range, range]
   walk_steps: int = 9             # images in each walk's PNG strip
   batch_size: int = 64            # latents per generator call
@@ -164,9 +164,9 @@ def check_dims(dims: Sequence[int], latent_dim: int) -> None:
 
 
 def default_dims(latent_dim: int) -> Tuple[int, ...]:
-  """The seed's 25, 50, 75 when they fit, else the latent's quarter points."""
-  if latent_dim > max(SEED_DIMS):
-    return SEED_DIMS
+  """The 48x48 recipe's 25, 50, 75 when they fit, else the latent's quarter points."""
+  if latent_dim > max(DEFAULT_WALK_DIMS):
+    return DEFAULT_WALK_DIMS
   return tuple(sorted({latent_dim * k // 4 for k in (1, 2, 3)}))
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from data import pipeline as data_pipeline
-from flags.presets import Config
+from configs.presets import Config
 from models.gan import GAN, UnsupportedSetup, uses_positional_keys
 from training import collapse
 from training import generation

@@ -10,7 +10,7 @@ from typing import Dict, List, Optional, Tuple
 
 import tensorflow as tf
 
-from flags.presets import Config
+from configs.presets import Config
 
 CONFIG_FILE = 'config.json'
 CHECKPOINT_DIR = 'checkpoints'

@@ -9,7 +9,7 @@ import dataclasses
 
 from absl import flags
 
-from flags import presets
+from configs import presets
 
 _DEFINE = {bool: flags.DEFINE_bool, int: flags.DEFINE_integer,
            float: flags.DEFINE_float, str: flags.DEFINE_string}
