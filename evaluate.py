@@ -55,6 +55,7 @@ def main(argv):
     from data.pipeline import DataError
     from metrics import evaluation
     from metrics.inception import InceptionWeightsError
+    from training import evaluation as run_evaluation
     from training.rundir import RunDirError
   weights = FLAGS.inception_weights or 'imagenet'
   config = None
@@ -69,7 +70,7 @@ def main(argv):
   try:
     metrics = evaluation.parse_metrics(FLAGS.metrics)
     if FLAGS.checkpoint:
-      result = evaluation.evaluate_run(
+      result = run_evaluation.evaluate_run(
           FLAGS.checkpoint, metrics, FLAGS.num_samples, FLAGS.seed, weights,
           use_ema=not FLAGS.no_ema, data_dir=FLAGS.data_dir,
           batch_size=FLAGS.batch_size, compare_real=FLAGS.real_vs_real,
@@ -87,7 +88,7 @@ def main(argv):
     try:
       os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)),
                   exist_ok=True)
-      evaluation.write_json(FLAGS.output, result)
+      run_evaluation.write_json(FLAGS.output, result)
     except OSError as e:
       sys.exit(f'error: cannot write --output {FLAGS.output!r} '
                f'({e.strerror}); the metrics were:\n'

@@ -64,29 +64,30 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)
   # Imported here so --help answers without loading TensorFlow.
   with interrupts.deferred():
-    from training import generation
+    from models import latents
+    from pictures import exports
+    from training import checkpoints
     from training.rundir import RunDirError
   if FLAGS.mode == 'all':
-    modes = generation.ALL_MODES + (('savedmodel',) if FLAGS.export_savedmodel
+    modes = exports.ALL_MODES + (('savedmodel',) if FLAGS.export_savedmodel
                                     else ())
   else:
     modes = (FLAGS.mode,)
     if FLAGS.export_savedmodel and FLAGS.mode != 'savedmodel':
       modes += ('savedmodel',)
   try:
-    config, run_dir, generator = generation.load_generator(
+    config, run_dir, generator = checkpoints.load_generator(
         FLAGS.checkpoint, use_ema=not FLAGS.no_ema)
-    opts = generation.Options(
+    opts = exports.Options(
         seed=FLAGS.seed, num=FLAGS.num, grid_cols=FLAGS.grid_cols,
         truncation=FLAGS.truncation, interpolation=FLAGS.interpolation,
         num_interpolations=FLAGS.num_interpolations, frames=FLAGS.frames,
-        fps=FLAGS.fps, dims=dims or generation.default_dims(config.latent_dim),
+        fps=FLAGS.fps, dims=dims or latents.default_dims(config.latent_dim),
         range=FLAGS.range, walk_steps=FLAGS.walk_steps,
         batch_size=FLAGS.batch_size)
     out_dir = FLAGS.out or os.path.join(run_dir, 'generated')
-    paths = generation.generate(modes, generator, config, run_dir, out_dir,
-                                opts)
-  except (RunDirError, generation.GenerationError) as e:
+    paths = exports.generate(modes, generator, config, run_dir, out_dir, opts)
+  except (RunDirError, exports.GenerationError, latents.LatentError) as e:
     sys.exit(f'error: {e}')
   except OSError as e:  # --out (or <run>/generated) cannot be written
     sys.exit(f'error: cannot write {e.filename or out_dir!r} ({e.strerror}): '

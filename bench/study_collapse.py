@@ -106,7 +106,7 @@ def train(name, config, real, held):
   from data import pipeline
   from metrics import evaluation
   from models.gan import GAN
-  from training import images as img
+  from pictures import images as img
   keras.utils.set_random_seed(config.seed)
   gan = GAN(config)
   rng = np.random.default_rng(config.seed)  # the same batches for every variant
@@ -123,7 +123,7 @@ def train(name, config, real, held):
           'd_real', 'd_fake', 'd_loss', 'g_loss')}))
       print(name, curve[-1], flush=True)
   seconds = time.perf_counter() - tick
-  fake = evaluation.generate_images(gan.sampler, config, len(held), config.seed)
+  fake = evaluation.generate_images(gan.sample, config, len(held), config.seed)
   swd = evaluation.compute_metrics(fake, held, ['swd'], config.seed)['swd']
   img.save_png(os.path.join(FLAGS.out, f'{name}.png'),
                img.make_grid(fake[:36]))

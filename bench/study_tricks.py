@@ -93,7 +93,7 @@ def train_config(name, config, real, eval_real, out):
   from data.pipeline import from_float
   from metrics import evaluation
   from models.gan import GAN
-  from training import images as img
+  from pictures import images as img
   keras.utils.set_random_seed(config.seed)
   gan = GAN(config)
   rng = np.random.default_rng(config.seed)  # same data order for every config
@@ -106,7 +106,7 @@ def train_config(name, config, real, eval_real, out):
     if step % FLAGS.eval_every == 0 or step == FLAGS.steps or (
         FLAGS.minutes and train_seconds > 60 * FLAGS.minutes):
       tick = time.perf_counter()
-      fake = evaluation.generate_images(gan.sampler, config, FLAGS.num_eval,
+      fake = evaluation.generate_images(gan.sample, config, FLAGS.num_eval,
                                         FLAGS.seed)
       swd = evaluation.compute_metrics(fake, eval_real, ['swd'],
                                        FLAGS.seed)['swd']
@@ -161,7 +161,7 @@ def main(argv):
                          'of (half-size) CelebA images.')
   import numpy as np
   from metrics import evaluation
-  from training import images as img
+  from pictures import images as img
   os.makedirs(FLAGS.out, exist_ok=True)
   names = FLAGS.configs or list(CONFIGS)
   tick = time.perf_counter()

@@ -6,7 +6,7 @@ Both steps train the preset's own Generator/Discriminator at the preset's
 batch on random inputs (no input pipeline). `plain` is the TF-tutorial way:
 one tf.function, two tapes, one shared forward pass, stock Keras
 BatchNormalization, no extras. The other
-variants run facegan's GAN.train_steps with the preset's tricks. Prints the
+variants run facegan's training steps (training.loop.make_train_steps) with the preset's tricks. Prints the
 median images/s over --repeats timings of --steps steps each; the variants
 are interleaved per repeat so machine drift hits all of them alike.
 """
@@ -63,8 +63,8 @@ def plain_step_fn(config, real, alternating=False):
   from models import blocks
   from models.discriminator import Discriminator
   from models.generator import Generator
-  with blocks.fused_batch_norm(False):  # stock Keras BN: the tutorial's way
-    G, D = Generator(config), Discriminator(config)
+  kit = blocks.Kit(batch_norm='keras')  # stock Keras BN: the tutorial's way
+  G, D = Generator(config, kit), Discriminator(config, kit)
   g_opt = keras.optimizers.Adam(config.g_lr, config.g_beta1)
   d_opt = keras.optimizers.Adam(config.d_lr, config.d_beta1)
   bce = keras.losses.BinaryCrossentropy(from_logits=True)
@@ -90,11 +90,13 @@ def plain_step_fn(config, real, alternating=False):
 
 
 def facegan_step_fn(config, real):
-  """`run(steps)` timing facegan's GAN.train_steps on `real`,
+  """`run(steps)` timing facegan's training steps on `real`,
   `steps_per_call` steps per call."""
   import tensorflow as tf
   from models.gan import GAN
+  from training.loop import make_train_steps
   gan = GAN(config)
+  train_steps = make_train_steps(gan)
   print(f'  {config.jit_compile}/{config.mixed_precision}: XLA '
         f'{"on" if gan.jit_compile else "off"}, {gan.mixed_precision}',
         flush=True)
@@ -106,7 +108,7 @@ def facegan_step_fn(config, real):
     done, out = 0, None
     while done < steps:
       k = min(config.steps_per_call, steps - done)
-      out, _, ran = gan.train_steps(it, tf.constant(k))
+      out, _, ran = train_steps(it, tf.constant(k))
       done += int(ran)
     return out['d_loss']
   return run

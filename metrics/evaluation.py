@@ -1,34 +1,27 @@
-"""Evaluate a run: N generated vs N real images -> SWD, FID, KID.
+"""N generated vs N real images -> SWD, FID, KID, for any generator function.
 
-`evaluate_run(path, ...)` restores a run's generator (the EMA copy by
-default), draws N images from it and N real images from the run's own
-dataset through the training pipeline (same crop and resize), computes the
-asked metrics and writes them to <run>/eval/metrics_step<step>_n<N>_seed<S>.json
-(..._no_ema.json for the raw G of an EMA run; real_vs_real_n<N>_seed<S>.json
-for `real_vs_real`). `real_vs_real(config, ...)` measures
-the floor between two disjoint real sets of any config, with no run.
+`generate_images(generate, config, n, seed)` draws n images from a generator
+function on the evaluation latent stream; `real_images` draws n images of the
+config's dataset through the training pipeline (same crop and resize);
+`compute_metrics` scores two sets. `TrainingEvaluator` does it during
+training, `real_vs_real` measures the floor between two disjoint real sets.
+Nothing here knows run directories (training/evaluation.py does).
 """
 
 import dataclasses
-import json
-import os
 import time
 from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
-import tensorflow as tf
 
-from data import pipeline as data_pipeline
 from configs.presets import Config
+from data import pipeline as data_pipeline
 from metrics import fid as fid_lib
 from metrics import swd as swd_lib
-from training import generation
-from training import rundir
+from models import latents
+from models import streams
 
 METRICS = ('swd', 'fid', 'kid')
-EVAL_DIR = 'eval'
-# Evaluation's latents come from a stream of their own (generation uses 11-13).
-LATENT_STREAM = 2
 
 
 class EvaluationError(ValueError):
@@ -45,20 +38,18 @@ def parse_metrics(names: Sequence[str]) -> Tuple[str, ...]:
   return names
 
 
-def _checkpoint_step(prefix: str) -> int:
-  return int(tf.train.load_variable(prefix, 'step/.ATTRIBUTES/VARIABLE_VALUE'))
-
-
-def generate_images(generator, config: Config, n: int, seed: int,
+def generate_images(generate, config: Config, n: int, seed: int,
                     batch_size: int = 64) -> np.ndarray:
-  """n uint8 images from `generator` (inference mode), latents seeded.
+  """n uint8 images from `generate` (latents -> images in [-1, 1]).
 
-  The latents are `training.generation.sample_latents(config, n, seed,
-  LATENT_STREAM)`, untruncated: the same seed gives the same images, and
-  they are not the latents of any generate.py output.
+  `generate` is a generator in inference mode: a Keras generator itself or
+  any function of a float32 (batch, latent_dim) tensor. The latents are
+  models.latents.sample_latents(config, n, seed, streams.EVALUATION),
+  untruncated: the same seed gives the same images, and they are not the
+  latents of any generate.py output.
   """
-  z = generation.sample_latents(config, n, seed, LATENT_STREAM)
-  return generation.render(generator, z, batch_size)
+  z = latents.sample_latents(config, n, seed, streams.EVALUATION)
+  return latents.render(generate, z, batch_size)
 
 
 def real_images(config: Config, n: int, seed: int) -> np.ndarray:
@@ -152,9 +143,10 @@ class TrainingEvaluator:
         config, split=config.eval_split or config.split)
     self.real = real_images(real_config, config.eval_num_samples, config.seed)
 
-  def __call__(self, generator) -> Dict[str, float]:
-    """{'eval/swd': avg, 'eval/swd/<level>': ..., 'eval/fid', 'eval/kid'}."""
-    fake = generate_images(generator, self.config, len(self.real),
+  def __call__(self, generate) -> Dict[str, float]:
+    """Scores `generate` (see generate_images): {'eval/swd': avg,
+    'eval/swd/<level>': ..., 'eval/fid', 'eval/kid'}."""
+    fake = generate_images(generate, self.config, len(self.real),
                            self.config.seed)
     result = compute_metrics(fake, self.real, self.metrics, self.config.seed,
                              self.extract)
@@ -185,74 +177,6 @@ def real_vs_real(config: Config, metrics: Sequence[str] = ('swd',),
               data_dir=config.data_dir,
               image_size=[config.image_height, config.image_width],
               num_samples=num_samples, seed=seed, **result)
-
-
-def evaluate_run(path: str, metrics: Sequence[str] = ('swd',),
-                 num_samples: int = 2048, seed: int = 0,
-                 inception_weights: Optional[str] = 'imagenet',
-                 use_ema: bool = True, data_dir: str = '',
-                 batch_size: int = 64, compare_real: bool = False,
-                 write: bool = True) -> Dict[str, object]:
-  """Metrics of a run's generator against its dataset; writes them to eval/.
-
-  Args:
-    path: run directory, its checkpoints/ folder or a checkpoint prefix.
-    metrics: names from METRICS.
-    num_samples: images per set.
-    seed: latents, real-image order, patch and projection draws, KID subsets.
-    inception_weights: weights file, 'imagenet' or None (random; tests only).
-    use_ema: sample the EMA copy of G when the run has one.
-    data_dir: overrides the run's data_dir (a run moved to another machine).
-    batch_size: generator and InceptionV3 batch.
-    compare_real: real vs real instead of generated vs real (the floor).
-    write: write the JSON file (its path is returned under 'output').
-
-  Raises:
-    training.rundir.RunDirError: no run or checkpoint at `path`, or a
-      checkpoint without every weight of the generator.
-    EvaluationError: unknown metrics, or too few real images.
-    data.pipeline.DataError: the run's dataset cannot be found.
-    metrics.inception.InceptionWeightsError: FID/KID without weights.
-  """
-  metrics = parse_metrics(metrics)
-  run_dir, prefix = rundir.find_checkpoint(path)
-  config = rundir.load_config(run_dir)
-  if data_dir:
-    config = dataclasses.replace(config, data_dir=data_dir)
-  step = _checkpoint_step(prefix)
-  if compare_real:
-    result = real_vs_real(config, metrics, num_samples, seed, inception_weights)
-    name = f'real_vs_real_n{num_samples}_seed{seed}.json'
-  else:
-    # The prefix, not `path`: the checkpoint whose step names the file.
-    _, _, generator = generation.load_generator(prefix, use_ema)
-    key = generation.generator_key(config, use_ema)
-    extract = feature_extractor(metrics, inception_weights, batch_size)
-    tick = time.perf_counter()
-    fake = generate_images(generator, config, num_samples, seed, batch_size)
-    generate_seconds = time.perf_counter() - tick
-    real = real_images(config, num_samples, seed)
-    result = dict(mode='generated_vs_real', generator=key,
-                  image_size=[config.image_height, config.image_width],
-                  num_samples=num_samples, seed=seed,
-                  **compute_metrics(fake, real, metrics, seed, extract))
-    result['seconds']['generate'] = generate_seconds
-    no_ema = key == 'generator' and config.ema_decay > 0
-    # N and the seed are in the name: a rerun with others adds a file.
-    name = (f'metrics_step{step}_n{num_samples}_seed{seed}'
-            f'{"_no_ema" if no_ema else ""}.json')
-  result.update(run_dir=run_dir, checkpoint=prefix, step=step)
-  if write:
-    os.makedirs(os.path.join(run_dir, EVAL_DIR), exist_ok=True)
-    result['output'] = os.path.join(run_dir, EVAL_DIR, name)
-    write_json(result['output'], result)
-  return result
-
-
-def write_json(path: str, result: Dict[str, object]) -> None:
-  """Writes `result` to `path` atomically (a crash leaves no half file)."""
-  rundir.atomic_write(path, lambda f: f.write(json.dumps(result, indent=2) +
-                                              '\n'))
 
 
 def format_table(result: Dict[str, object]) -> str:

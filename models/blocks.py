@@ -1,47 +1,92 @@
-"""Small layer factories shared by the generator and the discriminator."""
+"""The layers G and D are built from, made by a `Kit` that says how.
 
-import contextlib
+A Kit carries the two choices that depend on where a model runs, the Keras
+dtype policy and the kind of BatchNorm, so `Generator(config, kit)` builds
+the same layers wherever it is called: no global policy, no ambient
+distribution strategy is read.
+"""
+
+import dataclasses
 
 import keras
 import tensorflow as tf
 
-# DCGAN initialisation (Radford et al. 2015): weights ~ N(0, 0.02).
+BATCH_NORMS = ('fused', 'keras', 'synchronized')
+
+
 def init():
+  """DCGAN initialisation (Radford et al. 2015): weights ~ N(0, 0.02)."""
   return keras.initializers.RandomNormal(mean=0.0, stddev=0.02)
 
 
-_fused = [True]  # see fused_batch_norm()
+@dataclasses.dataclass(frozen=True)
+class Kit:
+  """Makes layers under one dtype policy and one kind of BatchNorm.
 
-
-@contextlib.contextmanager
-def fused_batch_norm(fused: bool):
-  """Within it, batch_norm() builds the fused layer or (False) Keras' own.
-
-  Under XLA Keras' layer is the faster one: XLA fuses its ops itself, and
-  TF's fused kernel inside an XLA cluster made the celeba64 D gradients 7x
-  slower on CPU.
+  Attributes:
+    dtype: a Keras dtype policy name ('float32', 'mixed_bfloat16', ...);
+      every layer gets it, weight-free ones included, as a global policy
+      would give them.
+    batch_norm: 'fused' (TF's fused kernel; fastest on one device without
+      XLA), 'keras' (Keras' layer: under XLA it is the faster one, since
+      XLA fuses its ops itself and the fused kernel inside an XLA cluster
+      was far slower on CPU) or 'synchronized' (statistics over all
+      replicas, so N replicas normalise as one device with the whole batch
+      would). All three have the same variables.
   """
-  old = _fused[0]
-  _fused[0] = fused
-  try:
-    yield
-  finally:
-    _fused[0] = old
+  dtype: str = 'float32'
+  batch_norm: str = 'fused'
 
+  def __post_init__(self):
+    if self.batch_norm not in BATCH_NORMS:
+      raise ValueError(f'Unknown batch_norm {self.batch_norm!r}; choose from '
+                       f'{", ".join(BATCH_NORMS)}.')
 
-def batch_norm():
-  """BatchNorm with the TF momentum convention (0.9 = PyTorch's 0.1).
+  def norm(self):
+    """BatchNorm with the TF momentum convention (0.9 = PyTorch's 0.1)."""
+    if self.batch_norm == 'fused':
+      return FusedBatchNorm(momentum=0.9, epsilon=1e-5, dtype=self.dtype)
+    return keras.layers.BatchNormalization(
+        momentum=0.9, epsilon=1e-5, dtype=self.dtype,
+        synchronized=self.batch_norm == 'synchronized')
 
-  Under a multi-replica strategy the batch statistics are synchronised, so
-  N replicas normalise exactly as one device with the whole batch would;
-  on one replica the fused kernel does the same job faster (unless turned
-  off by fused_batch_norm(False)). All variants have the same variables.
-  """
-  replicated = tf.distribute.get_strategy().num_replicas_in_sync > 1
-  if replicated or not _fused[0]:
-    return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5,
-                                           synchronized=replicated)
-  return FusedBatchNorm(momentum=0.9, epsilon=1e-5)
+  def activation(self, kind: str, slope: float = 0.2):
+    """ReLU, LeakyReLU(slope) or SELU as a layer."""
+    if kind == 'relu':
+      return keras.layers.ReLU(dtype=self.dtype)
+    if kind == 'leaky_relu':
+      return keras.layers.LeakyReLU(negative_slope=slope, dtype=self.dtype)
+    if kind == 'selu':
+      return keras.layers.Activation('selu', dtype=self.dtype)
+    raise ValueError(f'Unknown activation {kind!r}.')
+
+  def _sn(self, layer, spectral_norm: bool):
+    """`layer`, wrapped in spectral normalisation (Miyato et al. 2018) if asked."""
+    if not spectral_norm:
+      return layer
+    return keras.layers.SpectralNormalization(layer, dtype=self.dtype)
+
+  def conv(self, filters, kernel, strides, padding='same', use_bias=False,
+           sn=False):
+    return self._sn(keras.layers.Conv2D(
+        filters, kernel, strides=strides, padding=padding, use_bias=use_bias,
+        kernel_initializer=init(), dtype=self.dtype), sn)
+
+  def deconv(self, filters, kernel, strides, padding='same', use_bias=False,
+             sn=False, activation_name=None):
+    return self._sn(keras.layers.Conv2DTranspose(
+        filters, kernel, strides=strides, padding=padding, use_bias=use_bias,
+        kernel_initializer=init(), activation=activation_name,
+        dtype=self.dtype), sn)
+
+  def dense(self, units, use_bias=True, sn=False, activation_name=None):
+    return self._sn(keras.layers.Dense(
+        units, use_bias=use_bias, kernel_initializer=init(),
+        activation=activation_name, dtype=self.dtype), sn)
+
+  def stage(self, layers):
+    """A Stage of `layers` under this kit's policy."""
+    return Stage(layers, dtype=self.dtype)
 
 
 class FusedBatchNorm(keras.layers.Layer):
@@ -49,9 +94,8 @@ class FusedBatchNorm(keras.layers.Layer):
 
   Keras 3 normalises with several separate ops (and, under mixed precision,
   casts activations to float32 first); `FusedBatchNormV3` does it in one
-  kernel on float32, float16 or bfloat16 activations: 5-12% off a celeba64
-  train step in float32 and the difference between bfloat16 paying off or
-  not on CPU (BENCHMARKS.md). Its variables are Keras BN's, in the same
+  kernel on float32, float16 or bfloat16 activations, which is what makes
+  bfloat16 pay off on CPU (measured in BENCHMARKS.md). Its variables are Keras BN's, in the same
   order (gamma, beta, moving_mean, moving_variance), so checkpoints carry
   over, and the moving variance is the biased batch variance as in Keras.
   Inputs of any rank >= 2 are normalised over all axes but the last.
@@ -94,46 +138,11 @@ class FusedBatchNorm(keras.layers.Layer):
     return input_shape
 
 
-def activation(kind: str, slope: float = 0.2):
-  """ReLU, LeakyReLU(slope) or SELU as a layer."""
-  if kind == 'relu':
-    return keras.layers.ReLU()
-  if kind == 'leaky_relu':
-    return keras.layers.LeakyReLU(negative_slope=slope)
-  if kind == 'selu':
-    return keras.layers.Activation('selu')
-  raise ValueError(f'Unknown activation {kind!r}.')
-
-
-def maybe_sn(layer, spectral_norm: bool):
-  """Wraps `layer` in spectral normalisation (Miyato et al. 2018) if asked."""
-  return keras.layers.SpectralNormalization(layer) if spectral_norm else layer
-
-
-def conv(filters, kernel, strides, padding='same', use_bias=False, sn=False):
-  return maybe_sn(keras.layers.Conv2D(
-      filters, kernel, strides=strides, padding=padding, use_bias=use_bias,
-      kernel_initializer=init()), sn)
-
-
-def deconv(filters, kernel, strides, padding='same', use_bias=False, sn=False,
-           activation_name=None):
-  return maybe_sn(keras.layers.Conv2DTranspose(
-      filters, kernel, strides=strides, padding=padding, use_bias=use_bias,
-      kernel_initializer=init(), activation=activation_name), sn)
-
-
-def dense(units, use_bias=True, sn=False, activation_name=None):
-  return maybe_sn(keras.layers.Dense(
-      units, use_bias=use_bias, kernel_initializer=init(),
-      activation=activation_name), sn)
-
-
 class Stage(keras.layers.Layer):
-  """A named sequence of layers; `training` reaches those that take it.
+  """A sequence of layers; `training` reaches those that take it.
 
-  G and D are lists of stages so tests (and curious users) can read the shape
-  after every stage.
+  G and D are lists of stages, so the shape after every stage can be read
+  and checkpoint keys can name where a variable sits.
   """
 
   def __init__(self, layers, **kwargs):

@@ -7,62 +7,63 @@ from configs.presets import Config
 from models import blocks
 
 
-def _act_drop(c: Config, first: bool = False, arch_bn: bool = False):
+def _act_drop(c: Config, k: blocks.Kit, first: bool = False,
+              arch_bn: bool = False):
   """[BatchNorm] LeakyReLU [Dropout], after one hidden layer of D.
 
   BatchNorm never follows the first layer (the DCGAN paper's placement: a
   normalised input layer makes samples oscillate).
   """
   bn = {'on': True, 'off': False, 'arch': arch_bn}[c.d_batch_norm]
-  parts = [blocks.batch_norm()] if bn and not first else []
-  parts.append(layers.LeakyReLU(negative_slope=c.d_leaky_slope))
+  parts = [k.norm()] if bn and not first else []
+  parts.append(layers.LeakyReLU(negative_slope=c.d_leaky_slope, dtype=k.dtype))
   if c.d_dropout > 0:
-    parts.append(layers.Dropout(c.d_dropout))
+    parts.append(layers.Dropout(c.d_dropout, dtype=k.dtype))
   return parts
 
 
-def _tutorial_stages(c: Config):
+def _tutorial_stages(c: Config, k: blocks.Kit):
   """TF-tutorial D: 5x5 stride-2 convs, LeakyReLU, Dropout; Dense(1)."""
   f, sn = c.d_filters, c.d_spectral_norm
-  stages = [blocks.Stage([blocks.conv(f * m, 5, 2, use_bias=True, sn=sn)]
-                         + _act_drop(c, first=m == 1)) for m in (1, 2, 4)]
-  return stages, [blocks.Stage([layers.Flatten(), blocks.dense(1, sn=sn)])]
+  stages = [k.stage([k.conv(f * m, 5, 2, use_bias=True, sn=sn)]
+                         + _act_drop(c, k, first=m == 1)) for m in (1, 2, 4)]
+  return stages, [k.stage([layers.Flatten(dtype=k.dtype), k.dense(1, sn=sn)])]
 
 
-def _dcgan_stages(c: Config):
+def _dcgan_stages(c: Config, k: blocks.Kit):
   """Canonical DCGAN D: 4x4 stride-2 convs down to 4x4, BN after all but one."""
   n_down = c.image_height.bit_length() - 3
   f, sn = c.d_filters, c.d_spectral_norm
-  stages = [blocks.Stage([blocks.conv(f, 4, 2, sn=sn)]
-                         + _act_drop(c, first=True))]
+  stages = [k.stage([k.conv(f, 4, 2, sn=sn)]
+                         + _act_drop(c, k, first=True))]
   for i in range(1, n_down):
-    stages.append(blocks.Stage([blocks.conv(f * 2 ** i, 4, 2, sn=sn)]
-                               + _act_drop(c, arch_bn=True)))
-  return stages, [blocks.Stage([blocks.conv(1, 4, 1, 'valid', sn=sn),
-                                layers.Flatten()])]
+    stages.append(k.stage([k.conv(f * 2 ** i, 4, 2, sn=sn)]
+                               + _act_drop(c, k, arch_bn=True)))
+  return stages, [k.stage([k.conv(1, 4, 1, 'valid', sn=sn),
+                                layers.Flatten(dtype=k.dtype)])]
 
 
-def _rect_stages(c: Config):
+def _rect_stages(c: Config, k: blocks.Kit):
   """157x128 D: explicit 1-pixel padding (H 157-78-39-19-9-4), then 4x4 valid.
 
   'same' padding would give 79 rows after the first conv, not 78.
   """
   f, sn = c.d_filters, c.d_spectral_norm
-  stages = [blocks.Stage([layers.ZeroPadding2D(1),
-                          blocks.conv(f * m, 4, 2, 'valid', sn=sn)]
-                         + _act_drop(c, first=i == 0))
+  stages = [k.stage([layers.ZeroPadding2D(1, dtype=k.dtype),
+                          k.conv(f * m, 4, 2, 'valid', sn=sn)]
+                         + _act_drop(c, k, first=i == 0))
             for i, m in enumerate((1, 2, 4, 8, 8))]
-  return stages, [blocks.Stage([blocks.conv(1, 4, 1, 'valid', sn=sn),
-                                layers.Flatten()])]
+  return stages, [k.stage([k.conv(1, 4, 1, 'valid', sn=sn),
+                                layers.Flatten(dtype=k.dtype)])]
 
 
-def _mlp_stages(c: Config):
+def _mlp_stages(c: Config, k: blocks.Kit):
   """The face-synthesis recipe's D: flatten -> 256 -> 512 -> 1."""
   sn = c.d_spectral_norm
-  stages = [blocks.Stage([layers.Flatten(), blocks.dense(256, sn=sn)]
-                         + _act_drop(c, first=True)),
-            blocks.Stage([blocks.dense(512, sn=sn)] + _act_drop(c))]
-  return stages, [blocks.Stage([blocks.dense(1, sn=c.d_spectral_norm)])]
+  stages = [k.stage([layers.Flatten(dtype=k.dtype), k.dense(256, sn=sn)]
+                         + _act_drop(c, k, first=True)),
+            k.stage([k.dense(512, sn=sn)] + _act_drop(c, k))]
+  return stages, [k.stage([k.dense(1, sn=c.d_spectral_norm)])]
 
 
 _ARCHS = {'tutorial': _tutorial_stages, 'dcgan': _dcgan_stages,
@@ -76,9 +77,10 @@ class Discriminator(keras.Model):
   hidden stage, the features that feature matching compares.
   """
 
-  def __init__(self, config: Config, name='discriminator', **kwargs):
-    super().__init__(name=name, **kwargs)
-    self.stages, self.head = _ARCHS[config.arch](config)
+  def __init__(self, config: Config, kit: blocks.Kit = blocks.Kit(),
+               name='discriminator'):
+    super().__init__(name=name, dtype=kit.dtype)
+    self.stages, self.head = _ARCHS[config.arch](config, kit)
 
   def call(self, x, training=False, return_features=False):
     for stage in self.stages:
@@ -90,11 +92,3 @@ class Discriminator(keras.Model):
     if return_features:
       return logits, keras.ops.reshape(features, (keras.ops.shape(features)[0], -1))
     return logits
-
-  def stage_shapes(self, x):
-    """Output shape (without batch) after each stage, for shape tests."""
-    shapes = []
-    for stage in self.stages + self.head:
-      x = stage(x, training=False)
-      shapes.append(tuple(x.shape[1:]))
-    return shapes

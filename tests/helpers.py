@@ -6,12 +6,12 @@ from typing import Dict
 
 import tensorflow as tf
 
-from training import rundir
+from training import checkpoints
 
 
 def checkpoint_step(workdir: str) -> int:
   """The step stored in the run's newest checkpoint (0 without one)."""
-  complete = rundir.complete_checkpoints(os.path.join(workdir, 'checkpoints'))
+  complete = checkpoints.complete_checkpoints(os.path.join(workdir, 'checkpoints'))
   if not complete:
     return 0
   return int(tf.train.load_variable(complete[-1][1],
@@ -20,7 +20,7 @@ def checkpoint_step(workdir: str) -> int:
 
 def checkpoint_steps(workdir: str):
   """Steps of every complete checkpoint on disk, oldest first."""
-  return [s for s, _ in rundir.complete_checkpoints(
+  return [s for s, _ in checkpoints.complete_checkpoints(
       os.path.join(workdir, 'checkpoints'))]
 
 
@@ -48,3 +48,25 @@ def scalar_tags(workdir: str):
     for event in tf.compat.v1.train.summary_iterator(path):
       tags.update(v.tag for v in event.summary.value)
   return tags
+
+
+def hook_train_steps(monkeypatch, hook, before: bool = False) -> None:
+  """Calls hook(gan) after (or before) each of the loop's multi-step calls.
+
+  After a call the weights and step counter have changed but the loop has
+  not yet recorded the data position: where a signal or a NaN hurts most.
+  monkeypatch.undo() removes the hook.
+  """
+  from training import loop
+  original = loop.make_train_steps
+  def make(gan):
+    steps = original(gan)
+    def hooked(*args):
+      if before:
+        hook(gan)
+      result = steps(*args)
+      if not before:
+        hook(gan)
+      return result
+    return hooked
+  monkeypatch.setattr(loop, 'make_train_steps', make)

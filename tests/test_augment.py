@@ -99,7 +99,7 @@ def _logits_seen(monkeypatch, name, **overrides):
 
   gan.discriminator.call = spy
   real = tf.random.stateless_uniform((8, 32, 32, 3), (1, 2), -1, 1)
-  gan._one_step(real)  # eagerly, so the spy records concrete logits
+  gan.step_fn(real)  # eagerly, so the spy records concrete logits
   changed = any(not np.array_equal(a, v.numpy())
                 for a, v in zip(g0, gan.generator.trainable_variables))
   return seen['calls'], changed

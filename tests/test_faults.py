@@ -15,7 +15,7 @@ import tensorflow as tf
 from configs.presets import get_config
 from models.gan import GAN
 from tests import helpers
-from training import generation, interrupts, loop, rundir
+from training import checkpoints, interrupts, loop, rundir
 
 # End-to-end: training runs, subprocesses (python -m pytest -m "not slow" skips them).
 pytestmark = pytest.mark.slow
@@ -105,18 +105,11 @@ def test_stale_temp_folders_of_an_interrupted_save_are_removed(run4, capsys):
 
 
 def test_non_finite_weights_are_never_saved(run4, monkeypatch):
-  original = loop.GAN.__init__
-  def poison_after_step_6(self, *args):
-    original(self, *args)
-    steps = self.train_steps
-    def wrapped(*a):
-      result = steps(*a)
-      if int(self.step) == 6:  # the loss of step 6 was still finite
-        v = self.discriminator.trainable_variables[0]
-        v.assign(tf.fill(v.shape, np.nan))
-      return result
-    self.train_steps = wrapped
-  monkeypatch.setattr(loop.GAN, '__init__', poison_after_step_6)
+  def poison_after_step_6(gan):
+    if int(gan.step) == 6:  # the loss of step 6 was still finite
+      v = gan.discriminator.trainable_variables[0]
+      v.assign(tf.fill(v.shape, np.nan))
+  helpers.hook_train_steps(monkeypatch, poison_after_step_6)
   with pytest.raises(loop.TrainingDiverged, match='step 6.*ckpt-5'):
     loop.run(_config(epochs=2), run4)
   assert helpers.checkpoint_steps(run4) == [3, 4, 5]
@@ -130,7 +123,7 @@ def test_nan_at_the_first_step_promises_no_checkpoint(tmp_path):
   workdir = str(tmp_path / 'run')
   with pytest.raises(loop.TrainingDiverged, match='no checkpoint had been saved'):
     loop.run(_config(g_lr=1e20, d_lr=1e20), workdir)
-  assert not rundir.has_checkpoint_files(_ckpt(workdir))
+  assert not checkpoints.has_checkpoint_files(_ckpt(workdir))
 
 
 @pytest.mark.slow
@@ -194,11 +187,11 @@ def test_checkpoints_keyed_by_position_still_resume_and_load(tmp_path):
                   epoch_consumed=tf.Variable(0, dtype=tf.int64),
                   epoch_images=tf.Variable(0, dtype=tf.int64))
   prefix = tf.train.CheckpointManager(tf.train.Checkpoint(
-      **counters, **gan.checkpoint_items(positional=True)), _ckpt(workdir),
+      **counters, **checkpoints.gan_items(gan, positional=True)), _ckpt(workdir),
       max_to_keep=3).save(checkpoint_number=4)
   names = [n for n, _ in tf.train.list_variables(prefix)]
   assert 'generator/0000/.ATTRIBUTES/VARIABLE_VALUE' in names
-  _, _, g = generation.load_generator(prefix)
+  _, _, g = checkpoints.load_generator(prefix)
   np.testing.assert_array_equal(g.variables[0].numpy(),
                                 gan.ema_generator.variables[0].numpy())
   loop.run(config, workdir)

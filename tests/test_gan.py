@@ -6,7 +6,7 @@ import tensorflow as tf
 from data import pipeline
 from configs.presets import get_config
 from models import losses
-from models import gan as gan_lib
+from models import streams
 from models.gan import GAN
 
 MAIN_KEYS = {'d_loss', 'd_loss_real', 'd_loss_fake', 'g_loss', 'g_loss_adv',
@@ -109,7 +109,7 @@ def test_reuse_fake_trains_g_on_the_d_step_fakes_with_one_forward_pass():
   # made by G before its update.
   for v, value in zip(gan.generator.variables, g0):
     v.assign(value)
-  z = gan._latent(gan_lib._Z_D, tf.constant(8), tf.constant(1, tf.int64))
+  z = gan._latent(streams.Z_D, tf.constant(8), tf.constant(1, tf.int64))
   logits = gan.discriminator(gan.generator(z, training=True), training=True)
   assert float(out['g_loss']) == pytest.approx(
       float(losses.generator_loss(logits, 1.0)), rel=1e-4)

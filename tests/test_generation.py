@@ -11,20 +11,22 @@ import tensorflow as tf
 from PIL import Image
 
 from configs.presets import get_config
-from models.gan import GAN, model_state
+from models import latents
+from models.gan import GAN
 from models.generator import Generator
-from training import generation as gen
+from pictures import exports
+from training import checkpoints
 from training import rundir
 from training.rundir import RunDirError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FAST = gen.Options(num=6, grid_cols=3, num_interpolations=2, frames=5,
+FAST = exports.Options(num=6, grid_cols=3, num_interpolations=2, frames=5,
                    fps=10, dims=(1, 5), range=2.0, walk_steps=4)
 
 
 @pytest.fixture(scope='module')
 def tiny(tiny_run):
-  return gen.load_generator(tiny_run)
+  return checkpoints.load_generator(tiny_run)
 
 
 def _gif(path):
@@ -52,7 +54,7 @@ def _run_generate(*args):
 
 def test_slerp_endpoints_midpoint_and_norms():
   z1, z2 = np.array([2.0, 0.0, 0.0]), np.array([0.0, 2.0, 0.0])
-  path = gen.slerp(z1, z2, [0.0, 0.5, 1.0])
+  path = latents.slerp(z1, z2, [0.0, 0.5, 1.0])
   np.testing.assert_allclose(path[0], z1, atol=1e-12)
   np.testing.assert_allclose(path[-1], z2, atol=1e-12)
   np.testing.assert_allclose(path[1], [np.sqrt(2), np.sqrt(2), 0.0])
@@ -60,19 +62,19 @@ def test_slerp_endpoints_midpoint_and_norms():
   a, b = rng.standard_normal((2, 3, 50))
   b *= np.linalg.norm(a, axis=-1, keepdims=True) / np.linalg.norm(
       b, axis=-1, keepdims=True)  # equal norms, pair by pair
-  norms = np.linalg.norm(gen.slerp(a, b, np.linspace(0, 1, 7)), axis=-1)
+  norms = np.linalg.norm(latents.slerp(a, b, np.linspace(0, 1, 7)), axis=-1)
   np.testing.assert_allclose(norms, np.broadcast_to(norms[0], norms.shape))
   # Linear interpolation between the same pairs dips in norm in the middle.
-  assert np.all(np.linalg.norm(gen.lerp(a, b, [0.5]), axis=-1) < norms[0] - 1)
+  assert np.all(np.linalg.norm(latents.lerp(a, b, [0.5]), axis=-1) < norms[0] - 1)
   # Parallel latents (w = 0) fall back to the straight line.
-  np.testing.assert_allclose(gen.slerp(z1, 3 * z1, [0.5])[0], 2 * z1)
+  np.testing.assert_allclose(latents.slerp(z1, 3 * z1, [0.5])[0], 2 * z1)
 
 
 def test_circle_keeps_the_norm_and_closes_the_loop():
   rng = np.random.default_rng(1)
   z1, z2 = rng.standard_normal((2, 2, 16))
-  theta = gen.circle_angles(8)
-  path = gen.circle(z1, z2, theta)
+  theta = latents.circle_angles(8)
+  path = latents.circle(z1, z2, theta)
   assert path.shape == (8, 2, 16)
   np.testing.assert_allclose(path[0], z1, atol=1e-12)
   np.testing.assert_allclose(np.linalg.norm(path, axis=-1),
@@ -81,40 +83,40 @@ def test_circle_keeps_the_norm_and_closes_the_loop():
   # No repeated start frame, but one step after the last frame is frame 0.
   assert not np.allclose(path[-1], path[0])
   step = theta[1] - theta[0]
-  np.testing.assert_allclose(gen.circle(z1, z2, [theta[-1] + step])[0],
+  np.testing.assert_allclose(latents.circle(z1, z2, [theta[-1] + step])[0],
                              path[0], atol=1e-12)
   # A quarter turn is orthogonal to z1.
-  quarter = gen.circle(z1, z2, [np.pi / 2])[0]
+  quarter = latents.circle(z1, z2, [np.pi / 2])[0]
   np.testing.assert_allclose(np.sum(quarter * z1, axis=-1), 0, atol=1e-9)
-  with pytest.raises(gen.GenerationError, match='parallel'):
-    gen.circle(z1[0], -2 * z1[0], theta)
+  with pytest.raises(latents.LatentError, match='parallel'):
+    latents.circle(z1[0], -2 * z1[0], theta)
 
 
 def test_walk_changes_only_one_dimension():
   z = np.arange(6.0)
-  path = gen.walk(z, 3, [-1.0, 0.0, 2.5])
+  path = latents.walk(z, 3, [-1.0, 0.0, 2.5])
   np.testing.assert_array_equal(path[:, 3], [-1.0, 0.0, 2.5])
   np.testing.assert_array_equal(np.delete(path, 3, axis=1),
                                 np.tile(np.delete(z, 3), (3, 1)))
-  with pytest.raises(gen.GenerationError, match='latent_dim=6'):
-    gen.walk(z, 6, [0.0])
+  with pytest.raises(latents.LatentError, match='latent_dim=6'):
+    latents.walk(z, 6, [0.0])
 
 
 def test_latents_are_seeded_and_truncated():
   c = get_config('tiny')
-  a = gen.sample_latents(c, 500, seed=3, stream=1)
-  np.testing.assert_array_equal(a, gen.sample_latents(c, 500, 3, 1))
-  assert not np.array_equal(a, gen.sample_latents(c, 500, 4, 1))
+  a = latents.sample_latents(c, 500, seed=3, stream=1)
+  np.testing.assert_array_equal(a, latents.sample_latents(c, 500, 3, 1))
+  assert not np.array_equal(a, latents.sample_latents(c, 500, 4, 1))
   assert a.dtype == np.float32 and np.abs(a).max() > 2.5
-  t = gen.sample_latents(c, 500, 3, 1, truncation=0.5)
+  t = latents.sample_latents(c, 500, 3, 1, truncation=0.5)
   assert np.abs(t).max() <= 0.5 and t.std() > 0.2
   u = get_config('tiny', latent_dist='uniform')
-  np.testing.assert_allclose(gen.sample_latents(u, 50, 3, 1, truncation=0.5),
-                             0.5 * gen.sample_latents(u, 50, 3, 1), rtol=1e-6)
-  with pytest.raises(gen.GenerationError, match='positive'):
-    gen.sample_latents(c, 1, 0, 1, truncation=0.0)
-  assert gen.default_dims(100) == (25, 50, 75)
-  assert gen.default_dims(16) == (4, 8, 12)
+  np.testing.assert_allclose(latents.sample_latents(u, 50, 3, 1, truncation=0.5),
+                             0.5 * latents.sample_latents(u, 50, 3, 1), rtol=1e-6)
+  with pytest.raises(latents.LatentError, match='positive'):
+    latents.sample_latents(c, 1, 0, 1, truncation=0.0)
+  assert latents.default_dims(100) == (25, 50, 75)
+  assert latents.default_dims(16) == (4, 8, 12)
 
 
 # Outputs of a trained run.
@@ -122,7 +124,7 @@ def test_latents_are_seeded_and_truncated():
 def test_every_mode_writes_its_files(tiny, tmp_path):
   config, run_dir, g = tiny
   out = str(tmp_path)
-  paths = gen.generate(gen.ALL_MODES, g, config, run_dir, out, FAST)
+  paths = exports.generate(exports.ALL_MODES, g, config, run_dir, out, FAST)
   names = sorted(os.path.relpath(p, out) for p in paths)
   assert names == ['circle.gif', 'grid.png', 'interpolation_slerp.gif',
                    'progress.gif', 'walk_dim001.gif', 'walk_dim001.png',
@@ -143,7 +145,7 @@ def test_every_mode_writes_its_files(tiny, tmp_path):
   # Two epochs, labelled (the caption strip adds 14 rows), last one held.
   progress = _gif(os.path.join(out, 'progress.gif'))
   assert len(progress) >= 2 and progress[0].shape[0] == 4 * 34 + 2 + 14
-  linear = gen.write_interpolation(
+  linear = exports.write_interpolation(
       g, config, out, dataclasses.replace(FAST, interpolation='linear'))
   assert os.path.basename(linear) == 'interpolation_linear.gif'
   assert len(_gif(linear)) == 5
@@ -151,19 +153,19 @@ def test_every_mode_writes_its_files(tiny, tmp_path):
 
 def test_interpolation_ends_on_the_pair_images(tiny, tmp_path):
   config, run_dir, g = tiny
-  z1, z2 = gen._pairs(config, FAST)
-  path = gen.slerp(z1, z2, np.linspace(0, 1, FAST.frames))
-  first, last = gen.render(g, path[0]), gen.render(g, path[-1])
-  np.testing.assert_array_equal(first, gen.render(g, z1))
-  np.testing.assert_array_equal(last, gen.render(g, z2))
+  z1, z2 = exports._pairs(config, FAST)
+  path = latents.slerp(z1, z2, np.linspace(0, 1, FAST.frames))
+  first, last = latents.render(g, path[0]), latents.render(g, path[-1])
+  np.testing.assert_array_equal(first, latents.render(g, z1))
+  np.testing.assert_array_equal(last, latents.render(g, z2))
 
 
 def test_same_seed_same_bytes_across_processes(tiny, tiny_run, tmp_path):
   config, run_dir, g = tiny
-  opts = gen.Options(num=9, seed=5)
-  a = gen.write_grid(g, config, str(tmp_path / 'a'), opts)
-  other = gen.write_grid(g, config, str(tmp_path / 'b'),
-                         gen.Options(num=9, seed=6))
+  opts = exports.Options(num=9, seed=5)
+  a = exports.write_grid(g, config, str(tmp_path / 'a'), opts)
+  other = exports.write_grid(g, config, str(tmp_path / 'b'),
+                         exports.Options(num=9, seed=6))
   out = str(tmp_path / 'cli')
   r = _run_generate(f'--checkpoint={tiny_run}', f'--out={out}', '--mode=grid',
                     '--num=9', '--seed=5')
@@ -175,10 +177,10 @@ def test_same_seed_same_bytes_across_processes(tiny, tiny_run, tmp_path):
 
 def test_ema_and_raw_generator_load_their_own_weights(tiny_run, tiny):
   _, _, ema = tiny
-  _, _, raw = gen.load_generator(tiny_run, use_ema=False)
+  _, _, raw = checkpoints.load_generator(tiny_run, use_ema=False)
   prefix = tf.train.latest_checkpoint(os.path.join(tiny_run, 'checkpoints'))
   for key, g in (('ema_generator', ema), ('generator', raw)):
-    for name, v in model_state(g).items():
+    for name, v in checkpoints.model_state(g).items():
       np.testing.assert_array_equal(v.numpy(), tf.train.load_variable(
           prefix, f'{key}/{name}/.ATTRIBUTES/VARIABLE_VALUE'))
   assert any(not np.array_equal(a.numpy(), b.numpy())
@@ -192,13 +194,13 @@ def test_rectangular_157x128_run(tmp_path):
                       dataset='synthetic')
   rundir.prepare(config, workdir)
   rundir.save_config(config, workdir)
-  tf.train.Checkpoint(**GAN(config).checkpoint_items()).save(
+  tf.train.Checkpoint(**checkpoints.gan_items(GAN(config))).save(
       os.path.join(workdir, 'checkpoints', 'ckpt'))
-  config, run_dir, g = gen.load_generator(os.path.join(workdir, 'checkpoints'))
+  config, run_dir, g = checkpoints.load_generator(os.path.join(workdir, 'checkpoints'))
   assert run_dir == workdir
-  opts = gen.Options(num=2, num_interpolations=2, frames=3, dims=(99,),
+  opts = exports.Options(num=2, num_interpolations=2, frames=3, dims=(99,),
                      walk_steps=2)
-  paths = gen.generate(('grid', 'circle', 'walk'), g, config, run_dir,
+  paths = exports.generate(('grid', 'circle', 'walk'), g, config, run_dir,
                        str(tmp_path / 'out'), opts)
   assert Image.open(paths[0]).size[::-1] == _tile(2, (157, 128), 2)
   frames = _gif(paths[1])
@@ -208,9 +210,9 @@ def test_rectangular_157x128_run(tmp_path):
 
 def test_savedmodel_serves_uint8_images_in_a_fresh_process(tiny, tmp_path):
   config, run_dir, g = tiny
-  path = gen.export_savedmodel(g, config, str(tmp_path))
-  z = gen.sample_latents(config, 3, 0, 1)
-  expected = gen.render(g, z)
+  path = exports.export_savedmodel(g, config, str(tmp_path))
+  z = latents.sample_latents(config, 3, 0, 1)
+  expected = latents.render(g, z)
   np.save(tmp_path / 'z.npy', z)
   code = (
       'import sys, numpy as np, tensorflow as tf\n'
@@ -241,22 +243,22 @@ def _latest(run):
 
 def test_broken_run_directories_are_refused(tiny_run, tmp_path):
   with pytest.raises(RunDirError, match='No checkpoint found'):
-    gen.load_generator(str(tmp_path))
+    checkpoints.load_generator(str(tmp_path))
   no_config = _copy(tiny_run, tmp_path, 'no_config')
   os.remove(os.path.join(no_config, 'config.json'))
   with pytest.raises(RunDirError, match='no config.json'):
-    gen.load_generator(no_config)
+    checkpoints.load_generator(no_config)
   old = _copy(tiny_run, tmp_path, 'old')
   cfg = os.path.join(old, 'config.json')
   fields = json.load(open(cfg))
   json.dump({**fields, 'version': 0}, open(cfg, 'w'))
   with pytest.raises(RunDirError, match='version'):
-    gen.load_generator(old)
+    checkpoints.load_generator(old)
   json.dump({**fields, 'g_filters': 4}, open(cfg, 'w'))  # not this run's G
   with pytest.raises(RunDirError, match=r'cannot be restored.*: 0 of its '
                      r'(\d+) variables are missing and [1-9]\d* have another '
                      'shape'):
-    gen.load_generator(old)
+    checkpoints.load_generator(old)
 
 
 def test_corrupt_or_partial_checkpoints_are_refused(tiny_run, tmp_path):
@@ -265,17 +267,17 @@ def test_corrupt_or_partial_checkpoints_are_refused(tiny_run, tmp_path):
   with open(data, 'r+b') as f:
     f.truncate(os.path.getsize(data) // 2)
   with pytest.raises(RunDirError, match='truncated or partial'):
-    gen.load_generator(truncated)
+    checkpoints.load_generator(truncated)
   no_index = _copy(tiny_run, tmp_path, 'no_index')
   prefix = _latest(no_index)
   os.remove(prefix + '.index')
-  # Found by rundir.find_checkpoint itself, so every caller gets this message
+  # Found by checkpoints.find_checkpoint itself, so every caller gets this message
   # rather than "no checkpoint found" or a silent fall-back to ckpt-4.
-  for load in (gen.load_generator, rundir.find_checkpoint):
+  for load in (checkpoints.load_generator, checkpoints.find_checkpoint):
     with pytest.raises(RunDirError, match=r'ckpt-8\.index is missing.*ckpt-4'):
       load(no_index)
   with pytest.raises(RunDirError, match=r'\.index is missing'):
-    gen.load_generator(prefix)
+    checkpoints.load_generator(prefix)
 
 
 def test_a_checkpoint_without_the_generator_is_refused(tiny_run, tmp_path):
@@ -286,12 +288,12 @@ def test_a_checkpoint_without_the_generator_is_refused(tiny_run, tmp_path):
   shutil.copy(os.path.join(tiny_run, 'config.json'), run)
   g = Generator(get_config('tiny'))
   g(tf.zeros((1, 16)))
-  tf.train.Checkpoint(generator=model_state(g)).save(
+  tf.train.Checkpoint(generator=checkpoints.model_state(g)).save(
       os.path.join(run, 'checkpoints', 'ckpt'))
   with pytest.raises(RunDirError, match=r'into the ema_generator .*: (\d+) of '
                      r'its \1 variables are missing.*only the raw G.*--no_ema'):
-    gen.load_generator(run)
-  assert gen.load_generator(run, use_ema=False)[2] is not None
+    checkpoints.load_generator(run)
+  assert checkpoints.load_generator(run, use_ema=False)[2] is not None
 
 
 def test_cli_errors_exit_1_with_one_line_and_no_traceback(tiny_run, tmp_path):

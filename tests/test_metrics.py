@@ -16,7 +16,9 @@ import tensorflow as tf
 from configs.presets import get_config
 from metrics import evaluation, fid, inception, swd
 from tests import helpers
-from training import generation, loop, rundir
+from models import latents
+from training import checkpoints, loop, rundir
+from training import evaluation as run_evaluation
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -258,7 +260,7 @@ def test_inception_features_shape_with_random_weights():
 # --- evaluate_run and evaluate.py -------------------------------------------
 
 def test_evaluate_run_writes_swd_for_ema_and_raw_g(tiny_run):
-  result = evaluation.evaluate_run(tiny_run, ['swd'], num_samples=32, seed=0)
+  result = run_evaluation.evaluate_run(tiny_run, ['swd'], num_samples=32, seed=0)
   assert result['generator'] == 'ema_generator' and result['step'] == 8
   path = os.path.join(tiny_run, 'eval', 'metrics_step8_n32_seed0.json')
   assert result['output'] == path
@@ -266,16 +268,16 @@ def test_evaluate_run_writes_swd_for_ema_and_raw_g(tiny_run):
     saved = json.load(f)
   assert list(saved['swd']) == ['32x32', '16x16', 'avg']
   # An 8-step G is far from the data: well above the real-vs-real floor.
-  floor = evaluation.evaluate_run(tiny_run, ['swd'], 32, compare_real=True)
+  floor = run_evaluation.evaluate_run(tiny_run, ['swd'], 32, compare_real=True)
   assert os.path.isfile(os.path.join(tiny_run, 'eval',
                                      'real_vs_real_n32_seed0.json'))
   assert saved['swd']['avg'] > 2 * floor['swd']['avg']
-  raw = evaluation.evaluate_run(tiny_run, ['swd'], 32, use_ema=False)
+  raw = run_evaluation.evaluate_run(tiny_run, ['swd'], 32, use_ema=False)
   assert raw['generator'] == 'generator'
   assert raw['output'].endswith('metrics_step8_n32_seed0_no_ema.json')
   assert raw['swd'] != saved['swd']
   # Another N or seed adds a file; the first stays as it was.
-  other = evaluation.evaluate_run(tiny_run, ['swd'], 16, seed=1)
+  other = run_evaluation.evaluate_run(tiny_run, ['swd'], 16, seed=1)
   assert other['output'].endswith('metrics_step8_n16_seed1.json')
   with open(path) as f:
     assert json.load(f) == saved
@@ -284,7 +286,7 @@ def test_evaluate_run_writes_swd_for_ema_and_raw_g(tiny_run):
 
 def test_evaluate_run_plumbs_fid_and_kid(tiny_run):
   # Random InceptionV3 weights: checks the path, not the values.
-  result = evaluation.evaluate_run(tiny_run, ['fid', 'kid'], 8,
+  result = run_evaluation.evaluate_run(tiny_run, ['fid', 'kid'], 8,
                                    inception_weights=None, write=False)
   assert result['fid'] > 0 and np.isfinite(result['kid']['mean'])
   assert 'output' not in result and 'swd' not in result
@@ -294,10 +296,10 @@ def test_evaluate_run_plumbs_fid_and_kid(tiny_run):
 
 def test_the_loaded_generator_redraws_the_runs_last_sample_grid(tiny_run):
   from PIL import Image
-  from training import images as img
-  _, _, generator = generation.load_generator(tiny_run)
+  from pictures import images as img
+  _, _, generator = checkpoints.load_generator(tiny_run)
   z = np.load(os.path.join(tiny_run, rundir.FIXED_LATENT_FILE))
-  grid = img.make_grid(generation.render(generator, z))
+  grid = img.make_grid(latents.render(generator, z))
   saved = np.asarray(Image.open(os.path.join(tiny_run, 'samples',
                                              'epoch_0002.png')))
   assert grid.shape == saved.shape
@@ -315,10 +317,10 @@ def test_a_checkpoint_without_the_generator_is_refused(tiny_run, tmp_path):
   with pytest.raises(rundir.RunDirError,
                      match=r'into the ema_generator .*: (\d+) of its \1 '
                            'variables are missing'):
-    evaluation.evaluate_run(run, ['swd'], 16)
-  assert not os.path.exists(os.path.join(run, evaluation.EVAL_DIR))
+    run_evaluation.evaluate_run(run, ['swd'], 16)
+  assert not os.path.exists(os.path.join(run, rundir.EVAL_DIR))
   with pytest.raises(rundir.RunDirError, match='No checkpoint found'):
-    evaluation.evaluate_run(str(tmp_path / 'missing'), ['swd'], 16)
+    run_evaluation.evaluate_run(str(tmp_path / 'missing'), ['swd'], 16)
   with pytest.raises(evaluation.EvaluationError, match='choose from'):
     evaluation.parse_metrics(['swd', 'is'])
 

@@ -3,6 +3,7 @@ import pytest
 import tensorflow as tf
 
 from configs.presets import get_config
+from models import blocks
 from models.discriminator import Discriminator
 from models.generator import Generator
 
@@ -58,14 +59,25 @@ def test_d_batch_norm_follows_every_hidden_layer_but_the_first(preset, arch):
   assert bn_stages('arch') == (on if arch == 'dcgan' else [False] * len(on))
 
 
+def _stage_shapes(stages, x):
+  """Output shape (without batch) after each of `stages`."""
+  shapes = []
+  for stage in stages:
+    x = stage(x, training=False)
+    shapes.append(tuple(x.shape[1:]))
+  return shapes
+
+
 def test_157x128_stage_shapes():
   c = get_config('celeba157x128')
   g, d = Generator(c), Discriminator(c)
   z = tf.zeros((1, c.latent_dim))
-  assert g.stage_shapes(z) == [(4, 4, 512), (9, 8, 512), (19, 16, 256),
-                               (39, 32, 128), (79, 64, 64), (157, 128, 3)]
-  assert d.stage_shapes(g(z)) == [(78, 64, 64), (39, 32, 128), (19, 16, 256),
-                                  (9, 8, 512), (4, 4, 512), (1,)]
+  assert _stage_shapes(g.stages, z) == [
+      (4, 4, 512), (9, 8, 512), (19, 16, 256), (39, 32, 128), (79, 64, 64),
+      (157, 128, 3)]
+  assert _stage_shapes(d.stages + d.head, g(z)) == [
+      (78, 64, 64), (39, 32, 128), (19, 16, 256), (9, 8, 512), (4, 4, 512),
+      (1,)]
   # Spectral norm's power-iteration vectors exist but are not trainable.
   assert any('vector_u' in v.path for v in d.non_trainable_weights)
 
@@ -116,3 +128,40 @@ def test_fused_batch_norm_keeps_bfloat16_activations_and_float32_weights():
   assert y.dtype == tf.bfloat16
   assert all(v.dtype == 'float32' for v in layer.variables)
   assert isinstance(layer.dtype_policy, keras.DTypePolicy)
+
+
+def _layers(model):
+  """Every layer of a G or D: stages, their layers, wrapped layers."""
+  out = [model]
+  for stage in model.stages + getattr(model, 'head', []):
+    out.append(stage)
+    for layer in stage.stage_layers:
+      out.append(layer)
+      if hasattr(layer, 'layer'):  # SpectralNormalization
+        out.append(layer.layer)
+  return out
+
+
+@pytest.mark.parametrize('arch', ['tutorial', 'dcgan', 'rect', 'mlp'])
+def test_the_kit_alone_decides_dtype_and_batch_norm(arch):
+  import keras
+  preset = 'celeba157x128' if arch == 'rect' else 'celeba64'
+  c = get_config(preset, arch=arch, g_filters=4, d_filters=4, d_batch_norm='on',
+                 d_spectral_norm=True)
+  kit = blocks.Kit('mixed_bfloat16', 'keras')
+  g, d = Generator(c, kit), Discriminator(c, kit)
+  d(g(tf.zeros((1, c.latent_dim))))
+  for layer in _layers(g) + _layers(d):
+    assert layer.dtype_policy.name == 'mixed_bfloat16', layer.name
+  norms = {type(l) for l in _layers(g) + _layers(d)
+           if 'BatchNorm' in type(l).__name__}
+  assert norms == {keras.layers.BatchNormalization}
+  # Nothing global changed: a default build is float32 with the fused BN.
+  assert keras.config.dtype_policy().name == 'float32'
+  plain = Generator(c)
+  assert all(l.dtype_policy.name == 'float32' for l in _layers(plain))
+  if arch != 'mlp':
+    assert {type(l) for l in _layers(plain) if 'BatchNorm' in type(l).__name__} == {
+        blocks.FusedBatchNorm}
+  with pytest.raises(ValueError, match='batch_norm'):
+    blocks.Kit(batch_norm='sync')

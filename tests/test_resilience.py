@@ -160,28 +160,31 @@ def test_a_folder_of_only_bad_files_is_a_clear_error(tmp_path):
     loop.run(config, str(tmp_path / 'run'))
 
 
+_SIGNAL_CONFIG = dict(epochs=2, d_dropout=0.2, instance_noise='additive',
+                      real_label_low=0.8, real_label_high=1.0)
+
+
+@pytest.fixture(scope='module')
+def uninterrupted(tmp_path_factory):
+  """The last metrics of the signal tests' run, never interrupted."""
+  config = get_config('tiny', **_SIGNAL_CONFIG)
+  return loop.run(config, str(tmp_path_factory.mktemp('full')))
+
+
 @pytest.mark.parametrize('signum', [signal.SIGINT, signal.SIGTERM],
                          ids=['SIGINT', 'SIGTERM'])
 def test_a_signal_inside_a_step_saves_that_whole_step_and_resumes_exactly(
-    tmp_path, monkeypatch, capsys, signum):
-  config = get_config('tiny', epochs=2, d_dropout=0.2, instance_noise='additive',
-                      real_label_low=0.8, real_label_high=1.0)
-  full = loop.run(config, str(tmp_path / 'full'))
-  original = loop.GAN.__init__
-  def signal_inside_step_4(self, *args):
-    original(self, *args)
-    steps = self.train_steps
-    def wrapped(*a):
-      result = steps(*a)  # the weights and step counter have changed...
-      if int(self.step) == 4:
-        os.kill(os.getpid(), signum)  # ...the position bookkeeping has not
-      return result
-    self.train_steps = wrapped
-  monkeypatch.setattr(loop.GAN, '__init__', signal_inside_step_4)
+    tmp_path, monkeypatch, capsys, signum, uninterrupted):
+  config = get_config('tiny', **_SIGNAL_CONFIG)
+  full = uninterrupted
+  def signal_after_step_4(gan):
+    if int(gan.step) == 4:  # the weights and step counter have changed, the
+      os.kill(os.getpid(), signum)  # position bookkeeping has not
+  helpers.hook_train_steps(monkeypatch, signal_after_step_4)
   loop.run(config, str(tmp_path / 'split'))
   assert 'saved' in capsys.readouterr().out
   assert _newest(str(tmp_path / 'split')) == 4
-  monkeypatch.setattr(loop.GAN, '__init__', original)
+  monkeypatch.undo()
   resumed = loop.run(config, str(tmp_path / 'split'))
   # Exact: step 4's batch was counted as consumed, so none is trained twice.
   assert resumed['d_loss'] == pytest.approx(full['d_loss'], rel=1e-5)

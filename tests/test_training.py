@@ -91,20 +91,14 @@ def test_incompatible_run_dir_is_refused_unless_overwrite(tmp_path):
 def test_interrupt_saves_a_checkpoint_and_resume_finishes_the_epoch(tmp_path, monkeypatch):
   workdir = str(tmp_path / 'run')
   calls = {'n': 0}
-  original = loop.GAN.__init__
-  def patched_init(self, *args):
-    original(self, *args)
-    steps = self.train_steps
-    def interrupting(*a):
-      calls['n'] += 1
-      if calls['n'] == 3:  # Ctrl-C: the step in flight still completes
-        os.kill(os.getpid(), signal.SIGINT)
-      return steps(*a)
-    self.train_steps = interrupting
-  monkeypatch.setattr(loop.GAN, '__init__', patched_init)
+  def interrupt_third_call(gan):
+    calls['n'] += 1
+    if calls['n'] == 3:  # Ctrl-C: the step in flight still completes
+      os.kill(os.getpid(), signal.SIGINT)
+  helpers.hook_train_steps(monkeypatch, interrupt_third_call, before=True)
   loop.run(get_config('tiny', epochs=1), workdir)
   assert helpers.checkpoint_step(workdir) == 3  # saved on the interrupt
-  monkeypatch.setattr(loop.GAN, '__init__', original)
+  monkeypatch.undo()
   loop.run(get_config('tiny', epochs=1), workdir)
   assert helpers.checkpoint_step(workdir) == 4  # the rest of epoch 1, not a new epoch
   assert os.listdir(os.path.join(workdir, 'samples')) == ['epoch_0001.png']

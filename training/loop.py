@@ -15,12 +15,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from data import pipeline as data_pipeline
 from configs.presets import Config
-from models.gan import GAN, UnsupportedSetup, uses_positional_keys
+from data import pipeline as data_pipeline
+from models import latents
+from models import streams
+from models.gan import GAN
+from models.hardware import UnsupportedSetup
+from pictures import images as img
+from training import checkpoints
 from training import collapse
-from training import generation
-from training import images as img
 from training import rundir
 from training import summaries
 
@@ -92,14 +95,15 @@ def fixed_latent(config: Config, workdir: str) -> np.ndarray:
   """The run's fixed latent batch, created once and kept in the run dir.
 
   Every epoch's sample grid comes from these same vectors, so the grids (and
-  the progress GIF) show one set of faces evolving. They are stream 1 of
-  generation.sample_latents, so generate.py can draw them again.
+  the progress GIF) show one set of faces evolving. They are
+  models.latents.sample_latents' FIXED_LATENT stream, so they can be drawn
+  again without the file.
   """
   path = os.path.join(workdir, rundir.FIXED_LATENT_FILE)
   if os.path.isfile(path):
     return np.load(path)
-  z = generation.sample_latents(config, config.num_samples, config.seed,
-                                stream=1)
+  z = latents.sample_latents(config, config.num_samples, config.seed,
+                             streams.FIXED_LATENT)
   rundir.atomic_write(path, lambda f: np.save(f, z), binary=True)
   return z
 
@@ -135,6 +139,32 @@ def save_samples(gan: GAN, z: np.ndarray, workdir: str, epoch: int) -> np.ndarra
   return grid
 
 
+def make_train_steps(gan: GAN):
+  """A tf.function running up to k steps of `gan` in one call.
+
+  `train_steps(iterator, k)` takes the pipeline's (positions, images)
+  batches from a (distributed) dataset iterator and returns (the last
+  step's metrics, the largest position consumed, the steps run); fewer than
+  k steps run when the iterator ends. One call, one graph loop: the Python
+  overhead of a step is paid once per k steps.
+  """
+  @tf.function
+  def train_steps(iterator, k):
+    out = {name: tf.constant(0.0) for name in gan.metric_names}
+    last, done = tf.constant(-1, tf.int64), tf.constant(0)
+    for _ in tf.range(k):  # a graph loop
+      batch = iterator.get_next_as_optional()
+      if not batch.has_value():
+        break
+      positions, images = batch.get_value()
+      out = gan.step_fn(images)
+      local = gan.strategy.experimental_local_results(positions)
+      last = tf.reduce_max(tf.concat([tf.reshape(p, [-1]) for p in local], 0))
+      done += 1
+    return out, last, done
+  return train_steps
+
+
 def make_strategy(name: str) -> tf.distribute.Strategy:
   """The tf.distribute strategy named by config.strategy."""
   if name == 'mirrored':
@@ -164,92 +194,11 @@ def _crossed(before: int, after: int, every: int) -> bool:
 
 def _log_eval(workdir: str, step: int, train_seconds: float, metrics) -> None:
   """Appends one evaluation to <workdir>/eval/during_training.jsonl."""
-  folder = os.path.join(workdir, 'eval')
+  folder = os.path.join(workdir, rundir.EVAL_DIR)
   os.makedirs(folder, exist_ok=True)
   with open(os.path.join(folder, 'during_training.jsonl'), 'a') as f:
     f.write(json.dumps(dict(step=step, train_seconds=round(train_seconds, 1),
                             **metrics)) + '\n')
-
-
-def _restore(gan: GAN, counters: Dict[str, tf.Variable], workdir: str,
-             chief: bool) -> Optional[str]:
-  """Restores the newest complete, readable checkpoint of `workdir`.
-
-  Never starts from scratch while checkpoint files exist: a lost
-  `checkpoint` state file or a missing .index falls back to the newest
-  complete checkpoint on disk, a truncated one to the one before it (with a
-  message each), and a folder with none usable is an error. The chief also
-  rewrites the state file so rotation keeps the good checkpoints.
-
-  Returns:
-    The restored prefix, or None for a fresh run.
-
-  Raises:
-    rundir.RunDirError: checkpoint files but none usable, or a checkpoint
-      whose variables do not fit these models.
-  """
-  ckpt_dir = os.path.join(workdir, rundir.CHECKPOINT_DIR)
-  if chief:
-    for name in rundir.remove_stale_temp(ckpt_dir):
-      print(f'Removed {name}, left by an interrupted save.', flush=True)
-  complete = rundir.complete_checkpoints(ckpt_dir)
-  if not complete:
-    if rundir.has_checkpoint_files(ckpt_dir):
-      raise rundir.RunDirError(
-          f'{ckpt_dir} holds checkpoint files but no complete checkpoint (each '
-          'needs its .index and .data files): an interrupted copy or save? '
-          'Restore the missing files, or pass --overwrite to start again.')
-    return None
-  usable, skipped = None, []
-  for step, prefix in reversed(complete):
-    reason = rundir.unreadable_reason(prefix)
-    if reason is None:
-      usable = (step, prefix)
-      break
-    skipped.append(f'{os.path.basename(prefix)} ({reason})')
-  if usable is None:
-    raise rundir.RunDirError(
-        f'No checkpoint in {ckpt_dir} can be read: {"; ".join(skipped)}. They '
-        'are truncated or corrupt; restore them from a backup, or pass '
-        '--overwrite to start again.')
-  step, prefix = usable
-  names = [n for n, _ in tf.train.list_variables(prefix)]
-  # Checkpoints from before the models were keyed by layer path.
-  items = gan.checkpoint_items(positional=uses_positional_keys(names))
-  wanted = {f'{section}/{key}/.ATTRIBUTES/VARIABLE_VALUE': tuple(v.shape)
-            for section, state in items.items() if isinstance(state, dict)
-            for key, v in state.items()}
-  # A layer added since (dropout) brings only its seed: it starts afresh.
-  optional = lambda name: 'seed_generator_state' in name
-  problems = rundir.shape_mismatches(prefix, wanted, optional)
-  if problems:
-    shown = '; '.join(problems[:4]) + ('; ...' if len(problems) > 4 else '')
-    raise rundir.RunDirError(
-        f'The checkpoint {prefix} does not fit this run\'s models '
-        f'({len(problems)} difference(s): {shown}). Was it trained with '
-        'another architecture? Pick another --workdir, or pass --overwrite '
-        'to start again.')
-  new_seeds = [n for n in wanted if n not in names]
-  try:
-    status = tf.train.Checkpoint(**counters, **items).restore(prefix)
-    status.expect_partial()
-    if not new_seeds:
-      status.assert_existing_objects_matched()
-  except (AssertionError, ValueError, LookupError, IndexError,
-          tf.errors.OpError) as e:
-    raise rundir.RunDirError(
-        f'The checkpoint {prefix} cannot be restored into this run\'s models '
-        f'({rundir.first_line(e)}). Pick another --workdir, or pass '
-        '--overwrite to start again.') from e
-  for name in skipped:
-    print(f'Skipped the unreadable checkpoint {name}.', flush=True)
-  if new_seeds:
-    print(f'{len(new_seeds)} dropout layer(s) are new to this run; their '
-          'random state starts afresh.', flush=True)
-  if chief:  # the state file lists what is really there
-    rundir.write_checkpoint_state(ckpt_dir,
-                                  [p for s, p in complete if s <= step])
-  return prefix
 
 
 def _apply_learning_rates(gan: GAN, config: Config) -> None:
@@ -320,14 +269,15 @@ def _train(config, workdir, pipeline, strategy, chief, max_seconds):
   images_var = tf.Variable(0, dtype=tf.int64, name='epoch_images')
   counters = dict(epoch=epoch_var, epoch_consumed=consumed_var,
                   epoch_images=images_var)
-  latest = _restore(gan, counters, workdir, chief)
+  latest = checkpoints.restore(gan, counters, workdir, chief)
   if latest:
     print(f'Resumed from {latest} (step {gan.steps_done}, '
           f'epoch {int(epoch_var) + 1}).', flush=True)
   _apply_learning_rates(gan, config)
+  train_steps = make_train_steps(gan)
   if chief:  # only now: a refused restore leaves the old config.json
     rundir.save_config(config, workdir)
-  ckpt = tf.train.Checkpoint(**counters, **gan.checkpoint_items())
+  ckpt = tf.train.Checkpoint(**counters, **checkpoints.gan_items(gan))
   # Every worker of a cluster must save (it is collective); only the chief
   # saves into the run directory.
   ckpt_dir = os.path.join(workdir, rundir.CHECKPOINT_DIR) if chief else \
@@ -357,7 +307,7 @@ def _train(config, workdir, pipeline, strategy, chief, max_seconds):
     try:
       return manager.save(checkpoint_number=gan.steps_done)
     except (OSError, tf.errors.OpError) as e:
-      rundir.remove_stale_temp(ckpt_dir)
+      checkpoints.remove_stale_temp(ckpt_dir)
       kept = manager.latest_checkpoint or 'no checkpoint yet'
       raise rundir.RunDirError(
           f'Saving the checkpoint of step {gan.steps_done} failed '
@@ -374,7 +324,7 @@ def _train(config, workdir, pipeline, strategy, chief, max_seconds):
     """Scores G now: TensorBoard and eval/during_training.jsonl."""
     nonlocal eval_seconds
     tick_eval = time.perf_counter()
-    scores = evaluate(gan.sampler)
+    scores = evaluate(gan.sample)
     with writer.as_default():
       summaries.write_scalars(scores, gan.steps_done)
     _log_eval(workdir, gan.steps_done, train_seconds(), scores)
@@ -394,7 +344,7 @@ def _train(config, workdir, pipeline, strategy, chief, max_seconds):
           stop.check()
           before = gan.steps_done
           k = min(config.steps_per_call, steps_per_epoch - done)
-          out, last, ran = gan.train_steps(iterator, tf.constant(k))
+          out, last, ran = train_steps(iterator, tf.constant(k))
           if int(ran) == 0:  # skipped files left fewer batches than planned
             break
           step = gan.steps_done

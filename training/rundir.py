@@ -1,14 +1,12 @@
-"""The run directory: config.json, checkpoints and how to find them again."""
+"""The run directory: its file names, config.json, the lock, atomic writes.
+
+What is inside checkpoints/ is training/checkpoints.py's business.
+"""
 
 import fnmatch
-import glob
 import os
-import re
 import shutil
 import socket
-from typing import Dict, List, Optional, Tuple
-
-import tensorflow as tf
 
 from configs.presets import Config
 
@@ -17,11 +15,12 @@ CHECKPOINT_DIR = 'checkpoints'
 SAMPLES_DIR = 'samples'
 FIXED_LATENT_FILE = 'fixed_latent.npy'
 LOCK_FILE = 'train.lock'
+EVAL_DIR = 'eval'
 # Everything train.py, generate.py and evaluate.py write into a run
 # directory: what --overwrite may delete.
 RUN_FILES = (CONFIG_FILE, f'{CONFIG_FILE}.tmp*', CHECKPOINT_DIR, SAMPLES_DIR,
              FIXED_LATENT_FILE, f'{FIXED_LATENT_FILE}.tmp*', 'progress.gif',
-             'events.out.tfevents.*', 'eval', 'generated', LOCK_FILE)
+             'events.out.tfevents.*', EVAL_DIR, 'generated', LOCK_FILE)
 
 # Fields whose change makes the checkpoint or the run meaningless to resume.
 INCOMPATIBLE_FIELDS = ('preset', 'arch', 'image_height', 'image_width',
@@ -174,99 +173,6 @@ class RunLock:
       self._file = None
 
 
-def _data_shards(prefix: str) -> Optional[List[str]]:
-  """The .data shard files `prefix` needs, or None without any shard."""
-  found = glob.glob(glob.escape(prefix) + '.data-*-of-*')
-  if not found:
-    return None
-  total = int(found[0].rsplit('-of-', 1)[1])
-  return [f'{prefix}.data-{i:05d}-of-{total:05d}' for i in range(total)]
-
-
-def complete_checkpoints(ckpt_dir: str) -> List[Tuple[int, str]]:
-  """(step, prefix) of each checkpoint with its .index and every .data shard.
-
-  Read from the files themselves, oldest first: the `checkpoint` state file
-  can be lost or stale (an interrupted copy), and TensorFlow's
-  latest_checkpoint then reports nothing, or a checkpoint that is gone.
-  """
-  found = []
-  for index in glob.glob(os.path.join(glob.escape(ckpt_dir), 'ckpt-*.index')):
-    prefix = index[:-len('.index')]
-    match = re.fullmatch(r'ckpt-(\d+)', os.path.basename(prefix))
-    shards = _data_shards(prefix)
-    if match and shards and all(os.path.isfile(p) for p in shards):
-      found.append((int(match.group(1)), prefix))
-  return sorted(found)
-
-
-def has_checkpoint_files(ckpt_dir: str) -> bool:
-  """Whether `ckpt_dir` holds any checkpoint file, complete or not."""
-  return bool(glob.glob(os.path.join(glob.escape(ckpt_dir), 'ckpt-*')))
-
-
-def write_checkpoint_state(ckpt_dir: str, prefixes: List[str]) -> None:
-  """Rewrites `ckpt_dir`/checkpoint to list `prefixes` (oldest first).
-
-  The CheckpointState text proto TensorFlow reads, with each file's time
-  after `last_preserved_timestamp`: CheckpointManager rotates only
-  checkpoints listed so, and would otherwise keep the old ones forever.
-  """
-  times = [os.path.getmtime(p + '.index') for p in prefixes]
-  lines = [f'model_checkpoint_path: "{os.path.basename(prefixes[-1])}"']
-  lines += [f'all_model_checkpoint_paths: "{os.path.basename(p)}"'
-            for p in prefixes]
-  lines += [f'all_model_checkpoint_timestamps: {t!r}' for t in times]
-  lines.append(f'last_preserved_timestamp: {min(times) - 1!r}')
-  atomic_write(os.path.join(ckpt_dir, 'checkpoint'),
-               lambda f: f.write('\n'.join(lines) + '\n'))
-
-
-def remove_stale_temp(ckpt_dir: str) -> List[str]:
-  """Deletes the ckpt-N_temp folders an interrupted save leaves; their names."""
-  stale = [p for p in glob.glob(os.path.join(glob.escape(ckpt_dir), 'ckpt-*_temp*'))
-           if os.path.isdir(p)]
-  for path in stale:
-    shutil.rmtree(path, ignore_errors=True)
-  return [os.path.basename(p) for p in stale]
-
-
-def unreadable_reason(prefix: str) -> Optional[str]:
-  """None if every tensor of checkpoint `prefix` reads back, else why not.
-
-  A save cut short by a full disk or a crash can leave a .data file that is
-  truncated: its index is intact, so only reading the values finds it.
-  """
-  try:
-    reader = tf.train.load_checkpoint(prefix)
-    for name in reader.get_variable_to_shape_map():
-      reader.get_tensor(name)
-  except Exception as e:  # pylint: disable=broad-except
-    # The reader raises OpError, IndexError or ValueError depending on
-    # where the file is cut.
-    return first_line(e, 160)
-  return None
-
-
-def shape_mismatches(prefix: str, wanted: Dict[str, Tuple[int, ...]],
-                     optional=lambda name: False) -> List[str]:
-  """What of `wanted` ({checkpoint name: shape}) `prefix` lacks or differs in.
-
-  Names for which `optional(name)` is true may be missing (state a new
-  layer starts afresh, such as a dropout layer's seed).
-  """
-  stored = dict(tf.train.list_variables(prefix))
-  problems = []
-  for name, shape in wanted.items():
-    if name not in stored:
-      if not optional(name):
-        problems.append(f'{name.split("/.ATTRIBUTES")[0]} is missing')
-    elif tuple(stored[name]) != tuple(shape):
-      problems.append(f'{name.split("/.ATTRIBUTES")[0]} has shape '
-                      f'{tuple(stored[name])}, not {tuple(shape)}')
-  return problems
-
-
 def atomic_write(path: str, write, binary: bool = False) -> None:
   """Calls write(file) on a temporary file, then renames it onto `path`.
 
@@ -280,39 +186,3 @@ def atomic_write(path: str, write, binary: bool = False) -> None:
   os.replace(tmp, path)
 
 
-def find_checkpoint(path: str) -> Tuple[str, str]:
-  """(run dir, checkpoint prefix) from a run dir, checkpoints dir or prefix.
-
-  A directory gives its latest checkpoint. tf.train.latest_checkpoint
-  silently skips a latest checkpoint whose .index is gone (an interrupted
-  copy or save), which would surface as a misleading "no checkpoint found";
-  such a checkpoint is reported as incomplete instead.
-
-  Raises:
-    RunDirError: no checkpoint at `path`, or an incomplete one.
-  """
-  path = os.path.expanduser(path).rstrip('/')
-  for run_dir, ckpt_dir in ((path, os.path.join(path, CHECKPOINT_DIR)),
-                            (os.path.dirname(path), path)):
-    state = (tf.train.get_checkpoint_state(ckpt_dir)
-             if os.path.isdir(ckpt_dir) else None)
-    if state and state.model_checkpoint_path:
-      latest = state.model_checkpoint_path  # already joined to ckpt_dir
-      if not os.path.exists(latest + '.index'):
-        complete = [p for p in state.all_model_checkpoint_paths
-                    if os.path.exists(p + '.index')]
-        hint = f' (e.g. {complete[-1]})' if complete else ''
-        raise RunDirError(
-            f'The latest checkpoint {latest} is incomplete: '
-            f'{os.path.basename(latest)}.index is missing (an interrupted copy '
-            f'or save?). Pass an older checkpoint prefix as --checkpoint{hint}, '
-            'or restore the missing file.')
-      return run_dir, latest
-  if os.path.exists(path + '.index'):  # a checkpoint prefix
-    return os.path.dirname(os.path.dirname(path)), path
-  if tf.io.gfile.glob(path + '.data-*'):
-    raise RunDirError(f'Checkpoint {path} is incomplete: {path}.index is '
-                      'missing, so its weights cannot be read.')
-  raise RunDirError(f'No checkpoint found at {path!r}: pass a run directory '
-                    '(e.g. runs/celeba64), its checkpoints/ folder or a '
-                    'checkpoint prefix such as runs/celeba64/checkpoints/ckpt-1200.')

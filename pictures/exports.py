@@ -1,0 +1,197 @@
+"""What generate.py writes: sample grids, GIFs, latent walks, a SavedModel.
+
+Each `write_*` function turns latents (models/latents.py) into files with a
+generator in inference mode; `generate` runs the modes asked for. Nothing
+here reads flags.
+"""
+
+import dataclasses
+import os
+from typing import List, Optional, Sequence, Tuple
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from configs.presets import Config
+from data.pipeline import from_float
+from models import latents
+from models import streams
+from models.latents import circle, circle_angles, lerp, render, slerp, walk
+from pictures import images as img
+from training import rundir
+
+MODES = ('grid', 'interpolate', 'circle', 'walk', 'progress', 'savedmodel')
+# What --mode=all writes; the SavedModel only when asked (it is large and
+# slow to write, and most runs of generate.py only want pictures).
+ALL_MODES = ('grid', 'interpolate', 'circle', 'walk', 'progress')
+SAVEDMODEL_DIR = 'savedmodel'
+
+
+class GenerationError(ValueError):
+  """The request cannot be served as asked; the message says why."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+  """What to draw; generate.py fills it from its flags."""
+  seed: int = 0
+  num: int = 64                   # images in the sample grid
+  grid_cols: int = 0              # 0: a square-ish grid
+  truncation: Optional[float] = None
+  interpolation: str = 'slerp'    # or 'linear'
+  num_interpolations: int = 4     # pairs side by side in each GIF
+  frames: int = 48
+  fps: float = 12.0
+  dims: Tuple[int, ...] = latents.DEFAULT_WALK_DIMS
+  range: float = 3.0              # walks sweep [-range, range]
+  walk_steps: int = 9             # images in each walk's PNG strip
+  batch_size: int = 64            # latents per generator call
+
+
+def _grid_frames(generator, path: np.ndarray, batch_size: int):
+  """A path (T, N, D) -> T frames, each the N images tiled in a grid."""
+  t, n, d = path.shape
+  images = render(generator, path.reshape(t * n, d), batch_size)
+  images = images.reshape((t, n) + images.shape[1:])
+  return [img.make_grid(frame) for frame in images]
+
+
+def _pairs(config: Config, opts: Options):
+  z = latents.sample_latents(config, 2 * opts.num_interpolations, opts.seed,
+                     streams.PAIRS, opts.truncation)
+  return z[0::2], z[1::2]
+
+
+def write_grid(generator, config: Config, out_dir: str, opts: Options) -> str:
+  """grid.png: opts.num samples in opts.grid_cols columns."""
+  z = latents.sample_latents(config, opts.num, opts.seed, streams.GRID, opts.truncation)
+  path = os.path.join(out_dir, 'grid.png')
+  img.save_png(path, img.make_grid(render(generator, z, opts.batch_size),
+                                   opts.grid_cols))
+  return path
+
+
+def write_interpolation(generator, config: Config, out_dir: str,
+                        opts: Options) -> str:
+  """interpolation_<slerp|linear>.gif: pairs z1 -> z2 in opts.frames frames.
+
+  The first frame is exactly G(z1) and the last exactly G(z2).
+  """
+  z1, z2 = _pairs(config, opts)
+  fn = {'slerp': slerp, 'linear': lerp}.get(opts.interpolation)
+  if fn is None:
+    raise GenerationError(f'Unknown interpolation {opts.interpolation!r}; '
+                          'use slerp or linear.')
+  path = fn(z1, z2, np.linspace(0.0, 1.0, opts.frames))
+  out = os.path.join(out_dir, f'interpolation_{opts.interpolation}.gif')
+  img.save_gif(out, _grid_frames(generator, path, opts.batch_size), opts.fps)
+  return out
+
+
+def write_circle(generator, config: Config, out_dir: str, opts: Options) -> str:
+  """circle.gif: the loop through each pair's z1 (same pairs as interpolation)."""
+  z1, z2 = _pairs(config, opts)
+  path = circle(z1, z2, circle_angles(opts.frames))
+  out = os.path.join(out_dir, 'circle.gif')
+  img.save_gif(out, _grid_frames(generator, path, opts.batch_size), opts.fps)
+  return out
+
+
+def write_walks(generator, config: Config, out_dir: str,
+                opts: Options) -> List[str]:
+  """walk_dimNNN.gif and walk_dimNNN.png for each of opts.dims.
+
+  One base latent, shared by every dimension so the walks are comparable; the
+  GIF sweeps the dimension from -range to +range in opts.frames frames, the
+  PNG strip in opts.walk_steps steps.
+  """
+  latents.check_dims(opts.dims, config.latent_dim)
+  z = latents.sample_latents(config, 1, opts.seed, streams.WALK, opts.truncation)[0]
+  r = opts.range
+  paths = []
+  for d in opts.dims:
+    frames = render(generator, walk(z, d, np.linspace(-r, r, opts.frames)),
+                    opts.batch_size)
+    strip = render(generator, walk(z, d, np.linspace(-r, r, opts.walk_steps)),
+                   opts.batch_size)
+    base = os.path.join(out_dir, f'walk_dim{d:03d}')
+    img.save_gif(base + '.gif', list(frames), opts.fps)
+    img.save_png(base + '.png', img.make_grid(strip, cols=opts.walk_steps))
+    paths += [base + '.gif', base + '.png']
+  return paths
+
+
+def write_progress(run_dir: str, out_dir: str) -> str:
+  """progress.gif from the run's samples/epoch_*.png, labelled by epoch.
+
+  Useful for runs stopped before the end, which have no progress.gif yet.
+  """
+  samples = os.path.join(run_dir, rundir.SAMPLES_DIR)
+  out = os.path.join(out_dir, 'progress.gif')
+  if not img.progress_gif(samples, out):
+    raise GenerationError(f'No samples/epoch_*.png in {run_dir}: the run has '
+                          'not finished an epoch yet.')
+  return out
+
+
+def export_savedmodel(generator, config: Config, out_dir: str) -> str:
+  """Writes G as a SavedModel in out_dir/savedmodel/ and returns that path.
+
+  The serving signature maps float32 latents "z" [None, latent_dim] to uint8
+  images "images" [None, H, W, 3], G in inference mode:
+
+    m = tf.saved_model.load(path)
+    images = m.signatures['serving_default'](z=z)['images']   # or m.serve(z)
+
+  It needs only TensorFlow to load, not this repository.
+  """
+  path = os.path.join(out_dir, SAVEDMODEL_DIR)
+  # ExportArchive (what model.export uses) tracks Keras 3 variables for the
+  # SavedModel; a custom endpoint lets the signature include the uint8 cast.
+  def serve(z):
+    return {'images': from_float(generator(z, training=False))}
+
+  archive = keras.export.ExportArchive()
+  archive.track(generator)
+  archive.add_endpoint(
+      name='serve', fn=serve,
+      input_signature=[tf.TensorSpec([None, config.latent_dim], tf.float32,
+                                     name='z')])
+  archive.write_out(path, verbose=False)
+  return path
+
+
+def generate(modes: Sequence[str], generator, config: Config, run_dir: str,
+             out_dir: str, opts: Options) -> List[str]:
+  """Writes the outputs of each mode in `modes` into out_dir; returns paths.
+
+  Raises:
+    GenerationError: an invalid option, or no samples when 'progress' is the
+      only mode (with others it is skipped with a note).
+  """
+  unknown = [m for m in modes if m not in MODES]
+  if unknown:
+    raise GenerationError(f'Unknown mode(s) {unknown}; choose from '
+                          f'{", ".join(MODES)} or all.')
+  if 'walk' in modes:
+    latents.check_dims(opts.dims, config.latent_dim)  # fail before any other work
+  written = []
+  for mode in modes:
+    if mode == 'grid':
+      written.append(write_grid(generator, config, out_dir, opts))
+    elif mode == 'interpolate':
+      written.append(write_interpolation(generator, config, out_dir, opts))
+    elif mode == 'circle':
+      written.append(write_circle(generator, config, out_dir, opts))
+    elif mode == 'walk':
+      written += write_walks(generator, config, out_dir, opts)
+    elif mode == 'progress':
+      if len(modes) > 1 and not img.sample_paths(
+          os.path.join(run_dir, rundir.SAMPLES_DIR)):
+        print('No samples/epoch_*.png yet: progress.gif skipped.')
+        continue
+      written.append(write_progress(run_dir, out_dir))
+    else:
+      written.append(export_savedmodel(generator, config, out_dir))
+  return written

@@ -1,0 +1,383 @@
+"""The checkpoint layout: what a checkpoint holds, how it is found and read.
+
+A run's checkpoints are `<run>/checkpoints/ckpt-<step>` (TensorFlow's object
+checkpoints). Each model is stored as `model_state`'s dict of its
+variables, keyed by where each sits; `gan_items` adds the optimizers and the
+step counter. `restore` resumes a GAN from the newest complete, readable
+checkpoint; `load_generator` rebuilds just G for pictures and metrics.
+"""
+
+import collections
+import glob
+import os
+import re
+import shutil
+from typing import Dict, List, Optional, Tuple
+
+import keras
+import tensorflow as tf
+
+from configs.presets import Config
+from models.generator import Generator
+from training import rundir
+from training.rundir import CHECKPOINT_DIR, RunDirError, first_line
+
+
+# Layer classes that hold the same variables under one name: fused and Keras
+# BatchNorm (XLA runs use Keras'), so checkpoints move between the two.
+_KINDS = {'FusedBatchNorm': 'batchnorm', 'BatchNormalization': 'batchnorm'}
+
+
+def model_state(model: keras.Model, positional: bool = False
+                ) -> Dict[str, tf.Variable]:
+  """Every variable of `model`, keyed by where it sits, for tf.train.Checkpoint.
+
+  Keras 3 layers kept in Python lists are invisible to TensorFlow's
+  checkpoint object graph, so the models are checkpointed as these dicts.
+  `model.variables` (unlike `weights`) includes BN statistics, spectral-norm
+  vectors and the dropout seeds, which an exact resume needs.
+
+  A key names the stage, the layer kind and its count within the stage, and
+  the variable: 'stages2_conv2d0_kernel' is the kernel of the first Conv2D of
+  stage 2. Adding a layer to a stage (dropout) leaves every other key as it
+  was, and no key depends on Keras' process-wide layer-name counters (which
+  `v.path` does).
+
+  Args:
+    model: a Generator or Discriminator (layers in `stages`, `head`).
+    positional: key by position instead ('0000', '0001'...), as checkpoints
+      written before these keys were; only for reading those.
+  """
+  if positional:
+    return {f'{i:04d}': v for i, v in enumerate(model.variables)}
+  state = {}
+  for group in ('stages', 'head'):
+    for i, stage in enumerate(getattr(model, group, ())):
+      counts = collections.Counter()
+      for layer in stage.stage_layers:
+        name = type(layer).__name__
+        kind = _KINDS.get(name, name.lower())
+        prefix = f'{group}{i}_{kind}{counts[kind]}'
+        counts[kind] += 1
+        for v in layer.variables:
+          key = f'{prefix}_{v.name}'
+          if key in state:
+            raise ValueError(f'Two variables of {model.name} map to {key}.')
+          state[key] = v
+  if len(state) != len(model.variables):
+    raise ValueError(f'{model.name} has variables outside its stages.')
+  return state
+
+
+def uses_positional_keys(names) -> bool:
+  """Whether checkpoint variable `names` come from model_state(positional)."""
+  return any(n.startswith('generator/0000/') for n in names)
+
+
+def gan_items(gan, positional: bool = False) -> Dict[str, object]:
+  """Everything a checkpoint must hold to resume a models.gan.GAN exactly.
+
+  positional: the models keyed as older checkpoints have them (see
+    model_state).
+  """
+  items = dict(generator=model_state(gan.generator, positional),
+               discriminator=model_state(gan.discriminator, positional),
+               g_optimizer=gan.g_optimizer, d_optimizer=gan.d_optimizer,
+               step=gan.step)
+  if gan.ema_generator is not None:
+    items['ema_generator'] = model_state(gan.ema_generator, positional)
+  return items
+
+
+def _data_shards(prefix: str) -> Optional[List[str]]:
+  """The .data shard files `prefix` needs, or None without any shard."""
+  found = glob.glob(glob.escape(prefix) + '.data-*-of-*')
+  if not found:
+    return None
+  total = int(found[0].rsplit('-of-', 1)[1])
+  return [f'{prefix}.data-{i:05d}-of-{total:05d}' for i in range(total)]
+
+
+def complete_checkpoints(ckpt_dir: str) -> List[Tuple[int, str]]:
+  """(step, prefix) of each checkpoint with its .index and every .data shard.
+
+  Read from the files themselves, oldest first: the `checkpoint` state file
+  can be lost or stale (an interrupted copy), and TensorFlow's
+  latest_checkpoint then reports nothing, or a checkpoint that is gone.
+  """
+  found = []
+  for index in glob.glob(os.path.join(glob.escape(ckpt_dir), 'ckpt-*.index')):
+    prefix = index[:-len('.index')]
+    match = re.fullmatch(r'ckpt-(\d+)', os.path.basename(prefix))
+    shards = _data_shards(prefix)
+    if match and shards and all(os.path.isfile(p) for p in shards):
+      found.append((int(match.group(1)), prefix))
+  return sorted(found)
+
+
+def checkpoint_step(prefix: str) -> int:
+  """The step counter stored in checkpoint `prefix`."""
+  return int(tf.train.load_variable(prefix, 'step/.ATTRIBUTES/VARIABLE_VALUE'))
+
+
+def has_checkpoint_files(ckpt_dir: str) -> bool:
+  """Whether `ckpt_dir` holds any checkpoint file, complete or not."""
+  return bool(glob.glob(os.path.join(glob.escape(ckpt_dir), 'ckpt-*')))
+
+
+def write_checkpoint_state(ckpt_dir: str, prefixes: List[str]) -> None:
+  """Rewrites `ckpt_dir`/checkpoint to list `prefixes` (oldest first).
+
+  The CheckpointState text proto TensorFlow reads, with each file's time
+  after `last_preserved_timestamp`: CheckpointManager rotates only
+  checkpoints listed so, and would otherwise keep the old ones forever.
+  """
+  times = [os.path.getmtime(p + '.index') for p in prefixes]
+  lines = [f'model_checkpoint_path: "{os.path.basename(prefixes[-1])}"']
+  lines += [f'all_model_checkpoint_paths: "{os.path.basename(p)}"'
+            for p in prefixes]
+  lines += [f'all_model_checkpoint_timestamps: {t!r}' for t in times]
+  lines.append(f'last_preserved_timestamp: {min(times) - 1!r}')
+  rundir.atomic_write(os.path.join(ckpt_dir, 'checkpoint'),
+               lambda f: f.write('\n'.join(lines) + '\n'))
+
+
+def remove_stale_temp(ckpt_dir: str) -> List[str]:
+  """Deletes the ckpt-N_temp folders an interrupted save leaves; their names."""
+  stale = [p for p in glob.glob(os.path.join(glob.escape(ckpt_dir), 'ckpt-*_temp*'))
+           if os.path.isdir(p)]
+  for path in stale:
+    shutil.rmtree(path, ignore_errors=True)
+  return [os.path.basename(p) for p in stale]
+
+
+def unreadable_reason(prefix: str) -> Optional[str]:
+  """None if every tensor of checkpoint `prefix` reads back, else why not.
+
+  A save cut short by a full disk or a crash can leave a .data file that is
+  truncated: its index is intact, so only reading the values finds it.
+  """
+  try:
+    reader = tf.train.load_checkpoint(prefix)
+    for name in reader.get_variable_to_shape_map():
+      reader.get_tensor(name)
+  except Exception as e:  # pylint: disable=broad-except
+    # The reader raises OpError, IndexError or ValueError depending on
+    # where the file is cut.
+    return first_line(e, 160)
+  return None
+
+
+def shape_mismatches(prefix: str, wanted: Dict[str, Tuple[int, ...]],
+                     optional=lambda name: False) -> List[str]:
+  """What of `wanted` ({checkpoint name: shape}) `prefix` lacks or differs in.
+
+  Names for which `optional(name)` is true may be missing (state a new
+  layer starts afresh, such as a dropout layer's seed).
+  """
+  stored = dict(tf.train.list_variables(prefix))
+  problems = []
+  for name, shape in wanted.items():
+    if name not in stored:
+      if not optional(name):
+        problems.append(f'{name.split("/.ATTRIBUTES")[0]} is missing')
+    elif tuple(stored[name]) != tuple(shape):
+      problems.append(f'{name.split("/.ATTRIBUTES")[0]} has shape '
+                      f'{tuple(stored[name])}, not {tuple(shape)}')
+  return problems
+
+
+def find_checkpoint(path: str) -> Tuple[str, str]:
+  """(run dir, checkpoint prefix) from a run dir, checkpoints dir or prefix.
+
+  A directory gives its latest checkpoint. tf.train.latest_checkpoint
+  silently skips a latest checkpoint whose .index is gone (an interrupted
+  copy or save), which would surface as a misleading "no checkpoint found";
+  such a checkpoint is reported as incomplete instead.
+
+  Raises:
+    RunDirError: no checkpoint at `path`, or an incomplete one.
+  """
+  path = os.path.expanduser(path).rstrip('/')
+  for run_dir, ckpt_dir in ((path, os.path.join(path, CHECKPOINT_DIR)),
+                            (os.path.dirname(path), path)):
+    state = (tf.train.get_checkpoint_state(ckpt_dir)
+             if os.path.isdir(ckpt_dir) else None)
+    if state and state.model_checkpoint_path:
+      latest = state.model_checkpoint_path  # already joined to ckpt_dir
+      if not os.path.exists(latest + '.index'):
+        complete = [p for p in state.all_model_checkpoint_paths
+                    if os.path.exists(p + '.index')]
+        hint = f' (e.g. {complete[-1]})' if complete else ''
+        raise RunDirError(
+            f'The latest checkpoint {latest} is incomplete: '
+            f'{os.path.basename(latest)}.index is missing (an interrupted copy '
+            f'or save?). Pass an older checkpoint prefix as --checkpoint{hint}, '
+            'or restore the missing file.')
+      return run_dir, latest
+  if os.path.exists(path + '.index'):  # a checkpoint prefix
+    return os.path.dirname(os.path.dirname(path)), path
+  if tf.io.gfile.glob(path + '.data-*'):
+    raise RunDirError(f'Checkpoint {path} is incomplete: {path}.index is '
+                      'missing, so its weights cannot be read.')
+  raise RunDirError(f'No checkpoint found at {path!r}: pass a run directory '
+                    '(e.g. runs/celeba64), its checkpoints/ folder or a '
+                    'checkpoint prefix such as runs/celeba64/checkpoints/ckpt-1200.')
+
+
+
+def generator_key(config: Config, use_ema: bool = True) -> str:
+  """The checkpoint key of the G to sample: the EMA copy when asked and kept."""
+  return 'ema_generator' if use_ema and config.ema_decay > 0 else 'generator'
+
+
+def _unrestorable(prefix: str, key: str, run_dir: str,
+                  detail: str) -> RunDirError:
+  return RunDirError(
+      f'Checkpoint {prefix} cannot be restored into the {key} described by '
+      f'{os.path.join(run_dir, rundir.CONFIG_FILE)}: {detail}. The '
+      'checkpoint files may be truncated or partial, from an older facegan '
+      'or from another run than this config.json; pass another checkpoint '
+      'prefix or retrain.')
+
+
+def load_generator(path: str, use_ema: bool = True
+                   ) -> Tuple[Config, str, keras.Model]:
+  """Rebuilds a run's generator from config.json and restores its weights.
+
+  facegan's one loader (generate.py, metrics.evaluation). Two checks make
+  sure no weight of G is left at its random initialisation: the checkpoint's
+  variable list must hold every variable of this G with its shape (which
+  gives a precise message), and the restore must then bind every one (which
+  also catches a file whose list is intact but whose values cannot be read).
+
+  Args:
+    path: a run directory, its checkpoints/ folder or a checkpoint prefix.
+    use_ema: restore the EMA copy of G when the run has one (ema_decay > 0);
+      False restores the raw G.
+
+  Returns:
+    (config, run directory, generator).
+
+  Raises:
+    RunDirError: no checkpoint or an incomplete one, a missing or unreadable
+      config.json, or a checkpoint that is corrupt or does not hold every
+      weight of this G.
+  """
+  run_dir, prefix = find_checkpoint(path)
+  config = rundir.load_config(run_dir)
+  key = generator_key(config, use_ema)
+  generator = Generator(config, name=key)
+  generator(tf.zeros((1, config.latent_dim)))  # variables exist before restore
+  try:
+    stored = dict(tf.train.list_variables(prefix))
+  except (ValueError, tf.errors.OpError) as e:
+    raise _unrestorable(prefix, key, run_dir, first_line(e, 300)) from e
+  # The checkpoint holds each model as model_state's dict of its variables
+  # (keyed by position in checkpoints written before the layer-path keys).
+  state = model_state(generator, positional=uses_positional_keys(stored))
+  wanted = {f'{key}/{name}/.ATTRIBUTES/VARIABLE_VALUE': tuple(v.shape)
+            for name, v in state.items()}
+  missing = [k for k in wanted if k not in stored]
+  mismatched = [k for k in wanted
+                if k in stored and tuple(stored[k]) != wanted[k]]
+  if missing or mismatched:
+    raw_only = (key == 'ema_generator' and len(missing) == len(wanted) and
+                any(k.startswith('generator/') for k in stored))
+    raise _unrestorable(
+        prefix, key, run_dir,
+        f'{len(missing)} of its {len(wanted)} variables are missing and '
+        f'{len(mismatched)} have another shape'
+        + (' (the file holds only the raw G, which --no_ema loads)'
+           if raw_only else ''))
+  try:
+    # expect_partial: D, the optimizers and the counters are in the file on
+    # purpose. The assertion fails unless every variable of G was bound.
+    tf.train.Checkpoint(**{key: state}).restore(
+        prefix).expect_partial().assert_existing_objects_matched()
+  except (AssertionError, ValueError, LookupError, tf.errors.OpError) as e:
+    raise _unrestorable(prefix, key, run_dir, first_line(e, 300)) from e
+  return config, run_dir, generator
+
+
+def restore(gan, counters: Dict[str, tf.Variable], workdir: str,
+            chief: bool) -> Optional[str]:
+  """Restores the newest complete, readable checkpoint of `workdir`.
+
+  Never starts from scratch while checkpoint files exist: a lost
+  `checkpoint` state file or a missing .index falls back to the newest
+  complete checkpoint on disk, a truncated one to the one before it (with a
+  message each), and a folder with none usable is an error. The chief also
+  rewrites the state file so rotation keeps the good checkpoints.
+
+  Returns:
+    The restored prefix, or None for a fresh run.
+
+  Raises:
+    RunDirError: checkpoint files but none usable, or a checkpoint
+      whose variables do not fit these models.
+  """
+  ckpt_dir = os.path.join(workdir, CHECKPOINT_DIR)
+  if chief:
+    for name in remove_stale_temp(ckpt_dir):
+      print(f'Removed {name}, left by an interrupted save.', flush=True)
+  complete = complete_checkpoints(ckpt_dir)
+  if not complete:
+    if has_checkpoint_files(ckpt_dir):
+      raise RunDirError(
+          f'{ckpt_dir} holds checkpoint files but no complete checkpoint (each '
+          'needs its .index and .data files): an interrupted copy or save? '
+          'Restore the missing files, or pass --overwrite to start again.')
+    return None
+  usable, skipped = None, []
+  for step, prefix in reversed(complete):
+    reason = unreadable_reason(prefix)
+    if reason is None:
+      usable = (step, prefix)
+      break
+    skipped.append(f'{os.path.basename(prefix)} ({reason})')
+  if usable is None:
+    raise RunDirError(
+        f'No checkpoint in {ckpt_dir} can be read: {"; ".join(skipped)}. They '
+        'are truncated or corrupt; restore them from a backup, or pass '
+        '--overwrite to start again.')
+  step, prefix = usable
+  names = [n for n, _ in tf.train.list_variables(prefix)]
+  # Checkpoints from before the models were keyed by layer path.
+  items = gan_items(gan, positional=uses_positional_keys(names))
+  wanted = {f'{section}/{key}/.ATTRIBUTES/VARIABLE_VALUE': tuple(v.shape)
+            for section, state in items.items() if isinstance(state, dict)
+            for key, v in state.items()}
+  # A layer added since (dropout) brings only its seed: it starts afresh.
+  optional = lambda name: 'seed_generator_state' in name
+  problems = shape_mismatches(prefix, wanted, optional)
+  if problems:
+    shown = '; '.join(problems[:4]) + ('; ...' if len(problems) > 4 else '')
+    raise RunDirError(
+        f'The checkpoint {prefix} does not fit this run\'s models '
+        f'({len(problems)} difference(s): {shown}). Was it trained with '
+        'another architecture? Pick another --workdir, or pass --overwrite '
+        'to start again.')
+  new_seeds = [n for n in wanted if n not in names]
+  try:
+    status = tf.train.Checkpoint(**counters, **items).restore(prefix)
+    status.expect_partial()
+    if not new_seeds:
+      status.assert_existing_objects_matched()
+  except (AssertionError, ValueError, LookupError, IndexError,
+          tf.errors.OpError) as e:
+    raise RunDirError(
+        f'The checkpoint {prefix} cannot be restored into this run\'s models '
+        f'({first_line(e)}). Pick another --workdir, or pass '
+        '--overwrite to start again.') from e
+  for name in skipped:
+    print(f'Skipped the unreadable checkpoint {name}.', flush=True)
+  if new_seeds:
+    print(f'{len(new_seeds)} dropout layer(s) are new to this run; their '
+          'random state starts afresh.', flush=True)
+  if chief:  # the state file lists what is really there
+    write_checkpoint_state(ckpt_dir,
+                                  [p for s, p in complete if s <= step])
+  return prefix
+
+
