@@ -50,9 +50,32 @@ def _wait_for_checkpoint(proc, workdir, step, what):
   assert proc.poll() is None, f'the run finished before it could be {what}'
 
 
-def test_kill_9_then_rerun_continues_exactly_like_an_uninterrupted_run(tmp_path):
+def _config_from_flags(argv):
+  """The Config train.py builds from `argv` (its --workdir left out)."""
+  from absl import flags as absl_flags
+  from configs import definitions
+  values = absl_flags.FlagValues()
+  definitions.define_config_flags(values)
+  values(['prog'] + argv)
+  return definitions.config_from_flags(values)
+
+
+def test_sigterm_then_kill_9_then_rerun_continues_exactly_like_one_run(tmp_path):
   reference, killed = str(tmp_path / 'reference'), str(tmp_path / 'killed')
-  assert _train(reference).wait(timeout=300) == 0
+  # The same flags in this process (train.py only parses them).
+  config = _config_from_flags(RUN_FLAGS)
+  loop.run(config, reference)
+  # SIGTERM (a scheduler's stop): a checkpoint, one line, exit code 0.
+  proc = _train(killed)
+  _wait_for_checkpoint(proc, killed, 2, 'stopped')
+  proc.send_signal(signal.SIGTERM)
+  out, _ = proc.communicate(timeout=120)
+  assert proc.returncode == 0
+  lines = [l for l in out.decode().splitlines() if l.startswith('Interrupted')]
+  assert len(lines) == 1 and 'rerun the same command' in lines[0]
+  stopped_at = _newest(killed)
+  assert 2 <= stopped_at < 12
+  # kill -9 of the resumed run: nothing is saved, the rerun resumes anyway.
   proc = _train(killed)
   _wait_for_checkpoint(proc, killed, 12, 'killed')
   proc.send_signal(signal.SIGKILL)
@@ -65,7 +88,7 @@ def test_kill_9_then_rerun_continues_exactly_like_an_uninterrupted_run(tmp_path)
   assert 'Resumed from' in out.decode()
   assert _newest(killed) == 30
   # Same curve step for step: the data order, RNG, optimiser state and epoch
-  # counters all continued where the checkpoint left them.
+  # counters all continued where each checkpoint left them.
   ref, got = helpers.scalars(reference, 'd_loss'), helpers.scalars(killed, 'd_loss')
   assert sorted(got) == list(range(1, 31))
   np.testing.assert_allclose([got[s] for s in range(1, 31)],
@@ -74,18 +97,6 @@ def test_kill_9_then_rerun_continues_exactly_like_an_uninterrupted_run(tmp_path)
       'epoch_0001.png', 'epoch_0002.png', 'epoch_0003.png']
   last = lambda d: np.asarray(Image.open(os.path.join(d, 'samples', 'epoch_0003.png')))
   np.testing.assert_allclose(last(killed), last(reference), atol=2)
-
-
-def test_sigterm_saves_and_exits_0_with_one_line(tmp_path):
-  workdir = str(tmp_path / 'run')
-  proc = _train(workdir)
-  _wait_for_checkpoint(proc, workdir, 2, 'stopped')
-  proc.send_signal(signal.SIGTERM)
-  out, _ = proc.communicate(timeout=120)
-  assert proc.returncode == 0
-  lines = [l for l in out.decode().splitlines() if l.startswith('Interrupted')]
-  assert len(lines) == 1 and 'rerun the same command' in lines[0]
-  assert 2 <= _newest(workdir) < 30
 
 
 def test_purge_events_after_drops_later_steps_and_partial_records(tmp_path):

@@ -140,13 +140,15 @@ def test_mirrored_on_two_devices_follows_the_one_device_trajectory(tmp_path):
   base = dict(epochs=1, steps_per_epoch=5, synthetic_size=40, ema_decay=0.99,
               d_dropout=0.0, instance_noise='additive', real_label_low=0.8,
               real_label_high=1.0)
-  one = _run_on_two_cpus(tmp_path / 'one', **base)
+  # One device: this process (its default strategy runs on one CPU device).
+  one = loop.run(get_config('tiny', **base), str(tmp_path / 'one'))
   two = _run_on_two_cpus(tmp_path / 'two', strategy='mirrored', **base)
   # Gradient norms are per-replica (half-batch) norms there, so not compared.
   for key in ('d_loss', 'd_loss_real', 'g_loss', 'd_real', 'd_fake'):
     assert two[key] == pytest.approx(one[key], rel=1e-4), key
   # A mirrored checkpoint resumes on one device (and the run goes on).
-  resumed = _run_on_two_cpus(tmp_path / 'two', **{**base, 'epochs': 2})
+  resumed = loop.run(get_config('tiny', **{**base, 'epochs': 2}),
+                     str(tmp_path / 'two'))
   assert np.isfinite(resumed['d_loss'])
   prefix = tf.train.latest_checkpoint(str(tmp_path / 'two' / 'checkpoints'))
   assert prefix.endswith('ckpt-10')

@@ -252,176 +252,235 @@ def run(config: Config, workdir: str, overwrite: bool = False,
 
 def _train(config, workdir, pipeline, strategy, chief, max_seconds):
   """run()'s body, once the run directory is locked and checked."""
-  replicas = strategy.num_replicas_in_sync
-  keras.utils.set_random_seed(config.seed)
+  trainer = _Trainer(config, workdir, pipeline, strategy, chief)
   try:
-    gan = GAN(config, strategy)
-  except UnsupportedSetup as e:  # a model bug's ValueError stays a traceback
-    raise TrainingSetupError(str(e)) from e
-  if chief:
-    precision = {'off': 'float32'}.get(gan.mixed_precision, gan.mixed_precision)
-    print(f'{replicas} replica(s), XLA {"on" if gan.jit_compile else "off"}, '
-          f'{precision} (--jit_compile={config.jit_compile}, '
-          f'--mixed_precision={config.mixed_precision}).', flush=True)
-  epoch_var = tf.Variable(0, dtype=tf.int64, name='epoch')
-  # Inside the current epoch: source elements consumed and images trained on.
-  consumed_var = tf.Variable(0, dtype=tf.int64, name='epoch_consumed')
-  images_var = tf.Variable(0, dtype=tf.int64, name='epoch_images')
-  counters = dict(epoch=epoch_var, epoch_consumed=consumed_var,
-                  epoch_images=images_var)
-  latest = checkpoints.restore(gan, counters, workdir, chief)
-  if latest:
-    print(f'Resumed from {latest} (step {gan.steps_done}, '
-          f'epoch {int(epoch_var) + 1}).', flush=True)
-  _apply_learning_rates(gan, config)
-  train_steps = make_train_steps(gan)
-  if chief:  # only now: a refused restore leaves the old config.json
-    rundir.save_config(config, workdir)
-  ckpt = tf.train.Checkpoint(**counters, **checkpoints.gan_items(gan))
-  # Every worker of a cluster must save (it is collective); only the chief
-  # saves into the run directory.
-  ckpt_dir = os.path.join(workdir, rundir.CHECKPOINT_DIR) if chief else \
-      tempfile.mkdtemp(prefix='facegan-worker-ckpt-')
-  manager = tf.train.CheckpointManager(ckpt, ckpt_dir,
-                                       max_to_keep=config.keep_checkpoints)
-  if chief:
-    # Curves continue from the checkpoint: steps logged after it are redone.
-    summaries.purge_events_after(workdir, gan.steps_done)
-    writer = tf.summary.create_file_writer(workdir)
-  else:
-    writer = tf.summary.create_noop_writer()
-  z = fixed_latent(config, workdir) if chief else None
-  evaluate = None
-  if config.eval_every and chief:
-    from metrics.evaluation import TrainingEvaluator  # numpy-heavy, on demand
-    evaluate = TrainingEvaluator(config)
-  steps_per_epoch = pipeline.steps_per_epoch()
-  watch = collapse.CollapseWatch()
+    with trainer.writer.as_default(), _stop_on_signals() as stop:
+      for epoch in range(int(trainer.epoch_var), config.epochs):
+        trainer.train_epoch(epoch, stop, max_seconds)
+        trainer.end_epoch(epoch)
+  except _BudgetSpent:
+    path = trainer.save()
+    trainer.end_budget()
+    print(f'\nTime budget of {max_seconds / 60:g} min spent: saved {path} at '
+          f'step {trainer.gan.steps_done}; rerun to continue.', flush=True)
+    return trainer.metrics()
+  except _Interrupted:
+    path = trainer.save()
+    print(f'\nInterrupted: saved {path} at step {trainer.gan.steps_done}; '
+          'rerun the same command to resume.', flush=True)
+    return trainer.metrics()
+  finally:
+    trainer.close()
+  trainer.finish()
+  return trainer.metrics()
 
-  def save():
+
+class _Trainer:
+  """One call of run(): the GAN restored, its checkpoints, logs and counters.
+
+  The loop is `train_epoch` then `end_epoch` for each epoch left; `save`
+  checkpoints at any step between two calls of the multi-step function.
+  """
+
+  def __init__(self, config, workdir, pipeline, strategy, chief):
+    self.config, self.workdir, self.pipeline = config, workdir, pipeline
+    self.strategy, self.chief = strategy, chief
+    keras.utils.set_random_seed(config.seed)
+    try:
+      self.gan = gan = GAN(config, strategy)
+    except UnsupportedSetup as e:  # a model bug's ValueError stays a traceback
+      raise TrainingSetupError(str(e)) from e
+    if chief:
+      precision = {'off': 'float32'}.get(gan.mixed_precision,
+                                         gan.mixed_precision)
+      print(f'{strategy.num_replicas_in_sync} replica(s), XLA '
+            f'{"on" if gan.jit_compile else "off"}, {precision} '
+            f'(--jit_compile={config.jit_compile}, '
+            f'--mixed_precision={config.mixed_precision}).', flush=True)
+    self.epoch_var = tf.Variable(0, dtype=tf.int64, name='epoch')
+    # Inside the current epoch: source elements consumed and images trained on.
+    self.consumed_var = tf.Variable(0, dtype=tf.int64, name='epoch_consumed')
+    self.images_var = tf.Variable(0, dtype=tf.int64, name='epoch_images')
+    counters = dict(epoch=self.epoch_var, epoch_consumed=self.consumed_var,
+                    epoch_images=self.images_var)
+    latest = checkpoints.restore(gan, counters, workdir, chief)
+    if latest:
+      print(f'Resumed from {latest} (step {gan.steps_done}, '
+            f'epoch {int(self.epoch_var) + 1}).', flush=True)
+    _apply_learning_rates(gan, config)
+    self.train_steps = make_train_steps(gan)
+    if chief:  # only now: a refused restore leaves the old config.json
+      rundir.save_config(config, workdir)
+    ckpt = tf.train.Checkpoint(**counters, **checkpoints.gan_items(gan))
+    # Every worker of a cluster must save (it is collective); only the chief
+    # saves into the run directory.
+    self.ckpt_dir = (os.path.join(workdir, rundir.CHECKPOINT_DIR) if chief
+                     else tempfile.mkdtemp(prefix='facegan-worker-ckpt-'))
+    self.manager = tf.train.CheckpointManager(
+        ckpt, self.ckpt_dir, max_to_keep=config.keep_checkpoints)
+    if chief:
+      # Curves continue from the checkpoint: steps logged after it are redone.
+      summaries.purge_events_after(workdir, gan.steps_done)
+      self.writer = tf.summary.create_file_writer(workdir)
+    else:
+      self.writer = tf.summary.create_noop_writer()
+    self.z = fixed_latent(config, workdir) if chief else None
+    self.evaluate = None
+    if config.eval_every and chief:
+      from metrics.evaluation import TrainingEvaluator  # numpy-heavy, on demand
+      self.evaluate = TrainingEvaluator(config)
+    self.steps_per_epoch = pipeline.steps_per_epoch()
+    self.watch = collapse.CollapseWatch()
+    self.out = {}
+    self.iterator = None
+    # Training time of this call: evaluation is paused out of the budget.
+    self.started, self.eval_seconds = time.perf_counter(), 0.0
+
+  def train_seconds(self) -> float:
+    return time.perf_counter() - self.started - self.eval_seconds
+
+  def metrics(self) -> Dict[str, float]:
+    """The last step's metrics as Python floats."""
+    return {k: float(v) for k, v in self.out.items()}
+
+  def save(self) -> str:
     """Checkpoints now, unless a weight is NaN/Inf; returns the prefix."""
+    gan = self.gan
     if not gan.all_finite():
       raise _diverged('A weight or optimizer state became NaN/Inf',
-                      gan.steps_done, manager)
-    writer.flush()  # the scalars logged so far survive a kill after the save
+                      gan.steps_done, self.manager)
+    self.writer.flush()  # the scalars logged so far survive a kill after it
     try:
-      return manager.save(checkpoint_number=gan.steps_done)
+      return self.manager.save(checkpoint_number=gan.steps_done)
     except (OSError, tf.errors.OpError) as e:
-      checkpoints.remove_stale_temp(ckpt_dir)
-      kept = manager.latest_checkpoint or 'no checkpoint yet'
+      checkpoints.remove_stale_temp(self.ckpt_dir)
+      kept = self.manager.latest_checkpoint or 'no checkpoint yet'
       raise rundir.RunDirError(
           f'Saving the checkpoint of step {gan.steps_done} failed '
           f'({rundir.first_line(e, 160)}): '
           f'is the disk full? Kept: {kept}. Free some space and rerun the '
           'same command to resume from it.') from e
 
-  out = {}
-  # Training time of this call: evaluation is paused out of the budget.
-  started, eval_seconds = time.perf_counter(), 0.0
-  train_seconds = lambda: time.perf_counter() - started - eval_seconds
-
-  def log_evaluation():
+  def log_evaluation(self) -> None:
     """Scores G now: TensorBoard and eval/during_training.jsonl."""
-    nonlocal eval_seconds
-    tick_eval = time.perf_counter()
-    scores = evaluate(gan.sample)
-    with writer.as_default():
-      summaries.write_scalars(scores, gan.steps_done)
-    _log_eval(workdir, gan.steps_done, train_seconds(), scores)
-    eval_seconds += time.perf_counter() - tick_eval
-  iterator = None
-  try:
-    with writer.as_default(), _stop_on_signals() as stop:
-      for epoch in range(int(epoch_var), config.epochs):
-        done = min(int(images_var) // config.batch_size, steps_per_epoch)
-        bar = keras.utils.Progbar(steps_per_epoch, unit_name='step',
-                                  stateful_metrics=['img/s'])
-        print(f'Epoch {epoch + 1}/{config.epochs}', flush=True)
+    tick = time.perf_counter()
+    step = self.gan.steps_done
+    scores = self.evaluate(self.gan.sample)
+    with self.writer.as_default():
+      summaries.write_scalars(scores, step)
+    _log_eval(self.workdir, step, self.train_seconds(), scores)
+    self.eval_seconds += time.perf_counter() - tick
+
+  def train_epoch(self, epoch: int, stop: '_StopRequest',
+                  max_seconds: Optional[float]) -> None:
+    """Trains the rest of `epoch`, k steps per call, with what runs between.
+
+    Raises:
+      _Interrupted: a signal arrived (checked between calls).
+      _BudgetSpent: max_seconds of training have passed.
+      TrainingDiverged: a loss became NaN/Inf.
+    """
+    config, gan = self.config, self.gan
+    steps_per_epoch = self.steps_per_epoch
+    done = min(int(self.images_var) // config.batch_size, steps_per_epoch)
+    bar = keras.utils.Progbar(steps_per_epoch, unit_name='step',
+                              stateful_metrics=['img/s'])
+    print(f'Epoch {epoch + 1}/{config.epochs}', flush=True)
+    tick, tick_images = time.perf_counter(), 0
+    dataset = self.pipeline.epoch(epoch, int(self.consumed_var)).take(
+        steps_per_epoch - done)
+    self.iterator = iter(self.strategy.experimental_distribute_dataset(dataset))
+    while done < steps_per_epoch:
+      stop.check()
+      before = gan.steps_done
+      k = min(config.steps_per_call, steps_per_epoch - done)
+      self.out, last, ran = self.train_steps(self.iterator, tf.constant(k))
+      ran = int(ran)
+      if ran == 0:  # skipped files left fewer batches than planned
+        break
+      step = gan.steps_done
+      main = {k: float(self.out[k])
+              for k in ('d_loss', 'g_loss', 'd_real', 'd_fake')}
+      _check_finite(main, step, self.manager)
+      self.consumed_var.assign(int(last) + 1)
+      self.images_var.assign_add(ran * config.batch_size)
+      done += ran
+      tick_images += ran * config.batch_size
+      rate = tick_images / max(time.perf_counter() - tick, 1e-9)
+      bar.update(done, [('d_loss', main['d_loss']), ('g_loss', main['g_loss']),
+                        ('D(x)', main['d_real']), ('D(G(z))', main['d_fake']),
+                        ('img/s', rate)])
+      if _crossed(before, step, config.log_every):
+        self._log_scalars(main, step, rate)
         tick, tick_images = time.perf_counter(), 0
-        dataset = pipeline.epoch(epoch, int(consumed_var)).take(steps_per_epoch - done)
-        iterator = iter(strategy.experimental_distribute_dataset(dataset))
-        while done < steps_per_epoch:
-          stop.check()
-          before = gan.steps_done
-          k = min(config.steps_per_call, steps_per_epoch - done)
-          out, last, ran = train_steps(iterator, tf.constant(k))
-          if int(ran) == 0:  # skipped files left fewer batches than planned
-            break
-          step = gan.steps_done
-          main = {k: float(out[k]) for k in ('d_loss', 'g_loss', 'd_real', 'd_fake')}
-          _check_finite(main, step, manager)
-          consumed_var.assign(int(last) + 1)
-          images_var.assign_add(int(ran) * config.batch_size)
-          done += int(ran)
-          tick_images += int(ran) * config.batch_size
-          rate = tick_images / max(time.perf_counter() - tick, 1e-9)
-          bar.update(done, [('d_loss', main['d_loss']), ('g_loss', main['g_loss']),
-                            ('D(x)', main['d_real']), ('D(G(z))', main['d_fake']),
-                            ('img/s', rate)])
-          if _crossed(before, step, config.log_every):
-            summaries.write_scalars(
-                {k: float(v) for k, v in out.items()}, step,
-                **{'lr/g': float(gan.g_optimizer.learning_rate.numpy()),
-                   'lr/d': float(gan.d_optimizer.learning_rate.numpy()),
-                   'images_per_sec': rate})
-            warnings = [watch.observe_d(main['d_fake'], step)]
-            scores = watch.d_scalars()
-            if chief:  # a forward pass of the fixed latents: cheap next to
-              # log_every train steps, and frequent enough on large epochs
-              diversity = collapse.sample_diversity(gan.sample(tf.constant(z)))
-              scores['collapse/sample_diversity'] = diversity
-              warnings.append(watch.observe_diversity(diversity, step))
-              for warning in filter(None, warnings):
-                print(f'\n{warning}', flush=True)
-            summaries.write_scalars(scores, step)
-            tick, tick_images = time.perf_counter(), 0
-          if evaluate and _crossed(before, step, config.eval_every):
-            log_evaluation()
-          if _crossed(before, step, config.checkpoint_every_steps):
-            save()
-          if max_seconds is not None and train_seconds() >= max_seconds:
-            raise _BudgetSpent()
-        if int(images_var) == 0:
-          raise data_pipeline.DataError(
-              f'Epoch {epoch + 1} produced no batch: all {pipeline.size} '
-              f'{config.dataset} files are unreadable (truncated, empty or not '
-              'images). Check the folder, or pass another --data_dir.')
-        skipped = int(consumed_var) - int(images_var)
-        if skipped:
-          print(f'Epoch {epoch + 1}: skipped {skipped} unreadable image(s).',
-                flush=True)
-        tf.summary.scalar('data/skipped_images', skipped, step=gan.steps_done)
-        if chief:
-          grid = save_samples(gan, z, workdir, epoch + 1)
-          tf.summary.image('samples', grid[None], step=gan.steps_done)
-        epoch_var.assign(epoch + 1)
-        consumed_var.assign(0)
-        images_var.assign(0)
-        save()
-  except _BudgetSpent:
-    path = save()
-    if chief:
-      save_samples(gan, z, workdir, int(epoch_var) + 1)
-      if evaluate and gan.steps_done % config.eval_every:
-        log_evaluation()  # the curve ends where the budget did
-    print(f'\nTime budget of {max_seconds / 60:g} min spent: saved {path} at '
-          f'step {gan.steps_done}; rerun to continue.', flush=True)
-    return {k: float(v) for k, v in out.items()}
-  except _Interrupted:
-    path = save()
-    print(f'\nInterrupted: saved {path} at step {gan.steps_done}; rerun the same '
-          'command to resume.', flush=True)
-    return {k: float(v) for k, v in out.items()}
-  finally:
+      if self.evaluate and _crossed(before, step, config.eval_every):
+        self.log_evaluation()
+      if _crossed(before, step, config.checkpoint_every_steps):
+        self.save()
+      if max_seconds is not None and self.train_seconds() >= max_seconds:
+        raise _BudgetSpent()
+
+  def _log_scalars(self, main: Dict[str, float], step: int,
+                   rate: float) -> None:
+    """TensorBoard scalars of a logging step, and the collapse watch."""
+    gan = self.gan
+    summaries.write_scalars(
+        {k: float(v) for k, v in self.out.items()}, step,
+        **{'lr/g': float(gan.g_optimizer.learning_rate.numpy()),
+           'lr/d': float(gan.d_optimizer.learning_rate.numpy()),
+           'images_per_sec': rate})
+    warnings = [self.watch.observe_d(main['d_fake'], step)]
+    scores = self.watch.d_scalars()
+    if self.chief:  # a forward pass of the fixed latents: cheap next to
+      # log_every train steps, and frequent enough on large epochs
+      diversity = collapse.sample_diversity(gan.sample(tf.constant(self.z)))
+      scores['collapse/sample_diversity'] = diversity
+      warnings.append(self.watch.observe_diversity(diversity, step))
+      for warning in filter(None, warnings):
+        print(f'\n{warning}', flush=True)
+    summaries.write_scalars(scores, step)
+
+  def end_epoch(self, epoch: int) -> None:
+    """Skipped-file count, the epoch's sample grid, counters, a checkpoint."""
+    config, gan = self.config, self.gan
+    if int(self.images_var) == 0:
+      raise data_pipeline.DataError(
+          f'Epoch {epoch + 1} produced no batch: all {self.pipeline.size} '
+          f'{config.dataset} files are unreadable (truncated, empty or not '
+          'images). Check the folder, or pass another --data_dir.')
+    skipped = int(self.consumed_var) - int(self.images_var)
+    if skipped:
+      print(f'Epoch {epoch + 1}: skipped {skipped} unreadable image(s).',
+            flush=True)
+    tf.summary.scalar('data/skipped_images', skipped, step=gan.steps_done)
+    if self.chief:
+      grid = save_samples(gan, self.z, self.workdir, epoch + 1)
+      tf.summary.image('samples', grid[None], step=gan.steps_done)
+    self.epoch_var.assign(epoch + 1)
+    self.consumed_var.assign(0)
+    self.images_var.assign(0)
+    self.save()
+
+  def end_budget(self) -> None:
+    """After the budget's save: a sample grid, and the curve's last point."""
+    if self.chief:
+      save_samples(self.gan, self.z, self.workdir, int(self.epoch_var) + 1)
+      if self.evaluate and self.gan.steps_done % self.config.eval_every:
+        self.log_evaluation()  # the curve ends where the budget did
+
+  def close(self) -> None:
     # Dropped here, not at interpreter exit: a prefetching iterator torn down
     # during shutdown can deadlock on the GIL (seen after a NaN).
-    iterator = dataset = None
-    writer.flush()
-    if not chief:  # a worker's checkpoints only served the collective save
-      shutil.rmtree(ckpt_dir, ignore_errors=True)
-  if chief:
-    frames = img.progress_gif(os.path.join(workdir, rundir.SAMPLES_DIR),
-                              os.path.join(workdir, 'progress.gif'))
-    print(f'Done: {gan.steps_done} steps, {int(epoch_var)} epochs; samples and '
-          f'progress.gif ({frames} frames) are in {workdir}.', flush=True)
-  return {k: float(v) for k, v in out.items()}
+    self.iterator = None
+    self.writer.flush()
+    if not self.chief:  # a worker's checkpoints only served the collective save
+      shutil.rmtree(self.ckpt_dir, ignore_errors=True)
+
+  def finish(self) -> None:
+    """The progress GIF and a last line, once every epoch is done."""
+    if self.chief:
+      frames = img.progress_gif(os.path.join(self.workdir, rundir.SAMPLES_DIR),
+                                os.path.join(self.workdir, 'progress.gif'))
+      print(f'Done: {self.gan.steps_done} steps, {int(self.epoch_var)} epochs; '
+            f'samples and progress.gif ({frames} frames) are in '
+            f'{self.workdir}.', flush=True)
