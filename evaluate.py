@@ -13,9 +13,10 @@ import sys
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # hide TF's C++ chatter
 
-from configs import presets  # the local package, before absl's `flags`
 from absl import app
 from absl import flags
+
+from configs import presets
 
 from training import interrupts
 

@@ -3,7 +3,8 @@
 Rebuilds G (the EMA copy when the run has one) from the run's config.json
 alone and writes a sample grid, interpolation and circle GIFs, latent walks
 and the progress GIF into --out (default <run>/generated/); --mode picks one,
---export_savedmodel adds a TensorFlow SavedModel. Same --seed, same files.
+--export_savedmodel adds a TensorFlow SavedModel and --export_tflite a TFLite
+model. Same --seed, same files.
 """
 
 import os
@@ -21,9 +22,10 @@ flags.DEFINE_string('checkpoint', None, 'Run directory, its checkpoints/ '
                     'folder or a checkpoint prefix (runs/x/checkpoints/ckpt-N).')
 flags.DEFINE_string('out', None, 'Output folder (default <run dir>/generated).')
 flags.DEFINE_enum('mode', 'all', ['all', 'grid', 'interpolate', 'circle', 'walk',
-                                  'progress', 'savedmodel'],
+                                  'progress', 'savedmodel', 'tflite'],
                   'What to write; all = grid, interpolate, circle, walk and '
-                  'progress (plus savedmodel with --export_savedmodel).')
+                  'progress (plus savedmodel and tflite when their --export_ '
+                  'flags ask).')
 flags.DEFINE_bool('no_ema', False, 'Use the raw G instead of its EMA copy.')
 flags.DEFINE_integer('seed', 0, 'Seed of every latent drawn.')
 flags.DEFINE_integer('num', 64, 'Images in the sample grid.', lower_bound=1)
@@ -49,6 +51,8 @@ flags.DEFINE_integer('batch_size', 64, 'Latents per generator call.',
                      lower_bound=1)
 flags.DEFINE_bool('export_savedmodel', False, 'Also export G as a SavedModel '
                   '(<out>/savedmodel) mapping float32 z to uint8 images.')
+flags.DEFINE_bool('export_tflite', False, 'Also export G as a TFLite model '
+                  '(<out>/generator.tflite) with the SavedModel\'s signature.')
 flags.mark_flag_as_required('checkpoint')
 FLAGS = flags.FLAGS
 
@@ -68,13 +72,10 @@ def main(argv):
     from pictures import exports
     from training import checkpoints
     from training.rundir import RunDirError
-  if FLAGS.mode == 'all':
-    modes = exports.ALL_MODES + (('savedmodel',) if FLAGS.export_savedmodel
-                                    else ())
-  else:
-    modes = (FLAGS.mode,)
-    if FLAGS.export_savedmodel and FLAGS.mode != 'savedmodel':
-      modes += ('savedmodel',)
+  extra = tuple(m for m, asked in (('savedmodel', FLAGS.export_savedmodel),
+                                    ('tflite', FLAGS.export_tflite))
+                if asked and m != FLAGS.mode)
+  modes = (exports.ALL_MODES if FLAGS.mode == 'all' else (FLAGS.mode,)) + extra
   try:
     config, run_dir, generator = checkpoints.load_generator(
         FLAGS.checkpoint, use_ema=not FLAGS.no_ema)

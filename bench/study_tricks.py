@@ -26,9 +26,10 @@ import time
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from configs import presets  # the local package, before absl's `flags`
 from absl import app
 from absl import flags
+
+from configs import presets
 
 from bench import plotting
 

@@ -18,9 +18,10 @@ import time
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from configs import presets  # the local package, before absl's `flags`
 from absl import app
 from absl import flags
+
+from configs import presets
 
 flags.DEFINE_list('presets', ['celeba64'], 'Presets to time.')
 flags.DEFINE_list('variants', ['plain', 'auto', 'float32'],

@@ -29,3 +29,4 @@ EVALUATION = 2      # latents of every metric's generated images
 GRID = 11           # generate.py grid.png
 PAIRS = 12          # generate.py interpolation and circle pairs
 WALK = 13           # generate.py latent-walk base vector
+PROJECTION = 14     # starting latents of a photo's projection

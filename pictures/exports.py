@@ -7,6 +7,7 @@ here reads flags.
 
 import dataclasses
 import os
+import tempfile
 from typing import List, Optional, Sequence, Tuple
 
 import keras
@@ -21,9 +22,10 @@ from models.latents import circle, circle_angles, lerp, render, slerp, walk
 from pictures import images as img
 from training import rundir
 
-MODES = ('grid', 'interpolate', 'circle', 'walk', 'progress', 'savedmodel')
-# What --mode=all writes; the SavedModel only when asked (it is large and
-# slow to write, and most runs of generate.py only want pictures).
+MODES = ('grid', 'interpolate', 'circle', 'walk', 'progress', 'savedmodel',
+         'tflite')
+# What --mode=all writes; the SavedModel and TFLite model only when asked
+# (large and slow to write, and most runs of generate.py only want pictures).
 ALL_MODES = ('grid', 'interpolate', 'circle', 'walk', 'progress')
 SAVEDMODEL_DIR = 'savedmodel'
 
@@ -162,6 +164,66 @@ def export_savedmodel(generator, config: Config, out_dir: str) -> str:
   return path
 
 
+def export_tflite(generator, config: Config, out_dir: str) -> str:
+  """Writes G as out_dir/generator.tflite and returns that path.
+
+  Same signature as the SavedModel ("serving_default": float32 "z"
+  [None, latent_dim] -> uint8 "images"), for phones and small devices:
+
+    runner = tf.lite.Interpreter(model_path=path).get_signature_runner()
+    images = runner(z=z)['images']
+
+  Converted from the SavedModel, which is written to a temporary folder.
+  """
+  path = os.path.join(out_dir, 'generator.tflite')
+  with tempfile.TemporaryDirectory(prefix='facegan-tflite-') as tmp:
+    converter = tf.lite.TFLiteConverter.from_saved_model(
+        export_savedmodel(generator, config, tmp))
+    model = converter.convert()
+  def write(p):
+    with open(p, 'wb') as f:
+      f.write(model)
+  img.write_whole(path, write)
+  return path
+
+
+def write_projection(projection, target: np.ndarray, out_dir: str,
+                     name: str, fps: float = 12.0) -> List[str]:
+  """<name>_z.npy, <name>_reconstruction.png (photo | G(z)), <name>_projection.gif.
+
+  Args:
+    projection: a models.projection.Projection.
+    target: uint8 (H, W, 3), the photo as the run sees it.
+    name: the stem of the three files.
+  """
+  base = os.path.join(out_dir, name)
+  z_path = base + '_z.npy'
+  img.write_whole(z_path, lambda p: np.save(p, projection.z))
+  pair = img.make_grid(np.stack([target, projection.image]), cols=2)
+  img.save_png(base + '_reconstruction.png', img.label(
+      pair, f'photo | G(z), rmse {255 * np.sqrt(projection.error) / 2:.1f}'))
+  frames = [img.label(img.make_grid(np.stack([target, frame]), cols=2),
+                      f'step {step}')
+            for frame, step in zip(projection.frames, projection.frame_steps)]
+  frames += [frames[-1]] * int(fps)  # hold the result for a second
+  img.save_gif(base + '_projection.gif', frames, fps)
+  return [z_path, base + '_reconstruction.png', base + '_projection.gif']
+
+
+def write_nearest(reconstruction: np.ndarray, neighbours: np.ndarray,
+                  distances: Sequence[float], path: str) -> str:
+  """G(z) then its nearest training images in a row, labelled with distances.
+
+  A reconstruction that is a near copy of a training image (distance close
+  to 0) is a sign that G memorised it.
+  """
+  row = img.make_grid(np.concatenate([reconstruction[None], neighbours]),
+                      cols=len(neighbours) + 1)
+  text = 'G(z) | nearest train, rms: ' + ', '.join(f'{d:.0f}' for d in distances)
+  img.save_png(path, img.label(row, text))
+  return path
+
+
 def generate(modes: Sequence[str], generator, config: Config, run_dir: str,
              out_dir: str, opts: Options) -> List[str]:
   """Writes the outputs of each mode in `modes` into out_dir; returns paths.
@@ -192,6 +254,8 @@ def generate(modes: Sequence[str], generator, config: Config, run_dir: str,
         print('No samples/epoch_*.png yet: progress.gif skipped.')
         continue
       written.append(write_progress(run_dir, out_dir))
-    else:
+    elif mode == 'savedmodel':
       written.append(export_savedmodel(generator, config, out_dir))
+    else:
+      written.append(export_tflite(generator, config, out_dir))
   return written

@@ -32,7 +32,7 @@ def make_grid(images: np.ndarray, cols: int = 0) -> np.ndarray:
   return grid
 
 
-def _write_whole(path: str, write) -> None:
+def write_whole(path: str, write) -> None:
   """write(tmp_path), then a rename: a kill mid-write leaves no half file."""
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   root, ext = os.path.splitext(path)
@@ -47,13 +47,13 @@ def _write_whole(path: str, write) -> None:
 
 def save_png(path: str, image: np.ndarray) -> None:
   """Writes a uint8 HxWx3 array as PNG (no timestamps: same pixels, same bytes)."""
-  _write_whole(path, lambda p: Image.fromarray(image).save(p, format='PNG'))
+  write_whole(path, lambda p: Image.fromarray(image).save(p, format='PNG'))
 
 
 def save_gif(path: str, frames: Sequence[np.ndarray], fps: float = 10.0,
              loop: bool = True) -> None:
   """Writes uint8 frames as an animated GIF at `fps` frames per second."""
-  _write_whole(path, lambda p: iio.imwrite(
+  write_whole(path, lambda p: iio.imwrite(
       p, np.stack(frames), extension='.gif',
       duration=int(round(1000 / fps)), loop=0 if loop else 1))
 

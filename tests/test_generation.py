@@ -229,6 +229,22 @@ def test_savedmodel_serves_uint8_images_in_a_fresh_process(tiny, tmp_path):
   np.testing.assert_allclose(images, expected, atol=1)
 
 
+def test_tflite_model_matches_the_savedmodel(tiny, tmp_path):
+  config, run_dir, g = tiny
+  saved = tf.saved_model.load(exports.export_savedmodel(g, config,
+                                                       str(tmp_path)))
+  paths = exports.generate(('tflite',), g, config, run_dir, str(tmp_path),
+                           FAST)
+  assert paths == [str(tmp_path / 'generator.tflite')]
+  runner = tf.lite.Interpreter(model_path=paths[0]).get_signature_runner(
+      'serving_default')
+  z = latents.sample_latents(config, 3, 0, 1)
+  got = runner(z=z)['images']
+  expected = saved.signatures['serving_default'](z=tf.constant(z))['images']
+  assert got.dtype == np.uint8 and got.shape == (3, 32, 32, 3)
+  np.testing.assert_allclose(got, expected.numpy(), atol=1)
+
+
 # Errors: one clear message each, never a G left at its random init.
 
 def _copy(run, tmp_path, name):

@@ -1,0 +1,147 @@
+"""Projection of photos: the optimiser, photo checks, nearest images, project.py."""
+
+import io
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from configs.presets import get_config
+from data import photos
+from metrics import nearest
+from models import projection
+from models.generator import Generator
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FACE = os.path.join(ROOT, 'tests', 'data', 'celeba', 'img_align_celeba',
+                    '000001.jpg')
+
+
+@pytest.fixture(scope='module')
+def g_and_target():
+  """A random tiny G and one of its own images, so a perfect latent exists."""
+  config = get_config('tiny')
+  tf.keras.utils.set_random_seed(3)  # weights from a fixed seed
+  g = Generator(config)
+  # BatchNorm statistics of G's own activations, as training would leave
+  # them: with the initial ones, every inference image is a flat grey.
+  for i in range(40):
+    g(tf.random.stateless_normal((64, config.latent_dim), (i, 0)),
+      training=True)
+  z_true = np.random.default_rng(7).standard_normal((1, config.latent_dim))
+  target = ((g(tf.constant(z_true, tf.float32)).numpy()[0] + 1) * 127.5)
+  return config, g, np.clip(np.round(target), 0, 255).astype(np.uint8)
+
+
+def test_projection_finds_a_latent_for_g_s_own_image(g_and_target):
+  config, g, target = g_and_target
+  result = projection.project(g, target, config.latent_dim, starts=3,
+                              steps=60, lr=0.1, frame_every=20)
+  assert result.z.shape == (config.latent_dim,) and result.z.dtype == np.float32
+  assert np.all(np.abs(result.z) <= 4.0)
+  assert result.image.shape == target.shape and result.image.dtype == np.uint8
+  assert result.errors.shape == (60,)
+  assert result.frame_steps == [0, 20, 40, 60]
+  assert result.frames.shape == (4,) + target.shape
+  np.testing.assert_array_equal(result.frames[-1], result.image)
+  # The error of the best start falls a lot, and the reported one is G(z)'s.
+  start = projection.start_latents(config.latent_dim, 'normal', 3, 0)
+  first = np.mean((g(tf.constant(start)).numpy() - (target / 127.5 - 1)) ** 2,
+                  axis=(1, 2, 3))
+  assert result.error < 0.25 * first.min()
+  assert result.error == pytest.approx(result.errors[-1])
+  mine = np.mean((g(tf.constant(result.z[None])).numpy()[0] -
+                  (target / 127.5 - 1)) ** 2)
+  assert result.error == pytest.approx(mine, rel=1e-4)
+  # Same seed, same answer.
+  again = projection.project(g, target, config.latent_dim, starts=3,
+                             steps=60, lr=0.1, frame_every=20)
+  np.testing.assert_array_equal(again.z, result.z)
+
+
+def test_uniform_latents_stay_in_their_box(g_and_target):
+  config, g, target = g_and_target
+  result = projection.project(g, target, config.latent_dim, 'uniform',
+                              starts=2, steps=10, lr=1.0)
+  assert np.all(np.abs(result.z) <= 1.0)
+  with pytest.raises(ValueError, match='at least 1'):
+    projection.project(g, target, config.latent_dim, steps=0)
+
+
+def _png(size, mode='RGB'):
+  buf = io.BytesIO()
+  Image.new(mode, size, 128).save(buf, format='PNG')
+  return buf.getvalue()
+
+
+def test_photos_are_decoded_prepared_or_refused_with_a_reason(monkeypatch):
+  with open(FACE, 'rb') as f:
+    face = photos.decode(f.read())
+  assert face.shape == (218, 178, 3) and face.dtype == np.uint8
+  gray = photos.decode(_png((20, 10), 'L'))  # any mode becomes RGB
+  assert gray.shape == (10, 20, 3)
+  config = get_config('tiny')
+  prepared = photos.prepare(face, config)
+  assert prepared.shape == (32, 32, 3) and prepared.dtype == np.uint8
+  with pytest.raises(photos.PhotoError, match='not an image'):
+    photos.decode(b'this is not a picture at all')
+  with pytest.raises(photos.PhotoError, match='over the 20 MB limit'):
+    photos.decode(b'\0' * (photos.MAX_BYTES + 1))
+  monkeypatch.setattr(photos, 'MAX_PIXELS', 100)
+  with pytest.raises(photos.PhotoError, match='decompression bomb'):
+    photos.decode(_png((20, 10)))
+
+
+def test_a_pil_decompression_bomb_is_refused():
+  # Far over PIL's own limit: the file is tiny, the image enormous.
+  buf = io.BytesIO()
+  Image.new('1', (20000, 20000)).save(buf, format='PNG')
+  assert len(buf.getvalue()) < photos.MAX_BYTES
+  with pytest.raises(photos.PhotoError, match='decompression bomb'):
+    photos.decode(buf.getvalue())
+
+
+def test_nearest_finds_the_copy_first():
+  rng = np.random.default_rng(0)
+  images = rng.integers(0, 256, (50, 8, 8, 3), dtype=np.uint8)
+  query = images[17].copy()
+  query[0, 0, 0] ^= 1  # almost a copy
+  index, distance = nearest.nearest(query, images, 3)
+  assert index[0] == 17 and distance[0] == pytest.approx(np.sqrt(1 / 192))
+  assert list(distance) == sorted(distance) and len(index) == 3
+  far = np.sqrt(np.mean((images.astype(float) - query) ** 2, axis=(1, 2, 3)))
+  np.testing.assert_allclose(distance, np.sort(far)[:3], rtol=1e-5)
+
+
+def _project(*args):
+  return subprocess.run([sys.executable, 'project.py', *args], cwd=ROOT,
+                        capture_output=True, text=True, timeout=300)
+
+
+def test_project_py_writes_its_files_and_refuses_bad_photos(tiny_run, tmp_path):
+  out = str(tmp_path / 'out')
+  r = _project(f'--checkpoint={tiny_run}', f'--image={FACE}', f'--out={out}',
+               '--steps=20', '--starts=2', '--nearest=3')
+  assert r.returncode == 0, r.stderr[-2000:]
+  assert 'RMS error' in r.stdout
+  assert sorted(os.listdir(out)) == [
+      '000001_nearest.png', '000001_projection.gif',
+      '000001_reconstruction.png', '000001_z.npy']
+  assert np.load(os.path.join(out, '000001_z.npy')).shape == (16,)
+  pair = Image.open(os.path.join(out, '000001_reconstruction.png'))
+  assert pair.size == (2 * 34 + 2, 34 + 2 + 14)  # two 32x32 tiles, a caption
+  row = Image.open(os.path.join(out, '000001_nearest.png'))
+  assert row.size[0] == 4 * 34 + 2
+  bad = tmp_path / 'notes.jpg'
+  bad.write_text('not a photo')
+  for args, message in (([f'--image={bad}'], 'not an image'),
+                        ([f'--image={tmp_path}/missing.jpg'], 'Cannot read')):
+    r = _project(f'--checkpoint={tiny_run}', *args, f'--out={out}')
+    assert r.returncode == 1, r.stderr[-2000:]
+    lines = r.stderr.strip().splitlines()
+    assert lines[-1].startswith('error: ') and message in lines[-1]
+    assert 'Traceback' not in r.stderr
