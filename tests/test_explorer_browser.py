@@ -50,6 +50,12 @@ def test_the_page_renders_moves_and_projects(page_url, tmp_path):
         "[...document.querySelectorAll('#grid img')]"
         ".every((i) => i.complete && i.naturalWidth > 0)")
     assert page.eval_on_selector('#current', 'i => i.naturalWidth') == 32
+    # "new faces" moves to the next seed: other faces.
+    first = page.get_attribute('#grid img >> nth=0', 'src')
+    page.click('#new')
+    page.wait_for_function(
+        "first => document.querySelector('#grid img').src !== first", arg=first)
+    assert page.input_value('#seed') == '1'
     # A latent-dimension slider changes the current image.
     before = page.get_attribute('#current', 'src')
     slider = page.locator('#dims input[type=range]').first
