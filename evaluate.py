@@ -106,12 +106,6 @@ def main(argv):
     print(f'Wrote {result["output"]}')
 
 
-def _main(argv):
-  try:
-    main(argv)
-  except KeyboardInterrupt:  # results are written atomically, or not at all
-    sys.exit('\nInterrupted.')
-
 
 if __name__ == '__main__':
-  app.run(_main)
+  app.run(interrupts.quit_quietly(main))

@@ -17,10 +17,11 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from configs import definitions
 from training import interrupts
 
-flags.DEFINE_string('checkpoint', None, 'Run directory, its checkpoints/ '
-                    'folder or a checkpoint prefix (runs/x/checkpoints/ckpt-N).')
+definitions.define_generator_flags()
+
 flags.DEFINE_string('host', '127.0.0.1', 'Address to listen on (0.0.0.0 '
                     'shares the page with the network: anyone who reaches it '
                     'can use it).')
@@ -28,8 +29,6 @@ flags.DEFINE_integer('port', 8000, 'Port to listen on (0: any free one).',
                      lower_bound=0, upper_bound=65535)
 flags.DEFINE_integer('project_steps', 150, 'Adam steps of a photo '
                      'projection in the page.', lower_bound=1)
-flags.DEFINE_bool('no_ema', False, 'Use the raw G instead of its EMA copy.')
-flags.mark_flag_as_required('checkpoint')
 FLAGS = flags.FLAGS
 
 

@@ -16,17 +16,17 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from configs import definitions
 from training import interrupts
 
-flags.DEFINE_string('checkpoint', None, 'Run directory, its checkpoints/ '
-                    'folder or a checkpoint prefix (runs/x/checkpoints/ckpt-N).')
+definitions.define_generator_flags()
+
 flags.DEFINE_string('out', None, 'Output folder (default <run dir>/generated).')
 flags.DEFINE_enum('mode', 'all', ['all', 'grid', 'interpolate', 'circle', 'walk',
                                   'progress', 'savedmodel', 'tflite'],
                   'What to write; all = grid, interpolate, circle, walk and '
                   'progress (plus savedmodel and tflite when their --export_ '
                   'flags ask).')
-flags.DEFINE_bool('no_ema', False, 'Use the raw G instead of its EMA copy.')
 flags.DEFINE_integer('seed', 0, 'Seed of every latent drawn.')
 flags.DEFINE_integer('num', 64, 'Images in the sample grid.', lower_bound=1)
 flags.DEFINE_integer('grid_cols', 0, 'Grid columns (0: square-ish).',
@@ -53,7 +53,6 @@ flags.DEFINE_bool('export_savedmodel', False, 'Also export G as a SavedModel '
                   '(<out>/savedmodel) mapping float32 z to uint8 images.')
 flags.DEFINE_bool('export_tflite', False, 'Also export G as a TFLite model '
                   '(<out>/generator.tflite) with the SavedModel\'s signature.')
-flags.mark_flag_as_required('checkpoint')
 FLAGS = flags.FLAGS
 
 
@@ -98,12 +97,6 @@ def main(argv):
     print(f'  {os.path.relpath(p, out_dir)}')
 
 
-def _main(argv):
-  try:
-    main(argv)
-  except KeyboardInterrupt:  # nothing half-written: files are written whole
-    sys.exit('\nInterrupted.')
-
 
 if __name__ == '__main__':
-  app.run(_main)
+  app.run(interrupts.quit_quietly(main))

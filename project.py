@@ -18,10 +18,11 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from configs import definitions
 from training import interrupts
 
-flags.DEFINE_string('checkpoint', None, 'Run directory, its checkpoints/ '
-                    'folder or a checkpoint prefix (runs/x/checkpoints/ckpt-N).')
+definitions.define_generator_flags()
+
 flags.DEFINE_string('image', None, 'The photo: JPEG, PNG, WebP...')
 flags.DEFINE_string('out', None, 'Output folder (default <run>/projections).')
 flags.DEFINE_integer('starts', 4, 'Latents optimised side by side; the best '
@@ -36,8 +37,6 @@ flags.DEFINE_integer('nearest_pool', 10000, 'Training images searched for '
                      lower_bound=1)
 flags.DEFINE_string('data_dir', '', "Overrides the run's data_dir for "
                     '--nearest (a run moved to another machine).')
-flags.DEFINE_bool('no_ema', False, 'Use the raw G instead of its EMA copy.')
-flags.mark_flag_as_required('checkpoint')
 flags.mark_flag_as_required('image')
 FLAGS = flags.FLAGS
 
@@ -83,19 +82,12 @@ def main(argv):
   except OSError as e:  # --out (or <run>/projections) cannot be written
     sys.exit(f'error: cannot write {e.filename or out_dir!r} ({e.strerror}): '
              'pass a writable --out.')
-  rmse = 255 * result.error ** 0.5 / 2
-  print(f'Projected {FLAGS.image}: RMS error {rmse:.1f} (of 255) after '
+  print(f'Projected {FLAGS.image}: RMS error {result.rms:.1f} (of 255) after '
         f'{FLAGS.steps} steps. Wrote {len(paths)} file(s) to {out_dir}:')
   for p in paths:
     print(f'  {os.path.relpath(p, out_dir)}')
 
 
-def _main(argv):
-  try:
-    main(argv)
-  except KeyboardInterrupt:  # nothing half-written: files are written whole
-    sys.exit('\nInterrupted.')
-
 
 if __name__ == '__main__':
-  app.run(_main)
+  app.run(interrupts.quit_quietly(main))

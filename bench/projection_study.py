@@ -60,7 +60,7 @@ def main(argv):
       p = projection.project(generator, face, config.latent_dim,
                              config.latent_dist, starts=FLAGS.starts,
                              steps=FLAGS.steps, lr=FLAGS.lr)
-      errors.append(255 * np.sqrt(p.error) / 2)
+      errors.append(p.rms)
       recons.append(p.image)
     seconds = (time.perf_counter() - tick) / len(faces)
     result[split] = dict(rms_mean=float(np.mean(errors)),

@@ -32,6 +32,16 @@ def define_config_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
       _DEFINE[field.type](field.name, None, help_text, flag_values=flag_values)
 
 
+def define_generator_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
+  """--checkpoint (required) and --no_ema: the trained G a tool loads."""
+  flags.DEFINE_string('checkpoint', None, 'Run directory, its checkpoints/ '
+                      'folder or a checkpoint prefix '
+                      '(runs/x/checkpoints/ckpt-N).', flag_values=flag_values)
+  flags.DEFINE_bool('no_ema', False, 'Use the raw G instead of its EMA copy.',
+                    flag_values=flag_values)
+  flags.mark_flag_as_required('checkpoint', flag_values=flag_values)
+
+
 def config_from_flags(values: flags.FlagValues) -> presets.Config:
   """The preset's Config with every flag the user set applied.
 

@@ -176,6 +176,6 @@ def create_app(generator, config: Config, run_name: str = '',
                                   starts=4, steps=project_steps)
     return flask.jsonify(photo=png_data_url(target), latent=result.z.tolist(),
                          image=png_data_url(result.image),
-                         rmse=round(255 * float(np.sqrt(result.error)) / 2, 2))
+                         rmse=round(result.rms, 2))
 
   return app

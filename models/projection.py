@@ -42,6 +42,11 @@ class Projection:
   frames: np.ndarray
   frame_steps: List[int]
 
+  @property
+  def rms(self) -> float:
+    """The root-mean-square pixel error of G(z), on the 0-255 scale."""
+    return 255.0 * float(np.sqrt(self.error)) / 2.0
+
 
 def start_latents(latent_dim: int, latent_dist: str, starts: int,
                   seed: int) -> np.ndarray:

@@ -201,7 +201,7 @@ def write_projection(projection, target: np.ndarray, out_dir: str,
   img.write_whole(z_path, lambda p: np.save(p, projection.z))
   pair = img.make_grid(np.stack([target, projection.image]), cols=2)
   img.save_png(base + '_reconstruction.png', img.label(
-      pair, f'photo | G(z), rmse {255 * np.sqrt(projection.error) / 2:.1f}'))
+      pair, f'photo | G(z), rmse {projection.rms:.1f}'))
   frames = [img.label(img.make_grid(np.stack([target, frame]), cols=2),
                       f'step {step}')
             for frame, step in zip(projection.frames, projection.frame_steps)]

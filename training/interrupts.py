@@ -1,7 +1,8 @@
-"""Ctrl-C around TensorFlow's import (no TensorFlow here: imported first)."""
+"""Ctrl-C in the entry scripts (no TensorFlow here: imported first)."""
 
 import contextlib
 import signal
+import sys
 import threading
 
 
@@ -24,3 +25,17 @@ def deferred():
     signal.signal(signal.SIGINT, previous)
   if hits:
     raise KeyboardInterrupt
+
+
+def quit_quietly(main):
+  """`main` for absl's app.run, ending on Ctrl-C with one line, no traceback.
+
+  For the scripts that only write files whole (or not at all), so an
+  interrupt leaves nothing to clean up.
+  """
+  def run(argv):
+    try:
+      main(argv)
+    except KeyboardInterrupt:
+      sys.exit('\nInterrupted.')
+  return run
