@@ -2,7 +2,7 @@
 
 Generates --num_samples images from the run's G (its EMA copy unless
 --no_ema), draws as many real images of the run's dataset through the
-training pipeline, prints SWD / FID / KID and writes
+training pipeline, prints SWD / FID / KID / coverage and writes
 <run>/eval/metrics_step<step>_n<N>_seed<seed>.json. --real_vs_real compares
 two disjoint real sets instead (the floor a generator cannot beat), from a run's dataset or,
 without --checkpoint, from --preset/--dataset/--data_dir.
@@ -22,7 +22,10 @@ from training import interrupts
 
 flags.DEFINE_string('checkpoint', None, 'Run directory, its checkpoints/ '
                     'folder or a checkpoint prefix.')
-flags.DEFINE_list('metrics', ['swd'], 'Comma-separated: swd, fid, kid.')
+flags.DEFINE_list('metrics', ['swd'], 'Comma-separated: swd, fid, kid, '
+                  'coverage (precision, recall, density and coverage at k=5 '
+                  'in pixel-PCA space; on Inception features too when '
+                  '--inception_weights is given).')
 flags.DEFINE_integer('num_samples', 2048, 'Images per set (generated, real).',
                      lower_bound=1)
 flags.DEFINE_string('inception_weights', '', 'InceptionV3 notop .h5 weights '
@@ -75,10 +78,12 @@ def main(argv):
           FLAGS.checkpoint, metrics, FLAGS.num_samples, FLAGS.seed, weights,
           use_ema=not FLAGS.no_ema, data_dir=FLAGS.data_dir,
           batch_size=FLAGS.batch_size, compare_real=FLAGS.real_vs_real,
-          write=not FLAGS.output)
+          write=not FLAGS.output,
+          coverage_inception=bool(FLAGS.inception_weights))
     else:
-      result = evaluation.real_vs_real(config, metrics, FLAGS.num_samples,
-                                       FLAGS.seed, weights)
+      result = evaluation.real_vs_real(
+          config, metrics, FLAGS.num_samples, FLAGS.seed, weights,
+          coverage_inception=bool(FLAGS.inception_weights))
   except (DataError, RunDirError, evaluation.EvaluationError,
           InceptionWeightsError) as e:
     sys.exit(f'error: {e}')

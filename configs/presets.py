@@ -14,6 +14,11 @@ FRAME_WIDTH = 178
 # Bump when a field changes meaning, so an old run directory is refused clearly.
 CONFIG_VERSION = 1
 
+# Architecture fields added after runs existed, with the value every run made
+# before them had: such a run keeps it on resume (never a silent change of
+# architecture), whatever the preset now says.
+ADDED_ARCH_FIELDS = {'g_upsample': 'deconv', 'd_mbstd_group': 0}
+
 DIFFAUGMENT = ('color', 'translation', 'cutout')
 ARCHS = ('tutorial', 'dcgan', 'rect', 'mlp')
 DATASETS = ('celeba', 'tfds', 'folder', 'synthetic')
@@ -21,6 +26,7 @@ CHOICES = {
     'arch': ARCHS,
     'dataset': DATASETS,
     'g_activation': ('relu', 'leaky_relu', 'selu'),
+    'g_upsample': ('deconv', 'nearest', 'bilinear'),
     'instance_noise': ('none', 'additive', 'multiplicative'),
     'latent_dist': ('normal', 'uniform'),
     'd_batch_norm': ('arch', 'on', 'off'),
@@ -60,6 +66,14 @@ class Config:
                          'the first (DCGAN placement): arch = as the arch '
                          'has it (dcgan: on; tutorial, rect, mlp: off).')
   g_spectral_norm: bool = _f(False, 'Spectral normalisation on G layers.')
+  g_upsample: str = _f('deconv', "How G doubles its resolution: 'deconv' "
+                       "(the arch's stride-2 transposed conv, as published) "
+                       "or resize-convolution, 'nearest' or 'bilinear' "
+                       'resize then a stride-1 conv (no checkerboard).')
+  d_mbstd_group: int = _f(0, 'Minibatch standard deviation channel before '
+                          "D's head, over groups of this many images (0: "
+                          'off; 4 in ProGAN): lets D see a batch of '
+                          'near-copies.')
   # Objective and stabilising tricks.
   instance_noise: str = _f('none', 'Noise on every D input: additive '
                            'x + sd*n or multiplicative x + sd*n*x.')
@@ -80,6 +94,14 @@ class Config:
                         'sees, real and fake, in both steps: a comma-'
                         "separated subset of color,translation,cutout ('': "
                         'off).')
+  augment_p: float = _f(1.0, 'Probability that each DiffAugment transform '
+                       'is applied to an image (1: every image, as '
+                       'published; below about 0.8 colour changes cannot '
+                       'leak into G, Karras et al. 2020).')
+  r1_gamma: float = _f(0.0, 'Weight of the R1 penalty gamma/2 * '
+                       '|grad_x D(x)|^2 on real images (0: off).')
+  r1_every: int = _f(16, 'Apply R1 every N steps, scaled by N (lazy '
+                     'regularisation, StyleGAN2).')
   x_flip: bool = _f(False, 'Mirror the real images left-right at random.')
   reuse_fake: bool = _f(False, 'Train the first G step on the D step fake '
                         'batch, through the same G forward pass (PyTorch '
@@ -136,8 +158,8 @@ class Config:
   keep_checkpoints: int = _f(3, 'Checkpoints kept.')
   eval_every: int = _f(0, 'Log quality metrics to TensorBoard every N steps '
                        '(0: off).')
-  eval_metrics: str = _f('swd', 'Comma-separated metrics for --eval_every: '
-                         'swd, fid, kid.')
+  eval_metrics: str = _f('swd,coverage', 'Comma-separated metrics for '
+                         '--eval_every: swd, fid, kid, coverage.')
   eval_split: str = _f('', "CelebA partition the real images of --eval_every "
                        "come from ('': the training split). heldout (valid "
                        'and test: identities never trained on) measures '
@@ -161,7 +183,8 @@ class Config:
     positive = ('image_height', 'image_width', 'latent_dim', 'g_filters',
                 'd_filters', 'batch_size', 'epochs', 'g_steps_per_d',
                 'num_samples', 'log_every', 'keep_checkpoints',
-                'synthetic_size', 'steps_per_call', 'eval_num_samples')
+                'synthetic_size', 'steps_per_call', 'eval_num_samples',
+                'r1_every')
     for name in positive:
       if getattr(self, name) <= 0:
         raise ValueError(f'{name} must be positive, got {getattr(self, name)}.')
@@ -173,7 +196,8 @@ class Config:
                        f'{FRAME_WIDTH} (the frame width), got {self.crop}.')
     for name in ('steps_per_epoch', 'noise_sd', 'noise_decay_steps',
                  'fm_ramp_steps', 'feature_matching', 'weight_decay',
-                 'checkpoint_every_steps', 'eval_every'):
+                 'checkpoint_every_steps', 'eval_every', 'd_mbstd_group',
+                 'r1_gamma'):
       if getattr(self, name) < 0:
         raise ValueError(f'{name} must not be negative, got '
                          f'{getattr(self, name)}.')
@@ -187,6 +211,17 @@ class Config:
                        'decay).')
     if not 0 <= self.d_dropout < 1:
       raise ValueError(f'd_dropout must be in [0, 1), got {self.d_dropout}.')
+    if ('coverage' in self.eval_metrics.split(',') and
+        self.eval_num_samples < 6):
+      raise ValueError(f'eval_num_samples={self.eval_num_samples} is too '
+                       'few for coverage, which needs 6 images a set (k=5 '
+                       'neighbours); raise it or drop coverage from '
+                       '--eval_metrics.')
+    if not 0 < self.augment_p <= 1:
+      raise ValueError(f'augment_p must be in (0, 1], got {self.augment_p}.')
+    if self.d_mbstd_group and self.arch == 'mlp':
+      raise ValueError('d_mbstd_group needs a convolutional D; arch=mlp has '
+                       'none.')
     if not 0 <= self.ema_decay < 1:
       raise ValueError(f'ema_decay must be in [0, 1), got {self.ema_decay}.')
     if self.real_label_low > self.real_label_high:
@@ -216,7 +251,7 @@ class Config:
     unknown = set(fields) - {f.name for f in dataclasses.fields(cls)}
     if unknown:
       raise ValueError(f'config.json has unknown fields: {sorted(unknown)}.')
-    return cls(**fields)
+    return cls(**{**ADDED_ARCH_FIELDS, **fields})
 
 
 def missing_data_message(dataset: str, data_dir: str) -> str:

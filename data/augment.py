@@ -96,10 +96,21 @@ def cutout(x, uniform: Uniform, ratio: float = CUTOUT_RATIO):
 _TRANSFORMS = {'color': color, 'translation': translation, 'cutout': cutout}
 
 
-def diff_augment(x, policy: Sequence[str], uniform: Uniform):
-  """Applies the transforms of `policy` in order (differentiable in x)."""
+def diff_augment(x, policy: Sequence[str], uniform: Uniform, p: float = 1.0):
+  """Applies the transforms of `policy` in order (differentiable in x).
+
+  With p < 1 each transform reaches each image with probability p (as ADA
+  does, Karras et al. 2020): D then also sees unaugmented images, and a
+  transform applied with p below about 0.8 cannot leak into G's images.
+  """
+  if p < 1:  # one draw for every (image, transform) pair
+    applied = uniform(8, tf.stack([tf.shape(x)[0], len(_TRANSFORMS)])) < p
   for name in policy:
-    x = _TRANSFORMS[name](x, uniform)
+    y = _TRANSFORMS[name](x, uniform)
+    if p < 1:
+      column = list(_TRANSFORMS).index(name)
+      y = tf.where(applied[:, column, None, None, None], y, x)
+    x = y
   return x
 
 

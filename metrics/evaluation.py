@@ -1,4 +1,4 @@
-"""N generated vs N real images -> SWD, FID, KID, for any generator function.
+"""N generated vs N real images -> SWD, FID, KID, coverage, for any generator.
 
 `generate_images(generate, config, n, seed)` draws n images from a generator
 function on the evaluation latent stream; `real_images` draws n images of the
@@ -16,12 +16,13 @@ import numpy as np
 
 from configs.presets import Config
 from data import pipeline as data_pipeline
+from metrics import coverage as coverage_lib
 from metrics import fid as fid_lib
 from metrics import swd as swd_lib
 from models import latents
 from models import streams
 
-METRICS = ('swd', 'fid', 'kid')
+METRICS = ('swd', 'fid', 'kid', 'coverage')
 
 
 class EvaluationError(ValueError):
@@ -36,6 +37,18 @@ def parse_metrics(names: Sequence[str]) -> Tuple[str, ...]:
     raise EvaluationError(f'Unknown or no metrics {unknown or list(names)}; '
                           f'choose from {", ".join(METRICS)}.')
   return names
+
+
+def check_counts(metrics: Sequence[str], n: int) -> None:
+  """Raises EvaluationError if `n` images a set are too few for `metrics`.
+
+  Called before any image is drawn, so a bad count fails in a second.
+  """
+  if 'coverage' in metrics:
+    try:
+      coverage_lib.check_sizes(n, n)
+    except coverage_lib.CoverageError as e:
+      raise EvaluationError(str(e)) from e
 
 
 def generate_images(generate, config: Config, n: int, seed: int,
@@ -79,12 +92,16 @@ def real_images(config: Config, n: int, seed: int) -> np.ndarray:
 
 def feature_extractor(metrics: Sequence[str],
                       inception_weights: Optional[str] = 'imagenet',
-                      batch_size: int = 50):
+                      batch_size: int = 50, coverage_inception: bool = False):
   """InceptionFeatures when FID or KID is asked, else None.
 
+  With `coverage_inception` (a weights file was named), coverage asks for
+  them too, to be computed on Inception features beside the pixel ones.
   Built before any image is drawn, so missing weights fail in seconds.
   """
-  if 'fid' not in metrics and 'kid' not in metrics:
+  wanted = ('fid' in metrics or 'kid' in metrics or
+            ('coverage' in metrics and coverage_inception))
+  if not wanted:
     return None
   from metrics import inception  # keras.applications only when needed
   return inception.InceptionFeatures(inception_weights, batch_size)
@@ -95,14 +112,23 @@ def compute_metrics(images_a: np.ndarray, images_b: np.ndarray,
                     extract=None) -> Dict[str, object]:
   """The asked metrics between two uint8 image sets, and seconds per metric.
 
-  `extract` (from feature_extractor) is needed for FID and KID. Returns
-  {'swd': {level: x1e3, ..., 'avg'}, 'fid': float, 'kid': {'mean', 'std',
-  ...}, 'seconds': {...}} for the metrics asked.
+  `images_b` is the real set. `extract` (from feature_extractor) is needed
+  for FID and KID. Returns {'swd': {level: x1e3, ..., 'avg'}, 'fid': float,
+  'kid': {'mean', 'std', ...}, 'coverage': {'precision', 'recall',
+  'density', 'coverage', 'ceiling', 'features'}, 'channels': {'generated',
+  'real'}, 'seconds': {...}} for the metrics asked; 'coverage_inception'
+  too when coverage is asked with an extractor.
 
   Raises:
-    EvaluationError: FID or KID with fewer than 2 images in a set.
+    EvaluationError: FID or KID with fewer than 2 images in a set, or
+      coverage with fewer than k + 1 or with sets of two sizes.
   """
   out, seconds = {}, {}
+  if 'coverage' in metrics:
+    try:
+      coverage_lib.check_sizes(len(images_b), len(images_a))
+    except coverage_lib.CoverageError as e:
+      raise EvaluationError(str(e)) from e
   if ('fid' in metrics or 'kid' in metrics) and min(len(images_a),
                                                     len(images_b)) < 2:
     raise EvaluationError(
@@ -113,7 +139,15 @@ def compute_metrics(images_a: np.ndarray, images_b: np.ndarray,
     tick = time.perf_counter()
     out['swd'] = swd_lib.swd(images_a, images_b, seed=seed)
     seconds['swd'] = time.perf_counter() - tick
-  if 'fid' in metrics or 'kid' in metrics:
+  if 'coverage' in metrics:
+    tick = time.perf_counter()
+    out['coverage'] = dict(coverage_lib.pixel_prdc(images_b, images_a),
+                           ceiling=coverage_lib.ceiling(),
+                           features='pixel_pca64')
+    out['channels'] = dict(generated=coverage_lib.channel_stats(images_a),
+                           real=coverage_lib.channel_stats(images_b))
+    seconds['coverage'] = time.perf_counter() - tick
+  if extract is not None:
     tick = time.perf_counter()
     feats_a, feats_b = extract(images_a), extract(images_b)
     seconds['inception_features'] = time.perf_counter() - tick
@@ -121,6 +155,10 @@ def compute_metrics(images_a: np.ndarray, images_b: np.ndarray,
       out['fid'] = fid_lib.fid(feats_a, feats_b)
     if 'kid' in metrics:
       out['kid'] = fid_lib.kid(feats_a, feats_b, seed=seed)
+    if 'coverage' in metrics:
+      out['coverage_inception'] = dict(
+          coverage_lib.prdc(feats_b, feats_a), ceiling=coverage_lib.ceiling(),
+          features='inception_pool3')
   out['seconds'] = seconds
   return out
 
@@ -142,15 +180,31 @@ class TrainingEvaluator:
     real_config = dataclasses.replace(
         config, split=config.eval_split or config.split)
     self.real = real_images(real_config, config.eval_num_samples, config.seed)
+    if 'coverage' in self.metrics:
+      # The real side of coverage once: its PCA axes, features and radii.
+      coverage_lib.check_sizes(len(self.real), len(self.real))
+      self.pixels = coverage_lib.PixelFeatures(self.real)
+      self.balls = coverage_lib.RealBalls(self.pixels(self.real))
+      self.real_means = coverage_lib.channel_stats(self.real)['mean']
 
   def __call__(self, generate) -> Dict[str, float]:
     """Scores `generate` (see generate_images): {'eval/swd': avg,
-    'eval/swd/<level>': ..., 'eval/fid', 'eval/kid'}."""
+    'eval/swd/<level>': ..., 'eval/fid', 'eval/kid', 'eval/coverage',
+    'eval/density', 'eval/precision', 'eval/recall',
+    'eval/channel_mean_diff/<r|g|b>' (generated minus real, levels of 255)}.
+    """
     fake = generate_images(generate, self.config, len(self.real),
                            self.config.seed)
-    result = compute_metrics(fake, self.real, self.metrics, self.config.seed,
-                             self.extract)
+    metrics = [m for m in self.metrics if m != 'coverage']
+    result = compute_metrics(fake, self.real, metrics, self.config.seed,
+                             self.extract) if metrics else {}
     out = {}
+    if 'coverage' in self.metrics:
+      for name, value in self.balls.score(self.pixels(fake)).items():
+        out[f'eval/{name}'] = value
+      means = coverage_lib.channel_stats(fake)['mean']
+      for channel, m, r in zip('rgb', means, self.real_means):
+        out[f'eval/channel_mean_diff/{channel}'] = round(m - r, 2)
     for level, value in result.get('swd', {}).items():
       out['eval/swd' if level == 'avg' else f'eval/swd/{level}'] = value
     if 'fid' in result:
@@ -162,14 +216,17 @@ class TrainingEvaluator:
 
 def real_vs_real(config: Config, metrics: Sequence[str] = ('swd',),
                  num_samples: int = 2048, seed: int = 0,
-                 inception_weights: Optional[str] = 'imagenet') -> Dict[str, object]:
+                 inception_weights: Optional[str] = 'imagenet',
+                 coverage_inception: bool = False) -> Dict[str, object]:
   """Metrics between two disjoint sets of num_samples real images: the floor.
 
   The sets are the first and second halves of 2 * num_samples images of one
   seeded epoch order, so no image is in both.
   """
   metrics = parse_metrics(metrics)
-  extract = feature_extractor(metrics, inception_weights)
+  check_counts(metrics, num_samples)
+  extract = feature_extractor(metrics, inception_weights,
+                              coverage_inception=coverage_inception)
   images = real_images(config, 2 * num_samples, seed)
   result = compute_metrics(images[:num_samples], images[num_samples:], metrics,
                            seed, extract)
@@ -191,5 +248,19 @@ def format_table(result: Dict[str, object]) -> str:
     spread = ('(one subset of every image: no spread)' if kid['std'] is None
               else f'+- {1e3 * kid["std"]:.2f}')
     rows.append(('KID x1e3', f'{1e3 * kid["mean"]:.2f} {spread}'))
+  for key, where in (('coverage', 'pixels'), ('coverage_inception',
+                                               'Inception')):
+    if key in result:
+      c = result[key]
+      rows.append((f'coverage ({where}, k=5)', f'{c["coverage"]:.3f} '
+                   f'(same-distribution ceiling {c["ceiling"]:.3f})'))
+      rows += [(f'{name} ({where})', f'{c[name]:.3f}')
+               for name in ('density', 'precision', 'recall')]
+  if 'channels' in result:
+    for side in ('generated', 'real'):
+      stats = result['channels'][side]
+      rows.append((f'RGB mean / std ({side})',
+                   ' '.join(f'{m:.1f}' for m in stats['mean']) + ' / ' +
+                   ' '.join(f'{s:.1f}' for s in stats['std'])))
   width = max(len(name) for name, _ in rows)
   return '\n'.join(f'{name:<{width}}  {value}' for name, value in rows)

@@ -84,6 +84,20 @@ class Kit:
         units, use_bias=use_bias, kernel_initializer=init(),
         activation=activation_name, dtype=self.dtype), sn)
 
+  def upconv(self, filters, size, kernel, method, sn=False,
+             activation_name=None):
+    """Resize-convolution (Odena et al. 2016): resize to `size`, then a conv.
+
+    Every output pixel sees the same number of input pixels, so unlike a
+    stride-2 transposed conv whose kernel the stride does not divide, it
+    cannot draw a checkerboard.
+    """
+    return [Resize(size, method, dtype=self.dtype),
+            self._sn(keras.layers.Conv2D(
+                filters, kernel, padding='same', use_bias=False,
+                kernel_initializer=init(), activation=activation_name,
+                dtype=self.dtype), sn)]
+
   def stage(self, layers):
     """A Stage of `layers` under this kit's policy."""
     return Stage(layers, dtype=self.dtype)
@@ -153,3 +167,55 @@ class Stage(keras.layers.Layer):
     for layer in self.stage_layers:
       x = layer(x, training=training)
     return x
+
+
+class Resize(keras.layers.Layer):
+  """Resizes NHWC images to a fixed (height, width), 'nearest' or 'bilinear'.
+
+  Keras' Resizing layer computes in float32 under a mixed policy; this one
+  keeps the input's dtype, so a bfloat16 G stays bfloat16.
+  """
+
+  def __init__(self, size, method, **kwargs):
+    super().__init__(**kwargs)
+    self.size, self.method = tuple(size), method
+
+  def call(self, x):
+    y = tf.image.resize(x, self.size, method=self.method)
+    return tf.cast(y, x.dtype)
+
+  def compute_output_shape(self, input_shape):
+    return (input_shape[0], *self.size, input_shape[-1])
+
+
+class MinibatchStddev(keras.layers.Layer):
+  """Appends one channel: the features' spread across a group of images.
+
+  Karras et al. 2017 (ProGAN): the batch is split into groups of `group`
+  images; the std over each group, averaged over every feature and
+  position, becomes a constant extra channel of each image of the group.
+  A D that sees it can tell a batch of near-copies from a varied real batch,
+  so a partly collapsed G is penalised. A group the batch size does not
+  divide falls back to the whole batch when that divides, else to no
+  grouping (std 0).
+  """
+
+  def __init__(self, group, **kwargs):
+    super().__init__(**kwargs)
+    self.group = group
+
+  def call(self, x):
+    shape = tf.shape(x)
+    n = shape[0]
+    g = tf.minimum(self.group, n)
+    g = tf.where(n % g == 0, g, 1)
+    y = tf.reshape(tf.cast(x, tf.float32), tf.stack([g, -1, shape[1], shape[2],
+                                                     shape[3]]))
+    std = tf.sqrt(tf.reduce_mean(tf.square(y - tf.reduce_mean(y, 0)), 0) + 1e-8)
+    std = tf.reduce_mean(std, axis=[1, 2, 3])            # (n / g,)
+    std = tf.tile(std, [g])                              # image i -> group i % (n/g)
+    channel = tf.ones_like(x[..., :1]) * tf.cast(std, x.dtype)[:, None, None, None]
+    return tf.concat([x, channel], axis=-1)
+
+  def compute_output_shape(self, input_shape):
+    return (*input_shape[:-1], input_shape[-1] + 1)

@@ -70,6 +70,14 @@ _ARCHS = {'tutorial': _tutorial_stages, 'dcgan': _dcgan_stages,
           'rect': _rect_stages, 'mlp': _mlp_stages}
 
 
+def _with_mbstd(c: Config, k: blocks.Kit, head):
+  """D's head, after a minibatch-stddev channel when d_mbstd_group > 0."""
+  if c.d_mbstd_group > 0:
+    head = [k.stage([blocks.MinibatchStddev(c.d_mbstd_group, dtype=k.dtype)])
+            ] + head
+  return head
+
+
 class Discriminator(keras.Model):
   """Images (batch, H, W, 3) in [-1, 1] -> logits (batch,).
 
@@ -80,7 +88,8 @@ class Discriminator(keras.Model):
   def __init__(self, config: Config, kit: blocks.Kit = blocks.Kit(),
                name='discriminator'):
     super().__init__(name=name, dtype=kit.dtype)
-    self.stages, self.head = _ARCHS[config.arch](config, kit)
+    self.stages, head = _ARCHS[config.arch](config, kit)
+    self.head = _with_mbstd(config, kit, head)
 
   def call(self, x, training=False, return_features=False):
     for stage in self.stages:

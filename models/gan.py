@@ -183,7 +183,8 @@ class GAN:
     if real and self.config.x_flip:
       x = augment.x_flip(x, uniform)
     if self._policy:
-      x = augment.diff_augment(x, self._policy, uniform)
+      x = augment.diff_augment(x, self._policy, uniform,
+                               self.config.augment_p)
     return x
 
   def _real_labels(self, batch, step):
@@ -287,6 +288,12 @@ class GAN:
           real_logits, fake_logits, real_labels)
       scaled = self._scaled(self.d_optimizer, d_loss)
     grads = tape.gradient(scaled, D.trainable_variables)
+    if self.config.r1_gamma > 0:
+      # Lazy R1: every r1_every steps, scaled by r1_every (StyleGAN2).
+      r1_grads = tf.cond(
+          step % self.config.r1_every == 0, lambda: self._r1_grads(real_in),
+          lambda: [tf.zeros_like(v) for v in D.trainable_variables])
+      grads = [g + r for g, r in zip(grads, r1_grads)]
     out = dict(d_loss=d_loss, d_loss_real=d_real, d_loss_fake=d_fake,
                d_real=tf.reduce_mean(tf.sigmoid(real_logits)),
                d_fake=tf.reduce_mean(tf.sigmoid(fake_logits)), noise_sd=sd)
@@ -295,6 +302,26 @@ class GAN:
     # barely moves.
     return (grads, tf.stop_gradient(tf.cast(real_features, tf.float32)),
             real_labels, out)
+
+  def _r1_grads(self, real_in):
+    """D's gradients of r1_every * gamma/2 * mean_i |grad_x D(x_i)|^2.
+
+    The R1 penalty (Mescheder et al. 2018) on the real images D saw: it
+    flattens D around the data, so D cannot sharpen on the few thousand
+    training faces and G keeps a useful gradient.
+    """
+    D, c = self.discriminator, self.config
+    real_in = tf.identity(real_in)  # a tensor of this branch's graph to watch
+    with tf.GradientTape() as tape:
+      with tf.GradientTape() as inner:
+        inner.watch(real_in)
+        total = tf.reduce_sum(tf.cast(D(real_in, training=True), tf.float32))
+      slopes = inner.gradient(total, real_in)
+      penalty = tf.reduce_mean(tf.reduce_sum(
+          tf.square(tf.cast(slopes, tf.float32)), axis=[1, 2, 3]))
+      scaled = self._scaled(self.d_optimizer,
+                            c.r1_every * c.r1_gamma / 2 * penalty)
+    return tape.gradient(scaled, D.trainable_variables)
 
   def _g_loss_fn(self, fake, real_features, real_labels, step, index):
     """G's loss on `fake` (G step `index`), scaled to differentiate, and parts.

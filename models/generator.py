@@ -17,6 +17,21 @@ def _block(c: Config, k: blocks.Kit, parts):
 # the projection from z and the output layer stay plain in every arch.
 
 
+def _up(c: Config, k: blocks.Kit, filters, size, deconv_kernel, deconv_padding,
+        resize_kernel, sn=False, activation_name=None):
+  """The layers that double the resolution to `size` (H, W).
+
+  g_upsample='deconv' is the arch's stride-2 transposed conv (the published
+  recipes); 'nearest' or 'bilinear' resize to `size`, then a stride-1 conv
+  with an odd kernel (no checkerboard: see Kit.upconv).
+  """
+  if c.g_upsample == 'deconv':
+    return [k.deconv(filters, deconv_kernel, 2, deconv_padding, sn=sn,
+                     activation_name=activation_name)]
+  return k.upconv(filters, size, resize_kernel, c.g_upsample, sn=sn,
+                  activation_name=activation_name)
+
+
 def _tutorial_stages(c: Config, k: blocks.Kit):
   """TF-tutorial DCGAN: Dense -> 5x5 transposed convs, 3 doublings."""
   h, w, f, sn = c.image_height // 8, c.image_width // 8, c.g_filters, c.g_spectral_norm
@@ -24,9 +39,11 @@ def _tutorial_stages(c: Config, k: blocks.Kit):
       _block(c, k, [k.dense(h * w * 4 * f, use_bias=False),
                  layers.Reshape((h, w, 4 * f), dtype=k.dtype)]),
       _block(c, k, [k.deconv(2 * f, 5, 1, sn=sn)]),
-      _block(c, k, [k.deconv(f, 5, 2, sn=sn)]),
-      _block(c, k, [k.deconv(max(f // 2, 1), 5, 2, sn=sn)]),
-      k.stage([k.deconv(3, 5, 2, activation_name='tanh')]),
+      _block(c, k, _up(c, k, f, (2 * h, 2 * w), 5, 'same', 5, sn=sn)),
+      _block(c, k, _up(c, k, max(f // 2, 1), (4 * h, 4 * w), 5, 'same', 5,
+                       sn=sn)),
+      k.stage(_up(c, k, 3, (8 * h, 8 * w), 5, 'same', 5,
+                  activation_name='tanh')),
   ]
 
 
@@ -36,9 +53,13 @@ def _dcgan_stages(c: Config, k: blocks.Kit):
   f, sn = c.g_filters, c.g_spectral_norm
   stages = [_block(c, k, [layers.Reshape((1, 1, c.latent_dim), dtype=k.dtype),
                        k.deconv(f * 2 ** (n_up - 1), 4, 1, 'valid')])]
+  size = 4
   for i in range(n_up - 2, -1, -1):
-    stages.append(_block(c, k, [k.deconv(f * 2 ** i, 4, 2, sn=sn)]))
-  stages.append(k.stage([k.deconv(3, 4, 2, activation_name='tanh')]))
+    size *= 2
+    stages.append(_block(c, k, _up(c, k, f * 2 ** i, (size, size), 4, 'same',
+                                   3, sn=sn)))
+  stages.append(k.stage(_up(c, k, 3, (2 * size, 2 * size), 4, 'same', 3,
+                            activation_name='tanh')))
   return stages
 
 
@@ -47,17 +68,27 @@ def _rect_stages(c: Config, k: blocks.Kit):
 
   H 4-9-19-39-79-157, W 4-8-16-32-64-128: each valid transposed conv gives
   2n+3 rows and 2n+2 columns; cropping 1 pixel per side gives 2n+1 and 2n,
-  the last block crops 2 rows per side to land on 157.
+  the last block crops 2 rows per side to land on 157. A resize-conv G
+  resizes straight to those sizes.
   """
   f, sn = c.g_filters, c.g_spectral_norm
   stages = [k.stage([k.dense(4 * 4 * 8 * f),
                           layers.Reshape((4, 4, 8 * f), dtype=k.dtype)])]
-  for filters in (8 * f, 4 * f, 2 * f, f):
-    stages.append(_block(c, k, [k.deconv(filters, (5, 4), 2, 'valid', sn=sn),
-                             layers.Cropping2D(((1, 1), (1, 1)), dtype=k.dtype)]))
-  stages.append(k.stage([
-      k.deconv(3, (5, 4), 2, 'valid', activation_name='tanh'),
-      layers.Cropping2D(((2, 2), (1, 1)), dtype=k.dtype)]))
+  sizes = [(9, 8), (19, 16), (39, 32), (79, 64), (157, 128)]
+  for filters, size in zip((8 * f, 4 * f, 2 * f, f), sizes):
+    if c.g_upsample == 'deconv':
+      up = [k.deconv(filters, (5, 4), 2, 'valid', sn=sn),
+            layers.Cropping2D(((1, 1), (1, 1)), dtype=k.dtype)]
+    else:
+      up = k.upconv(filters, size, 3, c.g_upsample, sn=sn)
+    stages.append(_block(c, k, up))
+  if c.g_upsample == 'deconv':
+    stages.append(k.stage([
+        k.deconv(3, (5, 4), 2, 'valid', activation_name='tanh'),
+        layers.Cropping2D(((2, 2), (1, 1)), dtype=k.dtype)]))
+  else:
+    stages.append(k.stage(k.upconv(3, sizes[-1], 3, c.g_upsample,
+                                   activation_name='tanh')))
   return stages
 
 

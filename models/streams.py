@@ -18,7 +18,8 @@ NOISE_REAL = 2      # instance noise on D's real input
 NOISE_FAKE = 3      # instance noise on D's fake input in the D step
 Z_G = 10            # + 2 * (G step index): latents of each G step
 NOISE_G = 11        # + 2 * (G step index): instance noise in each G step
-# Augmentation: each transform adds its draw number (< 10).
+# Augmentation: each draw adds its number (< 10): 0-6 the transforms, 7 the
+# x-flip, 8 which images each transform reaches (augment_p).
 AUG_REAL = 100
 AUG_FAKE = 110
 AUG_G = 120         # + 10 * (G step index)

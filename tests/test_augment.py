@@ -128,3 +128,18 @@ def test_no_augmentation_by_default_leaves_d_inputs_alone(monkeypatch):
   calls, g_changed = _logits_seen(monkeypatch, 'diff_augment')
   real, fake, _ = (c.numpy() for c in calls)
   assert np.ptp(real) > 1e-4 and np.ptp(fake) > 1e-4 and g_changed
+
+
+def test_augment_p_applies_each_transform_to_the_drawn_images_only():
+  x = _images(n=4, h=16, w=16)
+  def uniform(k, shape):
+    if k == 8:  # which images each transform reaches: images 0 and 2
+      return tf.constant([[0.1] * 3, [0.9] * 3, [0.2] * 3, [0.7] * 3])
+    return tf.fill(shape, 0.0)  # strongest colour change, shifts, cutouts
+  y = augment.diff_augment(x, ('color', 'translation', 'cutout'), uniform,
+                           p=0.5).numpy()
+  full = augment.diff_augment(x, ('color', 'translation', 'cutout'),
+                              uniform).numpy()
+  np.testing.assert_allclose(y[[0, 2]], full[[0, 2]], atol=1e-6)
+  np.testing.assert_array_equal(y[[1, 3]], x.numpy()[[1, 3]])
+  assert np.abs(full[[1, 3]] - x.numpy()[[1, 3]]).max() > 0.1

@@ -2,6 +2,7 @@
 changed flags on resume, two processes on one run directory."""
 
 import glob
+import json
 import os
 import shutil
 import signal
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from configs import presets
 from configs.presets import get_config
 from models.gan import GAN
 from tests import helpers
@@ -322,3 +324,27 @@ def test_a_checkpoint_of_other_shapes_is_refused_by_name_and_shape(run4):
                      r'_kernel has shape \(4, 4, 3, 8\), not \(4, 4, 3, 16\)'):
     loop.run(_config(d_filters=16), run4)
   assert not os.path.exists(os.path.join(run4, 'config.json'))
+
+
+def test_a_run_made_before_an_architecture_field_resumes_with_its_value(
+    run4, capsys):
+  # Runs made before g_upsample and d_mbstd_group existed have neither in
+  # config.json; a preset that now turns them on must not rebuild them.
+  path = os.path.join(run4, 'config.json')
+  with open(path) as f:
+    saved = json.load(f)
+  for name in presets.ADDED_ARCH_FIELDS:
+    del saved[name]
+  with open(path, 'w') as f:
+    json.dump(saved, f)
+  loop.run(_config(epochs=2, g_upsample='nearest', d_mbstd_group=4), run4)
+  out = capsys.readouterr().out
+  assert "g_upsample='deconv'" in out and 'd_mbstd_group=0' in out
+  assert helpers.checkpoint_steps(run4)[-1] == 8  # resumed, not restarted
+  config = rundir.load_config(run4)
+  assert (config.g_upsample, config.d_mbstd_group) == ('deconv', 0)
+  with open(path) as f:
+    assert json.load(f)['g_upsample'] == 'deconv'  # recorded
+  # Now recorded, a change is an architecture change: refused.
+  with pytest.raises(rundir.RunDirError, match='g_upsample'):
+    loop.run(_config(epochs=3, g_upsample='nearest'), run4)

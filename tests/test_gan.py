@@ -120,6 +120,8 @@ def test_reuse_fake_trains_g_on_the_d_step_fakes_with_one_forward_pass():
     dict(instance_noise='multiplicative', d_spectral_norm=True, g_spectral_norm=True),
     dict(optimizer='adamw', weight_decay=0.01, latent_dist='uniform', reuse_fake=True),
     dict(g_activation='selu', d_dropout=0.3),
+    dict(g_upsample='bilinear', d_mbstd_group=4, r1_gamma=1.0, r1_every=1,
+         diffaugment='color,translation,cutout', augment_p=0.5),
 ])
 def test_every_stabilising_option_trains(overrides):
   gan = _gan(**overrides)
@@ -147,3 +149,15 @@ def test_overfit_one_real_batch_d_and_g_learn(celeba_dir):
   assert min(d_losses[:50]) < 0.5 * d_losses[0]
   # G learns: its average image moves most of the way towards the batch's.
   assert distance() < 0.65 * d0
+
+
+def test_r1_is_lazy_and_adds_to_d_gradients_only_on_its_steps():
+  plain, r1 = _gan(), _gan(r1_gamma=10.0, r1_every=2)
+  real, fake = _real(), _real() * 0.5
+  def grads(gan, step):
+    g, _, _, _ = gan._d_grads(real, fake, tf.constant(step, tf.int64))
+    return [x.numpy() for x in g]
+  for a, b in zip(grads(plain, 3), grads(r1, 3)):  # 3 % 2: no R1
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-7)
+  extra = [b - a for a, b in zip(grads(plain, 4), grads(r1, 4))]
+  assert max(np.abs(e).max() for e in extra) > 1e-4

@@ -331,14 +331,21 @@ def test_a_checkpoint_without_the_generator_is_refused(tiny_run, tmp_path):
 def test_evaluate_py_prints_a_table_and_fails_clearly(tiny_run, tmp_path):
   out = str(tmp_path / 'm.json')
   cmd = [sys.executable, os.path.join(ROOT, 'evaluate.py'),
-         f'--checkpoint={tiny_run}', '--metrics=swd', '--num_samples=16',
-         '--seed=3', f'--output={out}']
+         f'--checkpoint={tiny_run}', '--metrics=swd,coverage',
+         '--num_samples=16', '--seed=3', f'--output={out}']
   proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
                         timeout=120)
   assert proc.returncode == 0, proc.stderr[-2000:]
   assert 'SWD x1e3 avg' in proc.stdout and 'ema_generator at step 8' in proc.stdout
+  assert 'coverage (pixels, k=5)' in proc.stdout
   with open(out) as f:
-    assert json.load(f)['seed'] == 3
+    result = json.load(f)
+  assert result['seed'] == 3 and 0 <= result['coverage']['coverage'] <= 1
+  few = subprocess.run(cmd[:-2] + ['--num_samples=5'], cwd=ROOT,
+                       capture_output=True, text=True, timeout=120)
+  assert few.returncode == 1 and few.stderr.strip().splitlines()[-1] == (
+      'error: coverage with k=5 needs at least 6 images in each set, got 5 '
+      'real and 5 generated: raise --num_samples.')
   bad = subprocess.run(cmd[:2] + ['--checkpoint=/no/such/run', '--metrics=fid'],
                        cwd=ROOT, capture_output=True, text=True, timeout=120)
   assert bad.returncode != 0 and 'error: No checkpoint found' in bad.stderr
@@ -356,6 +363,11 @@ def test_eval_every_logs_swd_to_tensorboard(tmp_path):
   assert [e['step'] for e in logged] == [4, 8]
   assert [e['eval/swd'] for e in logged] == pytest.approx(
       [swd_steps[4], swd_steps[8]], rel=1e-5)
+  # Coverage and the colour check are on by default (eval_metrics).
+  coverage = helpers.scalars(workdir, 'eval/coverage')
+  assert sorted(coverage) == [4, 8]
+  assert all(0 <= v <= 1 for v in coverage.values())
+  assert all(abs(e['eval/channel_mean_diff/g']) < 255 for e in logged)
 
 
 def test_eval_split_draws_the_real_set_from_held_out_faces(celeba_dir, tmp_path):
@@ -371,7 +383,7 @@ def test_eval_split_draws_the_real_set_from_held_out_faces(celeba_dir, tmp_path)
   (tmp_path / 'list_eval_partition.txt').write_text(
       ''.join(f'{n} 0\n' for n in names) + '900001.jpg 1\n900002.jpg 2\n')
   config = get_config('tiny', dataset='celeba', data_dir=str(tmp_path),
-                      eval_num_samples=2)
+                      eval_num_samples=2, eval_metrics='swd')
   held = TrainingEvaluator(dataclasses.replace(config, eval_split='heldout'))
   assert held.real[..., 0].min() > 240 and held.real[..., 1:].max() < 15
   default = TrainingEvaluator(config)  # the training split: real faces

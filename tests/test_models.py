@@ -165,3 +165,49 @@ def test_the_kit_alone_decides_dtype_and_batch_norm(arch):
         blocks.FusedBatchNorm}
   with pytest.raises(ValueError, match='batch_norm'):
     blocks.Kit(batch_norm='sync')
+
+
+@pytest.mark.parametrize('preset', PRESETS)
+@pytest.mark.parametrize('upsample', ['nearest', 'bilinear'])
+def test_resize_convolution_generators_keep_every_size(preset, upsample):
+  c = get_config(preset, g_upsample=upsample, d_mbstd_group=4, g_filters=8,
+                 d_filters=8)
+  g, d = Generator(c), Discriminator(c)
+  x = g(tf.random.normal((4, c.latent_dim), seed=1), training=True)
+  assert tuple(x.shape) == (4, c.image_height, c.image_width, 3)
+  layers = [getattr(layer, 'layer', layer)  # inside spectral norm
+            for stage in g.stages for layer in stage.stage_layers]
+  assert not any(isinstance(layer, tf.keras.layers.Conv2DTranspose) and
+                 layer.strides == (2, 2) for layer in layers)
+  assert tuple(d(x, training=True).shape) == (4,)
+
+
+def test_a_resize_conv_g_draws_no_checkerboard_from_a_flat_input():
+  # A 1-pixel input upsampled by a stride-2 transposed conv whose kernel
+  # the stride does not divide gives a periodic pattern (Odena et al.
+  # 2016); resize-convolution keeps a flat input flat away from the border.
+  ones = tf.ones((1, 4, 4, 1))
+  deconv = blocks.Kit().deconv(1, 5, 2)
+  deconv.build(ones.shape)
+  deconv.kernel.assign(tf.ones_like(deconv.kernel))
+  up = deconv(ones).numpy()[0, 2:-2, 2:-2, 0]
+  assert up.max() - up.min() > 0.5  # the checkerboard
+  resize, conv = blocks.Kit().upconv(1, (8, 8), 3, 'nearest')
+  conv.build((1, 8, 8, 1))
+  conv.kernel.assign(tf.ones_like(conv.kernel))
+  flat = conv(resize(ones)).numpy()[0, 1:-1, 1:-1, 0]
+  np.testing.assert_allclose(flat, 9.0)
+
+
+def test_minibatch_stddev_sees_the_spread_of_each_group():
+  layer = blocks.MinibatchStddev(2)
+  same = tf.ones((4, 3, 3, 2))
+  varied = tf.concat([tf.zeros((2, 3, 3, 2)), 2 * tf.ones((2, 3, 3, 2))], 0)
+  # Groups are images (0, 2) and (1, 3): identical pairs give std ~0.
+  out = layer(same).numpy()
+  assert out.shape == (4, 3, 3, 3)
+  np.testing.assert_allclose(out[..., 2], 0.0, atol=1e-3)
+  out = layer(varied).numpy()  # pairs (0, 2), (1, 3) differ by 2: std 1
+  np.testing.assert_allclose(out[..., 2], 1.0, atol=1e-3)
+  np.testing.assert_array_equal(out[..., :2], varied.numpy())
+  assert layer(tf.ones((3, 3, 3, 2))).shape == (3, 3, 3, 3)  # 3 % 2: no groups

@@ -63,6 +63,11 @@ def test_unknown_preset_and_bad_values_are_value_errors():
     ('noise_sd', -0.1, 'noise_sd must not be negative'),
     ('weight_decay', 0.01, 'needs --optimizer=adamw'),
     ('adam_epsilon', 0.0, 'adam_epsilon must be positive'),
+    ('eval_num_samples', 5, 'eval_num_samples=5 is too few for coverage'),
+    ('augment_p', 0.0, r'augment_p must be in \(0, 1\]'),
+    ('d_mbstd_group', -1, 'd_mbstd_group must not be negative'),
+    ('r1_every', 0, 'r1_every must be positive'),
+    ('g_upsample', 'pixelshuffle', 'g_upsample=.* is not one of'),
 ])
 def test_nonsense_values_are_refused(field, value, match):
   with pytest.raises(ValueError, match=match):

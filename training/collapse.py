@@ -1,4 +1,4 @@
-"""Collapse watch: notices the two ways a GAN run dies, warns once, never stops.
+"""Collapse watch: notices the ways a GAN run dies or drifts, warns, never stops.
 
 1. D wins outright: mean D(G(z)) stays near 0, so the non-saturating G loss
    -log D(G(z)) grows and G's gradient carries no useful direction. On a few
@@ -8,11 +8,22 @@
    on the fixed-latent sample grid as the mean over pixels of the standard
    deviation across samples (images in [-1, 1]); real CelebA crops score
    about 0.45, a collapsed G under 0.05.
+3. Partial collapse: G repeats a few faces for many latents. Seen on the
+   fixed-latent samples as the near-duplicate rate (the share of samples
+   with another sample within RMS 0.1 at 16x16, images in [-1, 1]; among
+   64 real faces the closest pair is about 0.23 apart), and, with
+   --eval_every, as coverage that falls while density stays high (the
+   faces stay realistic but cover fewer real ones).
+4. Quality turning back: the evaluation's SWD rising three times in a row,
+   or the samples' colour drifting (a channel mean more than
+   `max_color_drift` levels of 255 away from the real faces').
 """
 
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import numpy as np
+
+from metrics import coverage
 
 REMEDIES = (
     'Remedies: turn on small-data augmentation (--diffaugment=color,'
@@ -21,6 +32,29 @@ REMEDIES = (
     'lower --d_lr; add instance noise (--instance_noise=additive '
     '--noise_sd=0.1); or resume from an earlier checkpoint. The run goes on; '
     'it is your call whether to stop it.')
+
+
+PARTIAL_REMEDIES = (
+    'Remedies: a minibatch-stddev channel in D (--d_mbstd_group=4) lets D '
+    'see a batch of near-copies; resize-convolution in G '
+    '(--g_upsample=nearest) removes the checkerboard that repeated faces '
+    'share; or resume from an earlier checkpoint. The run goes on.')
+DRIFT_REMEDIES = (
+    'Remedies: apply DiffAugment to fewer images (--augment_p=0.5), whose '
+    'colour changes otherwise leak into G at p=1; or pick the checkpoint '
+    'with the best evaluation. The run goes on.')
+
+
+def near_duplicate_rate(images: np.ndarray, threshold: float = 0.1) -> float:
+  """Share of images with another within RMS `threshold` (16x16, [-1, 1])."""
+  images = np.asarray(images, np.float32)
+  if len(images) < 2:
+    return 0.0
+  x = coverage.downsample((images + 1.0) * 127.5) * 2.0  # back to [-1, 1]
+  sq = np.sum(x * x, 1)
+  d = (sq[:, None] + sq[None, :] - 2.0 * x @ x.T) / x.shape[1]
+  np.fill_diagonal(d, np.inf)
+  return float(np.mean(np.sqrt(np.maximum(d.min(1), 0.0)) < threshold))
 
 
 def sample_diversity(images: np.ndarray) -> float:
@@ -39,10 +73,18 @@ class CollapseWatch:
   """
 
   def __init__(self, d_fake_floor: float = 0.02, patience: int = 3,
-               min_diversity: float = 0.05):
+               min_diversity: float = 0.05, max_duplicates: float = 0.25,
+               coverage_drop: float = 0.8, min_density: float = 0.5,
+               max_color_drift: float = 6.0):
     self.d_fake_floor = d_fake_floor
     self.patience = patience
     self.min_diversity = min_diversity
+    self.max_duplicates = max_duplicates
+    self.coverage_drop = coverage_drop
+    self.min_density = min_density
+    self.max_color_drift = max_color_drift
+    self.best_coverage = 0.0
+    self.swds: List[float] = []
     self.streak = 0
     self._armed = False
     self._warned = set()
@@ -74,6 +116,58 @@ class CollapseWatch:
               f'under {self.min_diversity}; real faces give about 0.45): G '
               f'has collapsed onto one image. {REMEDIES}')
     return None
+
+  def observe_duplicates(self, rate: float, step: int) -> Optional[str]:
+    """Called with the near_duplicate_rate of the fixed-latent samples."""
+    if rate > self.max_duplicates and 'duplicates' not in self._warned:
+      self._warned.add('duplicates')
+      return (f'warning: partial mode collapse at step {step}: {rate:.0%} of '
+              'the fixed-latent samples have a near-copy among them (RMS '
+              'under 0.1 at 16x16; distinct real faces are about 0.23 '
+              f'apart). {PARTIAL_REMEDIES}')
+    return None
+
+  def observe_eval(self, scores: Dict[str, float], step: int) -> List[str]:
+    """Called with each evaluation's scores (TrainingEvaluator's keys).
+
+    Warns once each: coverage fallen under `coverage_drop` of its best while
+    density stays at least `min_density` (partial collapse); SWD up three
+    evaluations in a row (quality turning back); a channel mean more than
+    `max_color_drift` levels from the real faces' (colour drift).
+    """
+    warnings = []
+    cov, density = scores.get('eval/coverage'), scores.get('eval/density')
+    if cov is not None:
+      self.best_coverage = max(self.best_coverage, cov)
+      if (cov < self.coverage_drop * self.best_coverage and
+          density >= self.min_density and 'coverage' not in self._warned):
+        self._warned.add('coverage')
+        warnings.append(
+            f'warning: partial mode collapse at step {step}: coverage fell to '
+            f'{cov:.2f} from its best {self.best_coverage:.2f} while density '
+            f'stays {density:.2f}: the faces are realistic but fewer real '
+            f'faces have one near them. {PARTIAL_REMEDIES}')
+    if 'eval/swd' in scores:
+      self.swds.append(scores['eval/swd'])
+      last = self.swds[-4:]
+      if (len(last) == 4 and all(b > a for a, b in zip(last, last[1:])) and
+          'swd_rising' not in self._warned):
+        self._warned.add('swd_rising')
+        warnings.append(
+            f'warning: the evaluation SWD has risen three times in a row '
+            f'(step {step}: ' + ' -> '.join(f'{v:.1f}' for v in last) +
+            f'): quality is turning back. {DRIFT_REMEDIES}')
+    drift = {c: scores[f'eval/channel_mean_diff/{c}'] for c in 'rgb'
+             if f'eval/channel_mean_diff/{c}' in scores}
+    if (drift and max(abs(v) for v in drift.values()) > self.max_color_drift
+        and 'color' not in self._warned):
+      self._warned.add('color')
+      warnings.append(
+          f'warning: colour drift at step {step}: the samples\' channel means '
+          'differ from the real faces\' by ' +
+          ', '.join(f'{c.upper()} {v:+.1f}' for c, v in drift.items()) +
+          f' levels of 255. {DRIFT_REMEDIES}')
+    return warnings
 
   def d_scalars(self) -> Dict[str, float]:
     """collapse/d_wins: 1 while D has been winning for `patience` intervals."""

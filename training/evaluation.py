@@ -23,7 +23,8 @@ def evaluate_run(path: str, metrics: Sequence[str] = ('swd',),
                  inception_weights: Optional[str] = 'imagenet',
                  use_ema: bool = True, data_dir: str = '',
                  batch_size: int = 64, compare_real: bool = False,
-                 write: bool = True) -> Dict[str, object]:
+                 write: bool = True, coverage_inception: bool = False
+                 ) -> Dict[str, object]:
   """Metrics of a run's generator against its dataset; writes them to eval/.
 
   Args:
@@ -37,6 +38,7 @@ def evaluate_run(path: str, metrics: Sequence[str] = ('swd',),
     batch_size: generator and InceptionV3 batch.
     compare_real: real vs real instead of generated vs real (the floor).
     write: write the JSON file (its path is returned under 'output').
+    coverage_inception: compute coverage on Inception features too.
 
   Raises:
     training.rundir.RunDirError: no run or checkpoint at `path`, or a
@@ -47,19 +49,22 @@ def evaluate_run(path: str, metrics: Sequence[str] = ('swd',),
     metrics.inception.InceptionWeightsError: FID/KID without weights.
   """
   metrics = evaluation.parse_metrics(metrics)
+  evaluation.check_counts(metrics, num_samples)
   run_dir, prefix = checkpoints.find_checkpoint(path)
   config = rundir.load_config(run_dir)
   if data_dir:
     config = dataclasses.replace(config, data_dir=data_dir)
   step = checkpoints.checkpoint_step(prefix)
   if compare_real:
-    result = evaluation.real_vs_real(config, metrics, num_samples, seed, inception_weights)
+    result = evaluation.real_vs_real(config, metrics, num_samples, seed,
+                                     inception_weights, coverage_inception)
     name = f'real_vs_real_n{num_samples}_seed{seed}.json'
   else:
     # The prefix, not `path`: the checkpoint whose step names the file.
     _, _, generator = checkpoints.load_generator(prefix, use_ema)
     key = checkpoints.generator_key(config, use_ema)
-    extract = evaluation.feature_extractor(metrics, inception_weights, batch_size)
+    extract = evaluation.feature_extractor(metrics, inception_weights,
+                                           batch_size, coverage_inception)
     tick = time.perf_counter()
     fake = evaluation.generate_images(generator, config, num_samples, seed, batch_size)
     generate_seconds = time.perf_counter() - tick

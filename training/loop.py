@@ -243,7 +243,7 @@ def run(config: Config, workdir: str, overwrite: bool = False,
   lock = rundir.RunLock(workdir) if chief else None
   try:
     if chief:
-      rundir.prepare(config, workdir, overwrite)
+      config = rundir.prepare(config, workdir, overwrite)
     return _train(config, workdir, pipeline, strategy, chief, max_seconds)
   finally:
     if lock:
@@ -369,6 +369,8 @@ class _Trainer:
     with self.writer.as_default():
       summaries.write_scalars(scores, step)
     _log_eval(self.workdir, step, self.train_seconds(), scores)
+    for warning in self.watch.observe_eval(scores, step):
+      print(f'\n{warning}', flush=True)
     self.eval_seconds += time.perf_counter() - tick
 
   def train_epoch(self, epoch: int, stop: '_StopRequest',
@@ -433,9 +435,13 @@ class _Trainer:
     scores = self.watch.d_scalars()
     if self.chief:  # a forward pass of the fixed latents: cheap next to
       # log_every train steps, and frequent enough on large epochs
-      diversity = collapse.sample_diversity(gan.sample(tf.constant(self.z)))
+      samples = gan.sample(tf.constant(self.z)).numpy()
+      diversity = collapse.sample_diversity(samples)
+      duplicates = collapse.near_duplicate_rate(samples)
       scores['collapse/sample_diversity'] = diversity
+      scores['collapse/near_duplicates'] = duplicates
       warnings.append(self.watch.observe_diversity(diversity, step))
+      warnings.append(self.watch.observe_duplicates(duplicates, step))
       for warning in filter(None, warnings):
         print(f'\n{warning}', flush=True)
     summaries.write_scalars(scores, step)

@@ -3,12 +3,14 @@
 What is inside checkpoints/ is training/checkpoints.py's business.
 """
 
+import dataclasses
 import fnmatch
+import json
 import os
 import shutil
 import socket
 
-from configs.presets import Config
+from configs.presets import ADDED_ARCH_FIELDS, Config
 
 CONFIG_FILE = 'config.json'
 CHECKPOINT_DIR = 'checkpoints'
@@ -26,7 +28,8 @@ RUN_FILES = (CONFIG_FILE, f'{CONFIG_FILE}.tmp*', CHECKPOINT_DIR, SAMPLES_DIR,
 INCOMPATIBLE_FIELDS = ('preset', 'arch', 'image_height', 'image_width',
                        'latent_dim', 'g_filters', 'd_filters',
                        'g_spectral_norm', 'd_spectral_norm', 'd_batch_norm',
-                       'optimizer', 'latent_dist', 'crop', 'dataset')
+                       'optimizer', 'latent_dist', 'crop', 'dataset',
+                       'g_upsample', 'd_mbstd_group')
 
 
 class RunDirError(ValueError):
@@ -73,12 +76,14 @@ def _check_writable_dir(workdir: str) -> None:
                       'its permissions or pick another --workdir.')
 
 
-def prepare(config: Config, workdir: str, overwrite: bool = False) -> None:
+def prepare(config: Config, workdir: str, overwrite: bool = False) -> Config:
   """Creates `workdir`, or checks that its run can be resumed with `config`.
 
-  A run from another preset or with another architecture is refused (it
-  would restore the wrong weights); other changes (epochs, rates...) are
-  allowed. `overwrite` deletes the run first, compatible or not, but only
+  Returns the config to train with: `config`, except that a run made before
+  an architecture field existed (presets.ADDED_ARCH_FIELDS) keeps the value
+  it was trained with, and says so. A run from another preset or with
+  another architecture is refused (it would restore the wrong weights);
+  other changes (epochs, rates...) are allowed. `overwrite` deletes the run first, compatible or not, but only
   the files facegan writes (RUN_FILES): a folder that also holds anything
   else is refused, with the list. config.json is not written here: see
   save_config, called once the checkpoint has been restored.
@@ -101,11 +106,12 @@ def prepare(config: Config, workdir: str, overwrite: bool = False) -> None:
           shutil.rmtree(path)
         else:
           os.remove(path)
-    return
+    return config
   if not os.path.isfile(os.path.join(workdir, CONFIG_FILE)):
-    return
+    return config
   try:
     old = load_config(workdir)
+    config = _keep_legacy_arch(config, old, workdir)
     diffs = [f'{k}: {getattr(old, k)!r} -> {getattr(config, k)!r}'
              for k in INCOMPATIBLE_FIELDS
              if getattr(old, k) != getattr(config, k)]
@@ -123,6 +129,24 @@ def prepare(config: Config, workdir: str, overwrite: bool = False) -> None:
         f'{workdir!r} holds a run that this configuration cannot resume '
         f'({"; ".join(diffs)}). Pick another --workdir, or pass --overwrite '
         'to delete that run and start again.')
+  return config
+
+
+def _keep_legacy_arch(config: Config, old: Config, workdir: str) -> Config:
+  """`config` with the old run's value of arch fields its config.json lacks."""
+  with open(os.path.join(workdir, CONFIG_FILE)) as f:
+    saved = json.load(f)
+  kept = {name: value for name, value in ADDED_ARCH_FIELDS.items()
+          if name not in saved and getattr(config, name) != value}
+  if not kept:
+    return config
+  print('This run was made before ' + ', '.join(kept) + ' existed: it resumes '
+        'as it was trained, with ' +
+        ', '.join(f'{k}={v!r}' for k, v in kept.items()) +
+        f' (recorded in {CONFIG_FILE}); pass --overwrite or another --workdir '
+        'to train the new architecture.', flush=True)
+  return dataclasses.replace(config, **{
+      name: getattr(old, name) for name in kept})
 
 
 def save_config(config: Config, workdir: str) -> None:
