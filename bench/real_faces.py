@@ -13,7 +13,8 @@ N train faces and N held-out faces: a generator that reproduced the training
 distribution exactly would score about that.
 
 Writes into --out: the run directory itself (checkpoints, samples, TensorBoard),
-eval/during_training.jsonl (SWD every --eval_every steps), eval/floor.json,
+eval/during_training.jsonl (SWD, coverage and channel means every
+--eval_every steps), eval/floor.json (SWD and coverage of train vs held-out),
 swd.png (SWD against training minutes, floor dashed), final_grid.png and
 summary.json (machine, wall time, steps, final SWD, ratio to the floor).
 Rerunning with the same --out resumes the run for another --minutes.
@@ -86,8 +87,11 @@ def floor(config, out):
   train = evaluation.real_images(config, n, config.seed)
   held = evaluation.real_images(
       dataclasses.replace(config, split='heldout'), n, config.seed)
-  result = dict(num_samples=n, train_vs_heldout=evaluation.compute_metrics(
-      train, held, ['swd'], config.seed)['swd'])
+  scores = evaluation.compute_metrics(train, held, ['swd', 'coverage'],
+                                      config.seed)
+  result = dict(num_samples=n, train_vs_heldout=scores['swd'],
+                coverage_train_vs_heldout=scores['coverage'],
+                channels_heldout=scores['channels']['real'])
   os.makedirs(os.path.dirname(path), exist_ok=True)
   with open(path, 'w') as f:
     json.dump(result, f, indent=1)
@@ -136,6 +140,11 @@ def main(argv):
       last_eval_step=final['step'], final_swd=final['eval/swd'],
       best_swd=min(e['eval/swd'] for e in evals), floor=base,
       final_ratio=final['eval/swd'] / base,
+      final_coverage=final.get('eval/coverage'),
+      coverage_ceiling=floor(config, out).get(
+          'coverage_train_vs_heldout', {}).get('coverage'),
+      final_channel_mean_diff=[final.get(f'eval/channel_mean_diff/{c}')
+                               for c in 'rgb'],
       curve_minutes_swd=[(round(m, 1), round(s, 2)) for m, s in points],
       command=' '.join(sys.argv))
   with open(os.path.join(out, 'summary.json'), 'w') as f:

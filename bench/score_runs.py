@@ -62,7 +62,7 @@ def main(argv):
   from pictures import images as img
   from training import checkpoints
   from training import rundir
-  runs = [a.split('=', 1) for a in argv[1:]]
+  runs = [a.rsplit('=', 1) for a in argv[1:]]  # names may hold '='
   if not runs or any(len(r) != 2 for r in runs):
     raise app.UsageError('Pass runs as NAME=RUN_DIR arguments.')
   os.makedirs(FLAGS.out, exist_ok=True)

@@ -37,7 +37,9 @@ def test_generator_and_discriminator_shapes_and_ranges(preset):
     ('celeba64', 'mlp', 14_327_552, 3_278_081),         # the face-synthesis recipe
 ])
 def test_trainable_parameter_counts_match_the_recipes(preset, arch, g_params, d_params):
-  c = get_config(preset, arch=arch)
+  # The published architectures: no minibatch-stddev channel (it adds one
+  # input channel, so 16 weights, to the 157x128 D's last conv).
+  c = get_config(preset, arch=arch, d_mbstd_group=0)
   g, d = Generator(c), Discriminator(c)
   d(g(tf.zeros((1, c.latent_dim))))
   assert (n_trainable(g), n_trainable(d)) == (g_params, d_params)
@@ -77,7 +79,7 @@ def test_157x128_stage_shapes():
       (157, 128, 3)]
   assert _stage_shapes(d.stages + d.head, g(z)) == [
       (78, 64, 64), (39, 32, 128), (19, 16, 256), (9, 8, 512), (4, 4, 512),
-      (1,)]
+      (4, 4, 513), (1,)]  # the minibatch-stddev channel, then the logit
   # Spectral norm's power-iteration vectors exist but are not trainable.
   assert any('vector_u' in v.path for v in d.non_trainable_weights)
 
@@ -211,3 +213,14 @@ def test_minibatch_stddev_sees_the_spread_of_each_group():
   np.testing.assert_allclose(out[..., 2], 1.0, atol=1e-3)
   np.testing.assert_array_equal(out[..., :2], varied.numpy())
   assert layer(tf.ones((3, 3, 3, 2))).shape == (3, 3, 3, 3)  # 3 % 2: no groups
+
+
+def test_the_minibatch_stddev_channel_adds_one_input_channel_to_the_head():
+  plain = get_config('celeba157x128', d_mbstd_group=0)
+  with_std = get_config('celeba157x128', d_mbstd_group=4)
+  counts = []
+  for c in (plain, with_std):
+    d = Discriminator(c)
+    d(tf.zeros((4, 157, 128, 3)))
+    counts.append(n_trainable(d))
+  assert counts[1] - counts[0] == 4 * 4 * 1  # one 4x4 slice of the last conv
