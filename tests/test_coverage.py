@@ -90,6 +90,10 @@ def _generator(faces, few):
 def test_the_watch_warns_on_a_generator_of_a_few_faces_only(faces):
   varied, partial = _generator(faces, 0), _generator(faces, 4)
   watch = collapse.CollapseWatch()
+  # A fresh G: every sample alike, but no collapse from variety yet.
+  fresh = np.repeat(varied(1), 64, axis=0)
+  assert collapse.near_duplicate_rate(fresh) == 1.0
+  assert watch.observe_duplicates(1.0, 50) is None
   rate = collapse.near_duplicate_rate(varied(64))
   assert rate == 0.0 and watch.observe_duplicates(rate, 100) is None
   rate = collapse.near_duplicate_rate(partial(64))
@@ -120,9 +124,25 @@ def test_the_watch_sees_swd_turning_back_and_colour_drift():
   assert watch.observe_eval(rising[1], 11) == []
   warnings = watch.observe_eval(rising[2], 12)
   assert len(warnings) == 1 and 'risen three times' in warnings[0]
+  early = collapse.CollapseWatch()
+  off = {'eval/channel_mean_diff/r': -27.8, 'eval/channel_mean_diff/g': -13.0,
+         'eval/channel_mean_diff/b': -3.0}
+  assert early.observe_eval(off, 500) == []  # off from the start: no drift
   drift = {'eval/channel_mean_diff/r': 0.0, 'eval/channel_mean_diff/g': -9.5,
            'eval/channel_mean_diff/b': -11.0}
   warnings = watch.observe_eval(drift, 13)
   assert len(warnings) == 1 and 'G -9.5' in warnings[0]
-  assert '--augment_p' in warnings[0]
+  assert 'within 6 levels' in warnings[0] and '--augment_p' in warnings[0]
   assert watch.observe_eval(drift, 14) == []  # once only
+
+
+def test_with_an_extractor_coverage_is_also_computed_on_its_features(faces):
+  # Stands in for InceptionV3: any images -> features function.
+  extract = lambda images: coverage.downsample(images, side=4)
+  result = evaluation.compute_metrics(faces[:64], faces[64:128], ['coverage'],
+                                      extract=extract)
+  assert result['coverage_inception'] == dict(
+      coverage.prdc(extract(faces[64:128]), extract(faces[:64])),
+      ceiling=coverage.ceiling(), features='inception_pool3')
+  assert 'fid' not in result and 'kid' not in result
+  assert evaluation.feature_extractor(['swd', 'coverage']) is None

@@ -15,8 +15,10 @@
    --eval_every, as coverage that falls while density stays high (the
    faces stay realistic but cover fewer real ones).
 4. Quality turning back: the evaluation's SWD rising three times in a row,
-   or the samples' colour drifting (a channel mean more than
-   `max_color_drift` levels of 255 away from the real faces').
+   or the samples' colour drifting (a channel mean, once within
+   `max_color_drift` levels of 255 of the real faces', further away).
+Each check arms only once the run has looked healthy on it, so a fresh G
+(every latent the same flat image, colours off) raises no alarm.
 """
 
 from typing import Dict, List, Optional
@@ -40,9 +42,9 @@ PARTIAL_REMEDIES = (
     '(--augment_p=0.5) gave the 157x128 preset more varied faces than on '
     'all of them; or resume from an earlier checkpoint. The run goes on.')
 DRIFT_REMEDIES = (
-    'Remedies: apply DiffAugment to fewer images (--augment_p=0.5), whose '
-    'colour changes otherwise leak into G at p=1; or pick the checkpoint '
-    'with the best evaluation. The run goes on.')
+    'Remedies: apply DiffAugment to fewer images (a lower --augment_p, '
+    'e.g. 0.5), since its colour changes can leak into G; or pick the '
+    'checkpoint with the best evaluation. The run goes on.')
 
 
 def near_duplicate_rate(images: np.ndarray, threshold: float = 0.1) -> float:
@@ -85,6 +87,7 @@ class CollapseWatch:
     self.max_color_drift = max_color_drift
     self.best_coverage = 0.0
     self.swds: List[float] = []
+    self._armed_duplicates = self._armed_color = False
     self.streak = 0
     self._armed = False
     self._warned = set()
@@ -118,8 +121,14 @@ class CollapseWatch:
     return None
 
   def observe_duplicates(self, rate: float, step: int) -> Optional[str]:
-    """Called with the near_duplicate_rate of the fixed-latent samples."""
-    if rate > self.max_duplicates and 'duplicates' not in self._warned:
+    """Called with the near_duplicate_rate of the fixed-latent samples.
+
+    Armed once the rate has been at most `max_duplicates`: a fresh G's
+    samples are all near-copies of one flat image, which is no collapse.
+    """
+    if rate <= self.max_duplicates:
+      self._armed_duplicates = True
+    elif self._armed_duplicates and 'duplicates' not in self._warned:
       self._warned.add('duplicates')
       return (f'warning: partial mode collapse at step {step}: {rate:.0%} of '
               'the fixed-latent samples have a near-copy among them (RMS '
@@ -159,12 +168,18 @@ class CollapseWatch:
             f'): quality is turning back. {DRIFT_REMEDIES}')
     drift = {c: scores[f'eval/channel_mean_diff/{c}'] for c in 'rgb'
              if f'eval/channel_mean_diff/{c}' in scores}
-    if (drift and max(abs(v) for v in drift.values()) > self.max_color_drift
-        and 'color' not in self._warned):
+    # Drift is moving away after having matched: early samples are off in
+    # colour as in everything else.
+    worst = max((abs(v) for v in drift.values()), default=None)
+    if worst is not None and worst <= self.max_color_drift:
+      self._armed_color = True
+    elif (worst is not None and self._armed_color and
+          'color' not in self._warned):
       self._warned.add('color')
       warnings.append(
-          f'warning: colour drift at step {step}: the samples\' channel means '
-          'differ from the real faces\' by ' +
+          f'warning: colour drift at step {step}: the samples\' channel means, '
+          f'once within {self.max_color_drift:g} levels of the real faces\', '
+          'now differ by ' +
           ', '.join(f'{c.upper()} {v:+.1f}' for c, v in drift.items()) +
           f' levels of 255. {DRIFT_REMEDIES}')
     return warnings

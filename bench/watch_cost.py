@@ -1,0 +1,57 @@
+"""What the collapse watch and coverage cost per call, at a preset's image size.
+
+python bench/watch_cost.py --height=157 --width=128
+
+Times training.collapse.near_duplicate_rate on 64 samples (once per
+--log_every steps) and coverage on N vs N images: fitting the real side once
+per run (PCA axes, features, k-NN radii) and scoring one generated set (once
+per --eval_every steps). Random pixels stand in for images: the cost does not
+depend on what they show.
+"""
+
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from absl import app
+from absl import flags
+import numpy as np
+
+from metrics import coverage
+from training import collapse
+
+flags.DEFINE_integer('height', 157, 'Image height.')
+flags.DEFINE_integer('width', 128, 'Image width.')
+flags.DEFINE_integer('num_eval', 1024, 'N of coverage.')
+FLAGS = flags.FLAGS
+
+
+def _seconds(fn, repeats):
+  tick = time.perf_counter()
+  for _ in range(repeats):
+    fn()
+  return (time.perf_counter() - tick) / repeats
+
+
+def main(argv):
+  del argv
+  rng = np.random.default_rng(0)
+  h, w, n = FLAGS.height, FLAGS.width, FLAGS.num_eval
+  samples = rng.uniform(-1, 1, (64, h, w, 3)).astype(np.float32)
+  real = rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8)
+  fake = rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8)
+  print(f'near-duplicate rate, 64 samples: '
+        f'{_seconds(lambda: collapse.near_duplicate_rate(samples), 10):.3f} s')
+  tick = time.perf_counter()
+  pixels = coverage.PixelFeatures(real)
+  balls = coverage.RealBalls(pixels(real))
+  print(f'coverage, fit the real side ({n} images): '
+        f'{time.perf_counter() - tick:.2f} s')
+  print(f'coverage, score {n} generated images: '
+        f'{_seconds(lambda: balls.score(pixels(fake)), 3):.2f} s')
+
+
+if __name__ == '__main__':
+  app.run(main)
