@@ -79,7 +79,7 @@ def test_157x128_stage_shapes():
       (157, 128, 3)]
   assert _stage_shapes(d.stages + d.head, g(z)) == [
       (78, 64, 64), (39, 32, 128), (19, 16, 256), (9, 8, 512), (4, 4, 512),
-      (4, 4, 513), (1,)]  # the minibatch-stddev channel, then the logit
+      (1,)]
   # Spectral norm's power-iteration vectors exist but are not trainable.
   assert any('vector_u' in v.path for v in d.non_trainable_weights)
 

@@ -39,8 +39,8 @@ REMEDIES = (
 PARTIAL_REMEDIES = (
     'Remedies: a minibatch-stddev channel in D (--d_mbstd_group=4) lets D '
     'see a batch of near-copies; DiffAugment on half of the images '
-    '(--augment_p=0.5) gave the 157x128 preset more varied faces than on '
-    'all of them; or resume from an earlier checkpoint. The run goes on.')
+    '(--augment_p=0.5) raised coverage early in 157x128 training; or '
+    'resume from the checkpoint of the best evaluation. The run goes on.')
 DRIFT_REMEDIES = (
     'Remedies: apply DiffAugment to fewer images (a lower --augment_p, '
     'e.g. 0.5), since its colour changes can leak into G; or pick the '
