@@ -54,7 +54,7 @@ def check_sizes(n_real: int, n_fake: int, k: int = K) -> None:
         f'{n_real} real and {n_fake} generated images.')
 
 
-def _squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
   """|a_i - b_j|^2 for every pair, in float64 (exact enough for ranks)."""
   a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
   d = (np.sum(a * a, 1)[:, None] - 2.0 * a @ b.T + np.sum(b * b, 1)[None, :])
@@ -63,7 +63,7 @@ def _squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _radii(features: np.ndarray, k: int) -> np.ndarray:
   """Squared distance from each point to its k-th nearest other point."""
-  d = _squared_distances(features, features)
+  d = squared_distances(features, features)
   # Column k of the sorted row: column 0 is the point itself (distance 0).
   return np.partition(d, k, axis=1)[:, k]
 
@@ -81,7 +81,7 @@ class RealBalls:
     """Precision, recall, density and coverage of `fake_features`."""
     fake = np.asarray(fake_features, np.float64)
     check_sizes(len(self.features), len(fake), self.k)
-    d = _squared_distances(self.features, fake)          # (real, fake)
+    d = squared_distances(self.features, fake)          # (real, fake)
     inside_real = d < self.radii[:, None]
     inside_fake = d < _radii(fake, self.k)[None, :]
     return dict(

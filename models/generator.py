@@ -18,18 +18,22 @@ def _block(c: Config, k: blocks.Kit, parts):
 
 
 def _up(c: Config, k: blocks.Kit, filters, size, deconv_kernel, deconv_padding,
-        resize_kernel, sn=False, activation_name=None):
+        resize_kernel, sn=False, activation_name=None, crop=None):
   """The layers that double the resolution to `size` (H, W).
 
   g_upsample='deconv' is the arch's stride-2 transposed conv (the published
-  recipes); 'nearest' or 'bilinear' resize to `size`, then a stride-1 conv
-  with an odd kernel (no checkerboard: see Kit.upconv).
+  recipes), then Cropping2D(`crop`) if given; 'nearest' or 'bilinear'
+  resize to `size`, then a stride-1 conv with an odd kernel (no
+  checkerboard: see Kit.upconv).
   """
-  if c.g_upsample == 'deconv':
-    return [k.deconv(filters, deconv_kernel, 2, deconv_padding, sn=sn,
-                     activation_name=activation_name)]
-  return k.upconv(filters, size, resize_kernel, c.g_upsample, sn=sn,
-                  activation_name=activation_name)
+  if c.g_upsample != 'deconv':
+    return k.upconv(filters, size, resize_kernel, c.g_upsample, sn=sn,
+                    activation_name=activation_name)
+  up = [k.deconv(filters, deconv_kernel, 2, deconv_padding, sn=sn,
+                 activation_name=activation_name)]
+  if crop:
+    up.append(layers.Cropping2D(crop, dtype=k.dtype))
+  return up
 
 
 def _tutorial_stages(c: Config, k: blocks.Kit):
@@ -76,19 +80,10 @@ def _rect_stages(c: Config, k: blocks.Kit):
                           layers.Reshape((4, 4, 8 * f), dtype=k.dtype)])]
   sizes = [(9, 8), (19, 16), (39, 32), (79, 64), (157, 128)]
   for filters, size in zip((8 * f, 4 * f, 2 * f, f), sizes):
-    if c.g_upsample == 'deconv':
-      up = [k.deconv(filters, (5, 4), 2, 'valid', sn=sn),
-            layers.Cropping2D(((1, 1), (1, 1)), dtype=k.dtype)]
-    else:
-      up = k.upconv(filters, size, 3, c.g_upsample, sn=sn)
-    stages.append(_block(c, k, up))
-  if c.g_upsample == 'deconv':
-    stages.append(k.stage([
-        k.deconv(3, (5, 4), 2, 'valid', activation_name='tanh'),
-        layers.Cropping2D(((2, 2), (1, 1)), dtype=k.dtype)]))
-  else:
-    stages.append(k.stage(k.upconv(3, sizes[-1], 3, c.g_upsample,
-                                   activation_name='tanh')))
+    stages.append(_block(c, k, _up(c, k, filters, size, (5, 4), 'valid', 3,
+                                   sn=sn, crop=((1, 1), (1, 1)))))
+  stages.append(k.stage(_up(c, k, 3, sizes[-1], (5, 4), 'valid', 3,
+                            activation_name='tanh', crop=((2, 2), (1, 1)))))
   return stages
 
 

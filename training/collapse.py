@@ -53,10 +53,9 @@ def near_duplicate_rate(images: np.ndarray, threshold: float = 0.1) -> float:
   if len(images) < 2:
     return 0.0
   x = coverage.downsample((images + 1.0) * 127.5) * 2.0  # back to [-1, 1]
-  sq = np.sum(x * x, 1)
-  d = (sq[:, None] + sq[None, :] - 2.0 * x @ x.T) / x.shape[1]
+  d = coverage.squared_distances(x, x) / x.shape[1]     # mean square per value
   np.fill_diagonal(d, np.inf)
-  return float(np.mean(np.sqrt(np.maximum(d.min(1), 0.0)) < threshold))
+  return float(np.mean(np.sqrt(d.min(1)) < threshold))
 
 
 def sample_diversity(images: np.ndarray) -> float:

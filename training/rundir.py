@@ -83,9 +83,9 @@ def prepare(config: Config, workdir: str, overwrite: bool = False) -> Config:
   an architecture field existed (presets.ADDED_ARCH_FIELDS) keeps the value
   it was trained with, and says so. A run from another preset or with
   another architecture is refused (it would restore the wrong weights);
-  other changes (epochs, rates...) are allowed. `overwrite` deletes the run first, compatible or not, but only
-  the files facegan writes (RUN_FILES): a folder that also holds anything
-  else is refused, with the list. config.json is not written here: see
+  other changes (epochs, rates...) are allowed. `overwrite` deletes the run
+  first, compatible or not, but only the files facegan writes (RUN_FILES):
+  a folder that also holds anything else is refused, with the list. config.json is not written here: see
   save_config, called once the checkpoint has been restored.
   """
   _check_writable_dir(workdir)
