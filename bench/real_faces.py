@@ -23,7 +23,6 @@ Rerunning with the same --out resumes the run for another --minutes.
 import dataclasses
 import json
 import os
-import platform
 import shutil
 import sys
 import time
@@ -37,6 +36,7 @@ from absl import flags
 from configs import presets
 
 from bench import plotting
+from bench.common import machine, parse_overrides
 
 flags.DEFINE_string('preset', 'celeba48', 'Preset to train.')
 flags.DEFINE_string('data_dir', None, 'CelebA folder (official layout, with '
@@ -49,31 +49,6 @@ flags.DEFINE_multi_string('set', [], 'Config overrides field=value, for '
                           'variants of a preset (repeatable).')
 flags.mark_flag_as_required('data_dir')
 FLAGS = flags.FLAGS
-
-
-def _parse_overrides(items):
-  fields = {f.name: f.type for f in dataclasses.fields(presets.Config)}
-  out = {}
-  for item in items:
-    name, _, value = item.partition('=')
-    kind = fields[name]
-    out[name] = (value.lower() in ('1', 'true') if kind is bool
-                 else kind(value))
-  return out
-
-
-def machine() -> str:
-  """CPU model and core count (or 'unknown')."""
-  model = platform.processor() or 'unknown CPU'
-  try:
-    with open('/proc/cpuinfo') as f:
-      for line in f:
-        if line.startswith('model name'):
-          model = line.split(':', 1)[1].strip()
-          break
-  except OSError:
-    pass
-  return f'{model}, {os.cpu_count()} cores'
 
 
 def floor(config, out):
@@ -105,7 +80,7 @@ def main(argv):
   out = os.path.expanduser(FLAGS.out or f'runs/real_{FLAGS.preset}')
   # The budget, not the preset's epoch count, ends the run: 20 epochs of a
   # few thousand faces take minutes.
-  overrides = {'epochs': 1_000_000, **_parse_overrides(FLAGS.set)}
+  overrides = {'epochs': 1_000_000, **parse_overrides(FLAGS.set, presets.Config)}
   config = presets.get_config(
       FLAGS.preset, data_dir=FLAGS.data_dir, split='train',
       eval_every=FLAGS.eval_every, eval_split='heldout',

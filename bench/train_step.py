@@ -2,6 +2,16 @@
 
 python bench/train_step.py --presets=celeba64 --variants=plain,auto,float32,xla
 
+Each row also gives the step's achieved FLOP/s and its fraction of this
+machine's peak in the step's precision, measured in the same process with a
+large matrix product (--peak_size). A step's FLOPs are counted from the
+models' layer shapes (TensorFlow's profiler on G's and D's forward graphs)
+as 4 G + 8 D forward passes per image: the D step is a G forward, D forward
+on reals and fakes and their backward passes (2x forward each); the G step
+a G and a D forward, D's backward to its input (about 1x) and G's backward
+(2x). One G forward fewer with --reuse_fake; BatchNorm, activations and
+the optimiser are not counted.
+
 Both steps train the preset's own Generator/Discriminator at the preset's
 batch on random inputs (no input pipeline). `plain` is the TF-tutorial way:
 one tf.function, two tapes, one shared forward pass, stock Keras
@@ -27,7 +37,7 @@ flags.DEFINE_list('presets', ['celeba64'], 'Presets to time.')
 flags.DEFINE_list('variants', ['plain', 'auto', 'float32'],
                   'plain | alternating | auto (the preset as train.py runs '
                   'it here) | float32 | reuse | xla | bf16 | fp16 | '
-                  'xla_bf16 | reuse_bf16 | calls4')
+                  'xla_bf16 | reuse_bf16 | calls4 | xla_bf16_calls8')
 flags.DEFINE_string('reference_script', '', 'A stand-alone reference step '
                     'script (a plain TF-tutorial DCGAN step, say) run '
                     'as `python SCRIPT BATCH` once per repeat, between the '
@@ -35,6 +45,8 @@ flags.DEFINE_string('reference_script', '', 'A stand-alone reference step '
 flags.DEFINE_integer('batch_size', 0, 'Override the preset batch (0: keep).')
 flags.DEFINE_integer('steps', 5, 'Steps per timing.')
 flags.DEFINE_integer('repeats', 5, 'Timings per variant (median reported).')
+flags.DEFINE_integer('peak_size', 2048, 'Side of the square matrix product '
+                     'timed as the machine\'s peak (0: skip FLOP figures).')
 FLAGS = flags.FLAGS
 
 F32 = dict(jit_compile='off', mixed_precision='off')
@@ -48,6 +60,9 @@ VARIANTS = {
     'xla_bf16': dict(jit_compile='on', mixed_precision='mixed_bfloat16'),
     'reuse_bf16': dict(F32, reuse_fake=True, mixed_precision='mixed_bfloat16'),
     'calls4': dict(F32, steps_per_call=4),
+    # What a GPU would run: XLA and bfloat16, 8 steps per tf.function call.
+    'xla_bf16_calls8': dict(jit_compile='on', mixed_precision='mixed_bfloat16',
+                            steps_per_call=8),
 }
 
 
@@ -91,8 +106,8 @@ def plain_step_fn(config, real, alternating=False):
 
 
 def facegan_step_fn(config, real):
-  """`run(steps)` timing facegan's training steps on `real`,
-  `steps_per_call` steps per call."""
+  """(`run(steps)` timing facegan's training steps on `real`,
+  `steps_per_call` steps per call; the step's Keras precision policy)."""
   import tensorflow as tf
   from models.gan import GAN
   from training.loop import make_train_steps
@@ -101,18 +116,66 @@ def facegan_step_fn(config, real):
   print(f'  {config.jit_compile}/{config.mixed_precision}: XLA '
         f'{"on" if gan.jit_compile else "off"}, {gan.mixed_precision}',
         flush=True)
+  policy = {'off': 'float32'}.get(gan.mixed_precision, gan.mixed_precision)
   # One iterator for every timing: a fresh one per timing stalled steps for
   # seconds at random.
   positions = tf.range(tf.shape(real)[0], dtype=tf.int64)
-  it = iter(tf.data.Dataset.from_tensors((positions, real)).repeat())
+  epochs = tf.zeros_like(positions)
+  it = iter(tf.data.Dataset.from_tensors((epochs, positions, real)).repeat())
+  epoch = tf.constant(0, tf.int64)
   def run(steps):
+    # As train.py runs it: gradient norms on the logging steps only.
     done, out = 0, None
     while done < steps:
-      k = min(config.steps_per_call, steps - done)
-      out, _, ran = train_steps(it, tf.constant(k))
-      done += int(ran)
+      k = min(config.steps_per_call, steps - done,
+              config.log_every - done % config.log_every)
+      log = (done + k) % config.log_every == 0
+      out, status = train_steps(it, tf.constant(k), epoch, tf.constant(log))
+      done += int(status[0])
     return out['d_loss']
-  return run
+  return run, policy
+
+
+def forward_flops(config):
+  """(G, D) forward FLOPs per image, from TF's profiler on their graphs."""
+  import tensorflow as tf
+  from models import blocks
+  from models.discriminator import Discriminator
+  from models.generator import Generator
+  kit = blocks.Kit('float32', 'fused')
+  G, D = Generator(config, kit), Discriminator(config, kit)
+  def count(fn, shape):
+    graph = tf.function(fn).get_concrete_function(
+        tf.TensorSpec(shape, tf.float32)).graph
+    options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+    options['output'] = 'none'
+    return tf.compat.v1.profiler.profile(
+        graph, options=options).total_float_ops
+  return (count(lambda z: G(z, training=False), [1, config.latent_dim]),
+          count(lambda x: D(x, training=False),
+                [1, config.image_height, config.image_width, 3]))
+
+
+def step_flops(config, g_flops, d_flops):
+  """FLOPs of one train step per image (see the module docstring)."""
+  g_passes = 3 if config.reuse_fake else 4
+  return (g_passes * g_flops + 8 * d_flops) * config.g_steps_per_d
+
+
+def peak_flops(dtype, n, repeats=5):
+  """FLOP/s of an n x n matrix product in `dtype` (median of `repeats`)."""
+  import tensorflow as tf
+  a = tf.cast(tf.random.uniform((n, n)), dtype)
+  b = tf.cast(tf.random.uniform((n, n)), dtype)
+  product = tf.function(lambda a, b: tf.reduce_sum(
+      tf.cast(tf.matmul(a, b)[:1, :1], tf.float32)))
+  product(a, b).numpy()
+  times = []
+  for _ in range(repeats):
+    t = time.perf_counter()
+    product(a, b).numpy()
+    times.append(time.perf_counter() - t)
+  return 2 * n ** 3 / sorted(times)[repeats // 2]
 
 
 def reference_rate(script, batch):
@@ -134,16 +197,31 @@ def main(argv):
     base = presets.get_config(name)
     batch = FLAGS.batch_size or base.batch_size
     real = tf.random.uniform((batch, base.image_height, base.image_width, 3), -1, 1)
-    runners = {}
+    runners, flops = {}, {}
+    g_flops, d_flops = (forward_flops(base) if FLAGS.peak_size else (0, 0))
     for variant in FLAGS.variants:
       if variant in ('plain', 'alternating'):
         runners[variant] = plain_step_fn(
             presets.get_config(name, batch_size=batch), real,
             variant == 'alternating')
+        # The plain step shares one G forward pass between D and G.
+        flops[variant] = ('float32', (4 if variant == 'alternating' else 3) *
+                          g_flops + 8 * d_flops)
       else:
         config = presets.get_config(name, batch_size=batch, **VARIANTS[variant])
-        runners[variant] = facegan_step_fn(config, real)
+        runners[variant], policy = facegan_step_fn(config, real)
+        flops[variant] = (policy, step_flops(config, g_flops, d_flops))
       float(runners[variant](2))  # trace and warm up
+    peaks = {}
+    if FLAGS.peak_size:
+      for policy in sorted({p for p, _ in flops.values()}):
+        dtype = {'mixed_bfloat16': tf.bfloat16,
+                 'mixed_float16': tf.float16}.get(policy, tf.float32)
+        peaks[policy] = peak_flops(dtype, FLAGS.peak_size)
+        print(f'peak ({FLAGS.peak_size}^2 matrix product, {dtype.name}): '
+              f'{peaks[policy] / 1e12:.3f} TFLOP/s', flush=True)
+      print(f'{name}: G forward {g_flops / 1e6:.1f} MFLOP, D forward '
+            f'{d_flops / 1e6:.1f} MFLOP per image', flush=True)
     rates = {v: [] for v in runners}
     if FLAGS.reference_script:
       rates['reference'] = []
@@ -157,8 +235,15 @@ def main(argv):
     ref = np.median(rates['plain']) if 'plain' in rates else None
     for variant, r in rates.items():
       ratio = f'  x{np.median(r) / ref:.2f} vs plain' if ref else ''
+      achieved = ''
+      if peaks and variant in flops:
+        policy, per_image = flops[variant]
+        rate = per_image * np.median(r)
+        achieved = (f'  {rate / 1e12:.3f} TFLOP/s = '
+                    f'{rate / peaks[policy]:.1%} of the {policy} peak')
       print(f'{name} batch {batch} {variant:>9}: median {np.median(r):7.1f} img/s '
-            f'(min {min(r):.1f}, max {max(r):.1f}){ratio}', flush=True)
+            f'(min {min(r):.1f}, max {max(r):.1f}){ratio}{achieved}',
+            flush=True)
 
 
 if __name__ == '__main__':

@@ -155,6 +155,16 @@ class Config:
   log_every: int = _f(50, 'Write TensorBoard scalars every N steps.')
   checkpoint_every_steps: int = _f(1000, 'Also checkpoint every N steps '
                                    '(0: at each epoch end only).')
+  checkpoint_every_secs: float = _f(600.0, 'An epoch end checkpoints only '
+                                    'once this many seconds passed since '
+                                    'the last save (0: every epoch); the '
+                                    'last epoch, Ctrl-C and --max_minutes '
+                                    'always save.')
+  grid_every_secs: float = _f(60.0, "An epoch end writes its sample grid "
+                              "(samples/ and TensorBoard) only once this "
+                              'many seconds passed since the last grid (0: '
+                              'every epoch); the first and last epochs '
+                              'always get one.')
   keep_checkpoints: int = _f(3, 'Checkpoints kept.')
   eval_every: int = _f(0, 'Log quality metrics to TensorBoard every N steps '
                        '(0: off).')
@@ -197,7 +207,7 @@ class Config:
     for name in ('steps_per_epoch', 'noise_sd', 'noise_decay_steps',
                  'fm_ramp_steps', 'feature_matching', 'weight_decay',
                  'checkpoint_every_steps', 'eval_every', 'd_mbstd_group',
-                 'r1_gamma'):
+                 'r1_gamma', 'checkpoint_every_secs', 'grid_every_secs'):
       if getattr(self, name) < 0:
         raise ValueError(f'{name} must not be negative, got '
                          f'{getattr(self, name)}.')
@@ -311,12 +321,14 @@ PRESETS: Dict[str, Dict[str, Any]] = {
                     cache='memory', epochs=10, steps_per_epoch=120,
                     num_samples=36, log_every=20),
     # Smallest useful GAN, for tests and smoke runs.
-    # float32 everywhere: tests compare trajectories at float32 tolerances.
+    # float32 everywhere: tests compare trajectories at float32 tolerances;
+    # a grid and a checkpoint at every epoch end, whose steps tests count.
     'tiny': dict(image_height=32, image_width=32, crop=160, arch='dcgan',
                  mixed_precision='off',
                  latent_dim=16, batch_size=8, g_filters=8, d_filters=8,
                  dataset='synthetic', synthetic_size=64, epochs=2,
-                 steps_per_epoch=4, num_samples=16, log_every=2),
+                 steps_per_epoch=4, num_samples=16, log_every=2,
+                 checkpoint_every_secs=0, grid_every_secs=0),
 }
 
 

@@ -37,16 +37,33 @@ def _decode(contents):
 
 
 def _epoch_order(size, seed, epoch, start):
-  """(positions, item indices) of an epoch's shuffled order from `start` on."""
-  order = np.random.default_rng(epoch_seed(seed, epoch)).permutation(size)
-  return np.arange(start, size, dtype=np.int64), order[start:]
+  """(positions, item indices) of an epoch's shuffled order from `start` on.
+
+  `epoch` and `start` may be tensors (the multi-epoch stream builds each
+  epoch inside tf.data); the permutation itself is numpy's, seeded per
+  epoch, so every way of reading an epoch gives the same order.
+  """
+  def permutation(e):
+    return np.random.default_rng(epoch_seed(seed, int(e))).permutation(
+        size).astype(np.int64)
+  order = tf.numpy_function(permutation, [epoch], tf.int64, stateful=False)
+  order = tf.ensure_shape(order, [size])
+  start = tf.cast(start, tf.int64)
+  return tf.range(start, size, dtype=tf.int64), order[start:]
+
+
+def _epoch_seed_tensor(seed, epoch):
+  """epoch_seed(seed, epoch) for a tensor `epoch`, as an int64 tensor."""
+  return tf.numpy_function(lambda e: np.int64(epoch_seed(seed, int(e))),
+                           [epoch], tf.int64, stateful=False)
 
 
 class FileSource:
   """Images read from a list of files.
 
   Each source's `stream(seed, epoch, start)` yields (position, uint8 image)
-  in the epoch's order, starting after `start` consumed elements.
+  in the epoch's order, starting after `start` consumed elements; `epoch`
+  and `start` may be tensors.
   """
 
   def __init__(self, paths):
@@ -66,7 +83,8 @@ class FileSource:
 
   def stream(self, seed, epoch, start):
     positions, order = _epoch_order(self.size, seed, epoch, start)
-    ds = tf.data.Dataset.from_tensor_slices((positions, self.paths[order]))
+    paths = tf.gather(tf.constant(self.paths), order)
+    ds = tf.data.Dataset.from_tensor_slices((positions, paths))
     return ds.map(lambda i, p: (i, _decode(tf.io.read_file(p))),
                   num_parallel_calls=AUTOTUNE, deterministic=True)
 
@@ -117,8 +135,9 @@ class TfdsSource:
 
   def stream(self, seed, epoch, start):
     # No random access in TFRecords: a seeded buffer shuffle, then skip.
-    ds = self.ds.shuffle(10_000, seed=epoch_seed(seed, epoch),
+    ds = self.ds.shuffle(10_000, seed=_epoch_seed_tensor(seed, epoch),
                          reshuffle_each_iteration=False)
+    start = tf.cast(start, tf.int64)
     return ds.skip(start).enumerate(start).map(lambda i, ex: (i, ex['image']))
 
 
@@ -291,18 +310,54 @@ class Pipeline:
     self.size = count
     self._cached = ds
 
-  def epoch(self, epoch: int, start: int = 0) -> tf.data.Dataset:
-    """Batches of epoch `epoch`, resuming after `start` consumed elements."""
+  def _epoch_images(self, epoch, start):
+    """(position, uint8 image) of `epoch` after `start`; either may be a tensor."""
     c = self.config
-    if self._cached is not None:
-      ds = self._cached.shuffle(min(self.size, 20_000),
-                                seed=epoch_seed(c.seed, epoch),
-                                reshuffle_each_iteration=False)
-      ds = tf.data.Dataset.zip(tf.data.Dataset.range(start, tf.int64.max),
+    if self._cached is None:
+      return self._images(c.seed, epoch, start)
+    start = tf.cast(start, tf.int64)
+    ds = self._cached.shuffle(min(self.size, 20_000),
+                              seed=_epoch_seed_tensor(c.seed, epoch),
+                              reshuffle_each_iteration=False)
+    return tf.data.Dataset.zip(tf.data.Dataset.range(start, tf.int64.max),
                                ds.skip(start))
-    else:
-      ds = self._images(c.seed, epoch, start)
+
+  def _batched(self, ds):
     # Converted to float per batch: one vectorised op instead of one per image.
-    ds = ds.batch(c.batch_size, drop_remainder=True)
-    return ds.map(lambda i, x: (i, to_float(x)),
-                  num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
+    ds = ds.batch(self.config.batch_size, drop_remainder=True)
+    return ds.map(lambda *xs: (*xs[:-1], to_float(xs[-1])),
+                  num_parallel_calls=AUTOTUNE)
+
+  def epoch(self, epoch: int, start: int = 0) -> tf.data.Dataset:
+    """Batches (positions, images) of epoch `epoch`, after `start` consumed."""
+    ds = self._epoch_images(tf.constant(epoch, tf.int64), start)
+    return self._batched(ds).prefetch(AUTOTUNE)
+
+  def stream(self, epoch: int = 0, start: int = 0, skip_batches: int = 0,
+             epochs: int = None) -> tf.data.Dataset:
+    """Batches (epochs, positions, images) of every epoch from `epoch` on.
+
+    One dataset for the rest of the run, so one iterator serves every epoch
+    and the next epoch's first images are decoded while this one's last
+    steps train (a fresh pipeline per epoch started each epoch empty).
+    Each epoch has the order `epoch()` gives and at most steps_per_epoch
+    batches; the first resumes after `start` consumed elements with
+    `skip_batches` of its batches already trained. `epochs` (per image)
+    tells the loop which epoch a batch belongs to. Ends after epoch
+    `epochs` - 1 (default: config.epochs).
+    """
+    steps = self.steps_per_epoch()
+    first = tf.constant(epoch, tf.int64)
+
+    def one_epoch(e):
+      resuming = tf.equal(e, first)
+      ds = self._epoch_images(e, tf.where(resuming, tf.constant(start, tf.int64),
+                                          tf.constant(0, tf.int64)))
+      ds = self._batched(ds.map(lambda i, x: (e, i, x)))
+      return ds.take(tf.where(resuming, tf.constant(steps - skip_batches,
+                                                    tf.int64),
+                              tf.constant(steps, tf.int64)))
+
+    last = self.config.epochs if epochs is None else epochs
+    return tf.data.Dataset.range(epoch, last).flat_map(one_epoch).prefetch(
+        AUTOTUNE)

@@ -44,7 +44,8 @@ class GAN:
   `train_step(images)` runs one D update and `g_steps_per_d` G updates in a
   `tf.function` and returns a dict of scalar tensors; `step_fn` is the same
   step as a plain function, to compose into a larger tf.function (the
-  training loop runs several steps per call that way).
+  training loop runs several steps per call that way, and asks for the
+  gradient norms only on the steps it logs).
 
   Every random number of a step (latents, labels, instance noise,
   augmentation) is drawn for the global batch from a stateless seed
@@ -204,29 +205,37 @@ class GAN:
 
   # --- the step -------------------------------------------------------------
 
-  def step_fn(self, images):
+  def step_fn(self, images, with_norms=True):
     """One step on a (distributed or plain) batch; cross-replica context.
 
-    Returns the step's metrics, averaged over replicas. Runs eagerly unless
-    called inside a tf.function (train_step is one).
+    Returns the step's metrics (`metric_names`), averaged over replicas.
+    `with_norms` (a bool or a boolean tensor) says whether to compute the
+    gradient norms, about 30 reductions over every weight: without them
+    they read 0. Runs eagerly unless called inside a tf.function
+    (train_step is one).
     """
-    out = self.strategy.run(self._replica_step, args=(images, self.step + 1))
+    def replica_step(*args):  # the metrics stacked: one all-reduce, not 30
+      out = self._replica_step(*args)
+      return tf.stack([tf.cast(out[k], tf.float32) for k in self.metric_names])
+    stacked = self.strategy.run(replica_step,
+                                args=(images, self.step + 1,
+                                      tf.convert_to_tensor(with_norms)))
     # Per-replica means of equal shares: their mean is the global batch's.
-    out = {k: self.strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
-           for k, v in out.items()}
+    mean = self.strategy.reduce(tf.distribute.ReduceOp.MEAN, stacked, axis=None)
+    out = dict(zip(self.metric_names, tf.unstack(mean)))
     self.step.assign_add(1)
     if self.ema_generator is not None:
       self._update_ema()
     return out
 
-  def _replica_step(self, real, step):
+  def _replica_step(self, real, step, with_norms):
     """One D update, then g_steps_per_d G updates, on this replica's batch."""
     G, D = self.generator, self.discriminator
     real = tf.cast(real, tf.float32)
     batch = tf.shape(real)[0]
     z = self._latent(streams.Z_D, batch, step)
     if self.config.reuse_fake:
-      return self._replica_step_reusing_fake(real, z, step)
+      return self._replica_step_reusing_fake(real, z, step, with_norms)
     # D learns to tell this real batch from G's fakes...
     d_grads, real_features, real_labels, d_out = self._d_grads(
         real, self._generate(z), step)
@@ -236,9 +245,9 @@ class GAN:
       z = self._latent(streams.Z_G + 2 * i, batch, step)
       g_grads, g_out = self._g_grads(z, real_features, real_labels, step, i)
       self.g_optimizer.apply_gradients(zip(g_grads, G.trainable_variables))
-    return self._step_metrics(d_out, g_out, d_grads, g_grads)
+    return self._step_metrics(d_out, g_out, d_grads, g_grads, with_norms)
 
-  def _replica_step_reusing_fake(self, real, z, step):
+  def _replica_step_reusing_fake(self, real, z, step, with_norms):
     """_replica_step with --reuse_fake: G's first update reuses D's fakes.
 
     The first G update differentiates through the very forward pass that
@@ -261,7 +270,7 @@ class GAN:
       z = self._latent(streams.Z_G + 2 * i, batch, step)
       g_grads, g_out = self._g_grads(z, real_features, real_labels, step, i)
       self.g_optimizer.apply_gradients(zip(g_grads, G.trainable_variables))
-    return self._step_metrics(d_out, g_out, d_grads, g_grads)
+    return self._step_metrics(d_out, g_out, d_grads, g_grads, with_norms)
 
   def _generate_fn(self, z):
     return self.generator(z, training=True)
@@ -354,14 +363,21 @@ class GAN:
                                     index)
     return tape.gradient(scaled, G.trainable_variables), out
 
-  def _step_metrics(self, d_out, g_out, d_grads, g_grads):
-    """The step's losses, D outputs and gradient norms (last G update's)."""
-    out = dict(d_out, **g_out)
-    out.update(self._norms('g', g_grads, self._g_groups,
-                           self._grad_scale(self.g_optimizer)))
-    out.update(self._norms('d', d_grads, self._d_groups,
-                           self._grad_scale(self.d_optimizer)))
-    return out
+  def _step_metrics(self, d_out, g_out, d_grads, g_grads, with_norms):
+    """The step's losses, D outputs and gradient norms (last G update's).
+
+    The norms are computed only when `with_norms` holds (a tf.cond: the
+    other steps skip the reductions) and read 0 otherwise.
+    """
+    def norms():
+      out = self._norms('g', g_grads, self._g_groups,
+                        self._grad_scale(self.g_optimizer))
+      out.update(self._norms('d', d_grads, self._d_groups,
+                             self._grad_scale(self.d_optimizer)))
+      return out
+    names = [n for n in self.metric_names if n.startswith('grad_norm/')]
+    skipped = lambda: {n: tf.constant(0.0) for n in names}
+    return dict(d_out, **g_out, **tf.cond(with_norms, norms, skipped))
 
   def _scaled(self, optimizer, loss):
     """The loss to differentiate: a share of the global batch, loss-scaled.

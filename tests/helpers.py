@@ -41,6 +41,15 @@ def scalars(workdir: str, tag: str, unique: bool = True) -> Dict[int, float]:
   return values
 
 
+def summary_steps(workdir: str, tag: str):
+  """Steps at which the run wrote summary `tag` (of any kind), sorted."""
+  steps = []
+  for path in glob.glob(os.path.join(workdir, 'events.out.tfevents.*')):
+    for event in tf.compat.v1.train.summary_iterator(path):
+      steps += [event.step for v in event.summary.value if v.tag == tag]
+  return sorted(steps)
+
+
 def scalar_tags(workdir: str):
   """Every scalar tag the run logged."""
   tags = set()

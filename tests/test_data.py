@@ -140,6 +140,38 @@ def test_epochs_are_shuffled_reproducibly_and_resume_exactly(celeba_dir):
   assert positions[0] == 6
 
 
+def _stream_arrays(pipe, *args, **kwargs):
+  epochs, positions, images = zip(*((e.numpy(), p.numpy(), x.numpy())
+                                    for e, p, x in pipe.stream(*args, **kwargs)))
+  return np.concatenate(epochs), np.concatenate(positions), np.concatenate(images)
+
+
+@pytest.mark.parametrize('cache', ['', 'memory'])
+def test_the_stream_is_the_epochs_one_after_another(celeba_dir, cache):
+  config = get_config('tiny', dataset='celeba', data_dir=celeba_dir,
+                      batch_size=3, epochs=3, steps_per_epoch=0, cache=cache)
+  pipe = pipeline.Pipeline(config)  # 16 faces: 5 batches an epoch, 1 left out
+  epochs, positions, images = _stream_arrays(pipe)
+  np.testing.assert_array_equal(epochs, np.repeat([0, 1, 2], 15))
+  for e in range(3):
+    p, x = _epoch_arrays(pipe, e)
+    np.testing.assert_array_equal(positions[epochs == e], p)
+    np.testing.assert_array_equal(images[epochs == e], x)
+  # Resumed inside epoch 1, after 2 of its batches (6 images) were trained.
+  epochs2, positions2, images2 = _stream_arrays(pipe, 1, start=6,
+                                                skip_batches=2)
+  np.testing.assert_array_equal(epochs2, np.repeat([1, 2], [9, 15]))
+  np.testing.assert_array_equal(images2, images[epochs >= 1][6:])
+  np.testing.assert_array_equal(positions2[:9], positions[epochs == 1][6:])
+
+
+def test_the_stream_caps_each_epoch_at_steps_per_epoch(celeba_dir):
+  config = get_config('tiny', dataset='celeba', data_dir=celeba_dir,
+                      batch_size=2, epochs=2, steps_per_epoch=3)
+  epochs, _, _ = _stream_arrays(pipeline.Pipeline(config))
+  np.testing.assert_array_equal(epochs, np.repeat([0, 1], 6))
+
+
 def test_corrupt_files_are_skipped_and_counted(celeba_dir, tmp_path):
   _celeba_copy(celeba_dir, tmp_path, n=6)
   data = open(os.path.join(celeba_dir, 'img_align_celeba', '000007.jpg'), 'rb').read()
@@ -255,9 +287,12 @@ def test_tfds_source_with_mock_data():
     pipe = pipeline.Pipeline(config)
     assert pipe.size == 12
     positions, images = _epoch_arrays(pipe)
+    epochs, streamed, _ = _stream_arrays(pipe, 0, epochs=2)
   assert images.shape == (12, 64, 64, 3)
   assert -1 <= images.min() and images.max() <= 1
   assert sorted(positions) == list(range(12))
+  np.testing.assert_array_equal(streamed[epochs == 0], positions)
+  assert sorted(streamed[epochs == 1]) == list(range(12))
 
 
 def test_tfds_without_data_is_a_clear_error(tmp_path):

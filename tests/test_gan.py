@@ -161,3 +161,18 @@ def test_r1_is_lazy_and_adds_to_d_gradients_only_on_its_steps():
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-7)
   extra = [b - a for a, b in zip(grads(plain, 4), grads(r1, 4))]
   assert max(np.abs(e).max() for e in extra) > 1e-4
+
+
+def test_a_step_without_norms_skips_only_the_norms():
+  full, light = _gan(), _gan()
+  real = _real()
+  out_full = full.train_step(real)
+  out_light = light.step_fn(real, with_norms=False)
+  norms = lambda gan, out: [float(out[k]) for k in gan.metric_names
+                            if k.startswith('grad_norm/')]
+  assert len(norms(full, out_full)) > 2 and min(norms(full, out_full)) > 0
+  assert norms(light, out_light) == [0.0] * len(norms(full, out_full))
+  for k in ('d_loss', 'g_loss', 'd_real', 'd_fake'):  # the same step
+    assert float(out_light[k]) == pytest.approx(float(out_full[k]), rel=1e-4)
+  for a, b in zip(full.generator.weights, light.generator.weights):
+    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-6)

@@ -1,5 +1,6 @@
 """Never lose a run: kill -9, interrupts, bad data, NaN, reused run dirs."""
 
+import dataclasses
 import glob
 import io
 import os
@@ -149,6 +150,34 @@ def test_bad_files_are_skipped_counted_and_reported(tmp_path, capsys):
   # 5 JPEGs + tiny + RGBA + grayscale trained on; truncated, zero, text skipped.
   prefix = tf.train.latest_checkpoint(str(tmp_path / 'run' / 'checkpoints'))
   assert int(tf.train.load_variable(prefix, 'step/.ATTRIBUTES/VARIABLE_VALUE')) == 8
+
+
+def test_epochs_shortened_by_bad_files_follow_each_other_exactly(
+    tmp_path, capsys):
+  # 8 usable files of 11: 4 batches of 2 an epoch where 5 were planned, so
+  # each epoch's fifth call gets the next epoch's first batch.
+  folder = _bad_files_folder(tmp_path / 'imgs', n_good=5)
+  config = get_config('tiny', dataset='folder', data_dir=str(folder),
+                      batch_size=2, epochs=3, steps_per_epoch=0)
+  loop.run(config, str(tmp_path / 'run'))
+  out = capsys.readouterr().out
+  assert 'Done: 12 steps, 3 epochs' in out
+  # Each epoch-end checkpoint holds the next epoch's first step too.
+  assert helpers.checkpoint_steps(str(tmp_path / 'run')) == [5, 9, 12]
+  # Two epochs, then one more: the same 12 batches in the same order.
+  loop.run(dataclasses.replace(config, epochs=2), str(tmp_path / 'two'))
+  assert helpers.checkpoint_steps(str(tmp_path / 'two')) == [5, 8]
+  loop.run(config, str(tmp_path / 'two'))
+  assert helpers.checkpoint_steps(str(tmp_path / 'two'))[-1] == 12
+  a = tf.train.load_checkpoint(tf.train.latest_checkpoint(
+      str(tmp_path / 'run' / 'checkpoints')))
+  b = tf.train.load_checkpoint(tf.train.latest_checkpoint(
+      str(tmp_path / 'two' / 'checkpoints')))
+  names = [n for n in a.get_variable_to_shape_map() if 'generator' in n]
+  assert names
+  for n in names:
+    np.testing.assert_allclose(a.get_tensor(n), b.get_tensor(n), rtol=1e-4,
+                               atol=1e-6)
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason='root reads any file')

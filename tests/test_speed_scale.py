@@ -40,11 +40,13 @@ def test_train_steps_is_traced_once_per_run():
   train_steps = loop.make_train_steps(gan)
   images = tf.random.uniform((8, 32, 32, 3), -1, 1)
   positions = tf.range(8, dtype=tf.int64)
-  ds = tf.data.Dataset.from_tensors((positions, images)).repeat(10)
-  for _ in range(2):  # a new iterator each epoch, as the loop does
+  for epoch in range(2):  # a new iterator, a new epoch and logging or not
+    ds = tf.data.Dataset.from_tensors((positions * 0 + epoch, positions,
+                                       images)).repeat(10)
     it = iter(gan.strategy.experimental_distribute_dataset(ds))
-    for k in (3, 1, 2):
-      train_steps(it, tf.constant(k))
+    for k, log in ((3, True), (1, False), (2, True)):
+      train_steps(it, tf.constant(k), tf.constant(epoch, tf.int64),
+                  tf.constant(log))
   assert train_steps.experimental_get_tracing_count() == 1
   assert gan.steps_done == 12
 

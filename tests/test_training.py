@@ -136,3 +136,26 @@ def test_train_py_dry_run_and_bad_flags():
   result = _train_py('--preset=tiny', '--d_dropout=1.5', '--dry_run')
   assert result.returncode != 0 and 'd_dropout' in result.stderr
   assert 'Traceback' not in result.stderr
+
+
+def test_grids_and_checkpoints_follow_their_time_intervals(tmp_path):
+  # A long interval: only the first epoch's grid and the last epoch's grid
+  # and checkpoint come; step checkpoints still do.
+  workdir = str(tmp_path / 'run')
+  loop.run(get_config('tiny', epochs=4, steps_per_epoch=2,
+                      checkpoint_every_steps=3, grid_every_secs=3600,
+                      checkpoint_every_secs=3600), workdir)
+  assert sorted(os.listdir(os.path.join(workdir, 'samples'))) == [
+      'epoch_0001.png', 'epoch_0004.png']
+  assert helpers.checkpoint_steps(workdir) == [3, 6, 8]
+  assert helpers.summary_steps(workdir, 'samples') == [2, 8]
+
+
+def test_gradient_norms_are_logged_on_logging_steps_only(tmp_path):
+  workdir = str(tmp_path / 'run')
+  loop.run(get_config('tiny', epochs=2, steps_per_epoch=5, log_every=3,
+                      steps_per_call=2), workdir)
+  for tag in ('grad_norm/g', 'grad_norm/d', 'd_loss'):
+    values = helpers.scalars(workdir, tag)
+    assert sorted(values) == [3, 6, 9]
+    assert all(v > 0 for v in values.values()) or tag == 'd_loss'

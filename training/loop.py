@@ -142,27 +142,47 @@ def save_samples(gan: GAN, z: np.ndarray, workdir: str, epoch: int) -> np.ndarra
 def make_train_steps(gan: GAN):
   """A tf.function running up to k steps of `gan` in one call.
 
-  `train_steps(iterator, k)` takes the pipeline's (positions, images)
-  batches from a (distributed) dataset iterator and returns (the last
-  step's metrics, the largest position consumed, the steps run); fewer than
-  k steps run when the iterator ends. One call, one graph loop: the Python
-  overhead of a step is paid once per k steps.
+  `train_steps(iterator, k, epoch, log)` trains on the pipeline's
+  (epochs, positions, images) batches from a (distributed) dataset iterator
+  (data.pipeline.Pipeline.stream). It returns the last step's metrics, with
+  the gradient norms only when `log` holds (the loop logs that step), and
+  one int64 vector for the loop's bookkeeping, its only read-back:
+  [steps run, epoch of the last batch, largest position consumed in epoch
+  `epoch` (-1: none), largest position of the last batch, 1 if every loss
+  of the call was finite]. Fewer than k steps run
+  when the iterator ends, or when a batch of a later epoch came (an epoch
+  shortened by unreadable files): that batch is trained on, then the call
+  returns. One call, one graph loop: the Python overhead of a step is paid
+  once per k steps.
   """
   @tf.function
-  def train_steps(iterator, k):
+  def train_steps(iterator, k, epoch, log):
     out = {name: tf.constant(0.0) for name in gan.metric_names}
-    last, done = tf.constant(-1, tf.int64), tf.constant(0)
-    for _ in tf.range(k):  # a graph loop
+    batch_epoch = position = last = tf.constant(-1, tf.int64)
+    done, finite = tf.constant(0), True
+    for i in tf.range(k):  # a graph loop
       batch = iterator.get_next_as_optional()
       if not batch.has_value():
         break
-      positions, images = batch.get_value()
-      out = gan.step_fn(images)
-      local = gan.strategy.experimental_local_results(positions)
-      last = tf.reduce_max(tf.concat([tf.reshape(p, [-1]) for p in local], 0))
+      epochs, positions, images = batch.get_value()
+      out = gan.step_fn(images, with_norms=log & tf.equal(i, k - 1))
+      finite = finite & tf.math.is_finite(out['d_loss']) & tf.math.is_finite(
+          out['g_loss'])
       done += 1
-    return out, last, done
+      batch_epoch = _replica_max(gan, epochs)
+      position = _replica_max(gan, positions)
+      if batch_epoch != epoch:
+        break
+      last = position
+    return out, tf.stack([tf.cast(done, tf.int64), batch_epoch, last,
+                          position, tf.cast(finite, tf.int64)])
   return train_steps
+
+
+def _replica_max(gan: GAN, values):
+  """The largest of a distributed batch's `values`, over every replica."""
+  local = gan.strategy.experimental_local_results(values)
+  return tf.reduce_max(tf.concat([tf.reshape(v, [-1]) for v in local], 0))
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
@@ -190,6 +210,11 @@ def _is_chief(strategy) -> bool:
 def _crossed(before: int, after: int, every: int) -> bool:
   """Whether a multiple of `every` lies in (before, after]."""
   return every > 0 and after // every > before // every
+
+
+def _due(last: float, every: float) -> bool:
+  """Whether `every` seconds have passed since `last` (0: always)."""
+  return every <= 0 or time.perf_counter() - last >= every
 
 
 def _log_eval(workdir: str, step: int, train_seconds: float, metrics) -> None:
@@ -332,9 +357,14 @@ class _Trainer:
     self.steps_per_epoch = pipeline.steps_per_epoch()
     self.watch = collapse.CollapseWatch()
     self.out = {}
+    self.step = gan.steps_done  # counted here: no read-back per step
+    # One iterator for every epoch left, made at the first train_epoch.
     self.iterator = None
+    # A batch of the next epoch that ended the last call (see train_epoch).
+    self.carry = None
     # Training time of this call: evaluation is paused out of the budget.
     self.started, self.eval_seconds = time.perf_counter(), 0.0
+    self.last_grid = self.last_save = -math.inf
 
   def train_seconds(self) -> float:
     return time.perf_counter() - self.started - self.eval_seconds
@@ -350,6 +380,7 @@ class _Trainer:
       raise _diverged('A weight or optimizer state became NaN/Inf',
                       gan.steps_done, self.manager)
     self.writer.flush()  # the scalars logged so far survive a kill after it
+    self.last_save = time.perf_counter()
     try:
       return self.manager.save(checkpoint_number=gan.steps_done)
     except (OSError, tf.errors.OpError) as e:
@@ -373,9 +404,19 @@ class _Trainer:
       print(f'\n{warning}', flush=True)
     self.eval_seconds += time.perf_counter() - tick
 
+  def _stream(self, epoch: int):
+    """A distributed iterator over every epoch left, from the saved position."""
+    done = int(self.images_var) // self.config.batch_size
+    dataset = self.pipeline.stream(epoch, int(self.consumed_var),
+                                   min(done, self.steps_per_epoch))
+    return iter(self.strategy.experimental_distribute_dataset(dataset))
+
   def train_epoch(self, epoch: int, stop: '_StopRequest',
                   max_seconds: Optional[float]) -> None:
     """Trains the rest of `epoch`, k steps per call, with what runs between.
+
+    Losses and metrics are read back only on logging steps; each call
+    returns one small vector (steps run, data position, a finite flag).
 
     Raises:
       _Interrupted: a signal arrived (checked between calls).
@@ -386,48 +427,76 @@ class _Trainer:
     steps_per_epoch = self.steps_per_epoch
     done = min(int(self.images_var) // config.batch_size, steps_per_epoch)
     bar = keras.utils.Progbar(steps_per_epoch, unit_name='step',
-                              stateful_metrics=['img/s'])
+                              stateful_metrics=['d_loss', 'g_loss', 'D(x)',
+                                                'D(G(z))', 'img/s'])
     print(f'Epoch {epoch + 1}/{config.epochs}', flush=True)
     tick, tick_images = time.perf_counter(), 0
-    dataset = self.pipeline.epoch(epoch, int(self.consumed_var)).take(
-        steps_per_epoch - done)
-    self.iterator = iter(self.strategy.experimental_distribute_dataset(dataset))
+    if self.iterator is None:
+      self.iterator = self._stream(epoch)
     while done < steps_per_epoch:
       stop.check()
-      before = gan.steps_done
-      k = min(config.steps_per_call, steps_per_epoch - done)
-      self.out, last, ran = self.train_steps(self.iterator, tf.constant(k))
-      ran = int(ran)
+      before = self.step
+      # Calls end on logging steps, so only those compute gradient norms.
+      k = min(config.steps_per_call, steps_per_epoch - done,
+              config.log_every - before % config.log_every)
+      log = (before + k) % config.log_every == 0
+      self.out, status = self.train_steps(
+          self.iterator, tf.constant(k), tf.constant(epoch, tf.int64),
+          tf.constant(log))
+      ran, batch_epoch, last, position, finite = (
+          int(x) for x in status.numpy())
       if ran == 0:  # skipped files left fewer batches than planned
         break
-      step = gan.steps_done
-      main = {k: float(self.out[k])
-              for k in ('d_loss', 'g_loss', 'd_real', 'd_fake')}
-      _check_finite(main, step, self.manager)
-      self.consumed_var.assign(int(last) + 1)
-      self.images_var.assign_add(ran * config.batch_size)
-      done += ran
+      self.step = step = before + ran
+      if not finite:
+        _check_finite(self._main_metrics(), step, self.manager)
+      here = ran if batch_epoch == epoch else ran - 1
+      if last >= 0:
+        self.consumed_var.assign(last + 1)
+      self.images_var.assign_add(here * config.batch_size)
+      done += here
       tick_images += ran * config.batch_size
       rate = tick_images / max(time.perf_counter() - tick, 1e-9)
-      bar.update(done, [('d_loss', main['d_loss']), ('g_loss', main['g_loss']),
-                        ('D(x)', main['d_real']), ('D(G(z))', main['d_fake']),
-                        ('img/s', rate)])
       if _crossed(before, step, config.log_every):
-        self._log_scalars(main, step, rate)
+        main = self._main_metrics()
+        _check_finite(main, step, self.manager)
+        bar.update(done, [('d_loss', main['d_loss']),
+                          ('g_loss', main['g_loss']),
+                          ('D(x)', main['d_real']), ('D(G(z))', main['d_fake']),
+                          ('img/s', rate)])
+        self._log_scalars(main, step, rate, with_norms=ran == k)
         tick, tick_images = time.perf_counter(), 0
+      else:
+        bar.update(done)
       if self.evaluate and _crossed(before, step, config.eval_every):
         self.log_evaluation()
       if _crossed(before, step, config.checkpoint_every_steps):
         self.save()
       if max_seconds is not None and self.train_seconds() >= max_seconds:
         raise _BudgetSpent()
+      if batch_epoch != epoch:
+        # An epoch shortened by unreadable files: the call's last batch was
+        # the next epoch's first; end_epoch books it there.
+        self.carry = position + 1
+        break
 
-  def _log_scalars(self, main: Dict[str, float], step: int,
-                   rate: float) -> None:
-    """TensorBoard scalars of a logging step, and the collapse watch."""
+  def _main_metrics(self) -> Dict[str, float]:
+    """The last step's losses and D outputs, read back from the device."""
+    return {k: float(self.out[k])
+            for k in ('d_loss', 'g_loss', 'd_real', 'd_fake')}
+
+  def _log_scalars(self, main: Dict[str, float], step: int, rate: float,
+                   with_norms: bool) -> None:
+    """TensorBoard scalars of a logging step, and the collapse watch.
+
+    Without `with_norms` (a call cut short at an epoch's end before its
+    logging step) the gradient norms were not computed and are not written.
+    """
     gan = self.gan
+    values = {k: float(v) for k, v in self.out.items()
+              if with_norms or not k.startswith('grad_norm/')}
     summaries.write_scalars(
-        {k: float(v) for k, v in self.out.items()}, step,
+        values, step,
         **{'lr/g': float(gan.g_optimizer.learning_rate.numpy()),
            'lr/d': float(gan.d_optimizer.learning_rate.numpy()),
            'images_per_sec': rate})
@@ -447,7 +516,14 @@ class _Trainer:
     summaries.write_scalars(scores, step)
 
   def end_epoch(self, epoch: int) -> None:
-    """Skipped-file count, the epoch's sample grid, counters, a checkpoint."""
+    """Skipped-file count, counters, and when due a sample grid and a save.
+
+    The grid and the checkpoint come every grid_every_secs and
+    checkpoint_every_secs, not every epoch: on a few thousand faces an epoch
+    is a few seconds. The first epoch's grid and the last epoch's grid and
+    checkpoint always come. A cluster's save is collective, so there every
+    epoch end saves (the workers' clocks would disagree).
+    """
     config, gan = self.config, self.gan
     if int(self.images_var) == 0:
       raise data_pipeline.DataError(
@@ -458,14 +534,20 @@ class _Trainer:
     if skipped:
       print(f'Epoch {epoch + 1}: skipped {skipped} unreadable image(s).',
             flush=True)
-    tf.summary.scalar('data/skipped_images', skipped, step=gan.steps_done)
-    if self.chief:
+    tf.summary.scalar('data/skipped_images', skipped, step=self.step)
+    final = epoch + 1 == config.epochs
+    if self.chief and (final or _due(self.last_grid, config.grid_every_secs)):
+      self.last_grid = time.perf_counter()
       grid = save_samples(gan, self.z, self.workdir, epoch + 1)
-      tf.summary.image('samples', grid[None], step=gan.steps_done)
+      tf.summary.image('samples', grid[None], step=self.step)
     self.epoch_var.assign(epoch + 1)
-    self.consumed_var.assign(0)
-    self.images_var.assign(0)
-    self.save()
+    consumed, trained = (self.carry, config.batch_size) if self.carry else (0, 0)
+    self.consumed_var.assign(consumed)
+    self.images_var.assign(trained)
+    self.carry = None
+    if (final or config.strategy == 'multiworker' or
+        _due(self.last_save, config.checkpoint_every_secs)):
+      self.save()
 
   def end_budget(self) -> None:
     """After the budget's save: a sample grid, and the curve's last point."""
