@@ -8,7 +8,7 @@
 #
 # CELEBA_DIR: a CelebA folder (official or Kaggle layout, or a few thousand
 # of its faces); without it the run trains on the synthetic faces.
-set -u
+set -u -o pipefail
 cd "$(dirname "$0")/.."
 DATA=${1:-}
 OUT=${2:-gpu_check}

@@ -134,13 +134,14 @@ class Config:
                   'decoded, resized images.')
   # Speed and scale.
   jit_compile: str = _f('auto', 'XLA-compile the gradient computations; '
-                        'auto: off on CPUs (measured, see BENCHMARKS.md), '
-                        'on for one GPU (not yet measured here).')
+                        'auto: measured on a single GPU (XLA on or off, '
+                        'whichever is faster), off on CPUs (4x slower '
+                        'there, BENCHMARKS.md).')
   mixed_precision: str = _f('auto', 'Keras mixed precision policy (float16 '
-                            'adds dynamic loss scaling); auto: bfloat16 on '
-                            'CPUs with native bfloat16 (AVX512_BF16/AMX), '
-                            'float32 elsewhere, GPUs included (GPU speed not '
-                            'yet measured here; BENCHMARKS.md).')
+                            'adds dynamic loss scaling); auto: float32 or '
+                            'bfloat16, whichever trains this model faster '
+                            'on this machine, timed once and cached '
+                            '(~/.cache/facegan), kept by a resumed run.')
   steps_per_call: int = _f(1, 'Train steps per tf.function call (fewer '
                            'Python round trips on fast accelerators).')
   strategy: str = _f('default', 'tf.distribute strategy: mirrored uses every '

@@ -1,8 +1,12 @@
 """Shared test setup: quiet TensorFlow, paths to the shipped test data."""
 
 import os
+import tempfile
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+# The measured speed choices of --mixed_precision=auto go to a scratch folder,
+# not the user's ~/.cache (subprocesses inherit it).
+os.environ['FACEGAN_CACHE_DIR'] = tempfile.mkdtemp(prefix='facegan-test-cache-')
 
 import pytest
 

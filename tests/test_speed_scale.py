@@ -212,3 +212,99 @@ def test_multiworker_on_two_local_processes_matches_one_device(tmp_path):
   multi = tmp_path / 'multi'
   assert (multi / 'samples' / 'epoch_0001.png').is_file()
   assert tf.train.latest_checkpoint(str(multi / 'checkpoints')).endswith('ckpt-3')
+
+
+def _two_candidates(monkeypatch):
+  """Pretends both precisions are worth timing here, whatever the CPU."""
+  from training import autotune
+  monkeypatch.setattr(autotune, 'candidates', lambda config: (
+      {'mixed_precision': 'off', 'jit_compile': 'off'},
+      {'mixed_precision': 'mixed_bfloat16', 'jit_compile': 'off'}))
+  return autotune
+
+
+def _timer(rates, calls):
+  def timer(config):
+    calls.append(config.mixed_precision)
+    return rates[config.mixed_precision]
+  return timer
+
+
+def test_auto_precision_is_measured_once_cached_and_kept_by_the_run(
+    tmp_path, monkeypatch):
+  autotune = _two_candidates(monkeypatch)
+  monkeypatch.setenv('FACEGAN_CACHE_DIR', str(tmp_path / 'cache'))
+  config = get_config('tiny', mixed_precision='auto', jit_compile='off')
+  calls, quiet = [], lambda *a, **k: None
+  first = str(tmp_path / 'a')
+  os.makedirs(first)
+  timer = _timer({'off': 100.0, 'mixed_bfloat16': 150.0}, calls)
+  chosen = autotune.resolve(config, first, False, timer, quiet)
+  assert chosen.mixed_precision == 'mixed_bfloat16' and calls == [
+      'off', 'mixed_bfloat16']
+  assert json.load(open(os.path.join(first, 'speed_choice.json')))[
+      'mixed_precision'] == 'mixed_bfloat16'
+  # Another run of the same model on this machine: the cache answers.
+  second = str(tmp_path / 'b')
+  os.makedirs(second)
+  assert autotune.resolve(config, second, False, timer, quiet
+                          ).mixed_precision == 'mixed_bfloat16'
+  assert len(calls) == 2
+  # The cache changes (another measurement, say): a started run keeps its
+  # recorded choice, a new run takes the cache's.
+  cache_file = tmp_path / 'cache' / 'speed_choices.json'
+  cache = json.loads(cache_file.read_text())
+  for entry in cache.values():
+    entry['choice']['mixed_precision'] = 'off'
+  cache_file.write_text(json.dumps(cache))
+  assert autotune.resolve(config, first, True, timer, quiet
+                          ).mixed_precision == 'mixed_bfloat16'
+  third = str(tmp_path / 'c')
+  os.makedirs(third)
+  assert autotune.resolve(config, third, False, timer, quiet
+                          ).mixed_precision == 'off'
+  # Flags given explicitly are left alone; another model is measured anew.
+  explicit = get_config('tiny', mixed_precision='off', jit_compile='off')
+  assert autotune.resolve(explicit, third, False, timer, quiet) == explicit
+  autotune.resolve(get_config('tiny', mixed_precision='auto',
+                              jit_compile='off', g_filters=4),
+                   str(tmp_path), False, timer, quiet)
+  assert len(calls) == 4
+
+
+def test_auto_keeps_float32_unless_clearly_faster_and_old_runs_keep_the_rule(
+    tmp_path, monkeypatch):
+  autotune = _two_candidates(monkeypatch)
+  config = get_config('tiny', mixed_precision='auto', jit_compile='off')
+  quiet = lambda *a, **k: None
+  timer = _timer({'off': 100.0, 'mixed_bfloat16': 103.0}, [])
+  assert autotune.resolve(config, str(tmp_path), False, timer, quiet
+                          ).mixed_precision == 'off'  # within the noise
+  # A run checkpointed before choices were recorded resumes under the rule
+  # it was made with (CPU flags), not a measurement.
+  old = tmp_path / 'old'
+  old.mkdir()
+  resumed = autotune.resolve(config, str(old), True, _timer({}, []), quiet)
+  assert resumed.mixed_precision == resolve_mixed_precision('auto')
+
+
+def test_time_candidate_times_a_real_step():
+  from training import autotune
+  assert autotune.time_candidate(get_config('tiny'), steps=1) > 0
+
+
+@pytest.mark.slow
+def test_a_run_trains_with_the_measured_choice_and_records_it(
+    tmp_path, monkeypatch, capsys):
+  autotune = _two_candidates(monkeypatch)
+  monkeypatch.setattr(autotune, 'time_candidate', _timer(
+      {'off': 10.0, 'mixed_bfloat16': 20.0}, []))
+  workdir = str(tmp_path / 'run')
+  config = get_config('tiny', mixed_precision='auto', epochs=1)
+  loop.run(config, workdir)
+  out = capsys.readouterr().out
+  assert 'mixed_bfloat16' in out and 'measured now' in out
+  assert json.load(open(os.path.join(workdir, 'config.json')))[
+      'mixed_precision'] == 'auto'
+  assert json.load(open(os.path.join(workdir, 'speed_choice.json')))[
+      'mixed_precision'] == 'mixed_bfloat16'

@@ -22,6 +22,7 @@ from models import streams
 from models.gan import GAN
 from models.hardware import UnsupportedSetup
 from pictures import images as img
+from training import autotune
 from training import checkpoints
 from training import collapse
 from training import rundir
@@ -269,15 +270,26 @@ def run(config: Config, workdir: str, overwrite: bool = False,
   try:
     if chief:
       config = rundir.prepare(config, workdir, overwrite)
-    return _train(config, workdir, pipeline, strategy, chief, max_seconds)
+    models = config
+    if chief and config.strategy == 'default':
+      # Measured once per machine and model; several replicas or workers
+      # keep the fixed rule, which every one of them reaches alike.
+      models = autotune.resolve(config, workdir, checkpoints.has_checkpoint_files(
+          os.path.join(workdir, rundir.CHECKPOINT_DIR)))
+    return _train(config, models, workdir, pipeline, strategy, chief,
+                  max_seconds)
   finally:
     if lock:
       lock.release()
 
 
-def _train(config, workdir, pipeline, strategy, chief, max_seconds):
-  """run()'s body, once the run directory is locked and checked."""
-  trainer = _Trainer(config, workdir, pipeline, strategy, chief)
+def _train(config, models, workdir, pipeline, strategy, chief, max_seconds):
+  """run()'s body, once the run directory is locked and checked.
+
+  `models` is `config` with its auto speed settings resolved: what the GAN is
+  built from (config.json keeps 'auto').
+  """
+  trainer = _Trainer(config, models, workdir, pipeline, strategy, chief)
   try:
     with trainer.writer.as_default(), _stop_on_signals() as stop:
       for epoch in range(int(trainer.epoch_var), config.epochs):
@@ -307,12 +319,12 @@ class _Trainer:
   checkpoints at any step between two calls of the multi-step function.
   """
 
-  def __init__(self, config, workdir, pipeline, strategy, chief):
+  def __init__(self, config, models, workdir, pipeline, strategy, chief):
     self.config, self.workdir, self.pipeline = config, workdir, pipeline
     self.strategy, self.chief = strategy, chief
     keras.utils.set_random_seed(config.seed)
     try:
-      self.gan = gan = GAN(config, strategy)
+      self.gan = gan = GAN(models, strategy)
     except UnsupportedSetup as e:  # a model bug's ValueError stays a traceback
       raise TrainingSetupError(str(e)) from e
     if chief:

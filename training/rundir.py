@@ -18,11 +18,13 @@ SAMPLES_DIR = 'samples'
 FIXED_LATENT_FILE = 'fixed_latent.npy'
 LOCK_FILE = 'train.lock'
 EVAL_DIR = 'eval'
+SPEED_CHOICE_FILE = 'speed_choice.json'
 # Everything train.py, generate.py and evaluate.py write into a run
 # directory: what --overwrite may delete.
 RUN_FILES = (CONFIG_FILE, f'{CONFIG_FILE}.tmp*', CHECKPOINT_DIR, SAMPLES_DIR,
              FIXED_LATENT_FILE, f'{FIXED_LATENT_FILE}.tmp*', 'progress.gif',
-             'events.out.tfevents.*', EVAL_DIR, 'generated', LOCK_FILE)
+             'events.out.tfevents.*', EVAL_DIR, 'generated', LOCK_FILE,
+             SPEED_CHOICE_FILE, f'{SPEED_CHOICE_FILE}.tmp*')
 
 # Fields whose change makes the checkpoint or the run meaningless to resume.
 INCOMPATIBLE_FIELDS = ('preset', 'arch', 'image_height', 'image_width',
