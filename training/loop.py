@@ -460,8 +460,9 @@ class _Trainer:
       if ran == 0:  # skipped files left fewer batches than planned
         break
       self.step = step = before + ran
-      if not finite:
+      if not finite:  # in this call, perhaps not at its last step
         _check_finite(self._main_metrics(), step, self.manager)
+        raise _diverged('A loss became NaN/Inf', step, self.manager)
       here = ran if batch_epoch == epoch else ran - 1
       if last >= 0:
         self.consumed_var.assign(last + 1)
@@ -480,17 +481,18 @@ class _Trainer:
         tick, tick_images = time.perf_counter(), 0
       else:
         bar.update(done)
+      if batch_epoch != epoch:
+        # An epoch shortened by unreadable files: the call's last batch was
+        # the next epoch's first; end_epoch books it there, before anything
+        # could save counters that miss it.
+        self.carry = position + 1
+        break
       if self.evaluate and _crossed(before, step, config.eval_every):
         self.log_evaluation()
       if _crossed(before, step, config.checkpoint_every_steps):
         self.save()
       if max_seconds is not None and self.train_seconds() >= max_seconds:
         raise _BudgetSpent()
-      if batch_epoch != epoch:
-        # An epoch shortened by unreadable files: the call's last batch was
-        # the next epoch's first; end_epoch books it there.
-        self.carry = position + 1
-        break
 
   def _main_metrics(self) -> Dict[str, float]:
     """The last step's losses and D outputs, read back from the device."""
