@@ -52,19 +52,16 @@ def _epoch_order(size, seed, epoch, start):
   return tf.range(start, size, dtype=tf.int64), order[start:]
 
 
-def _epoch_seed_tensor(seed, epoch):
-  """epoch_seed(seed, epoch) for a tensor `epoch`, as an int64 tensor."""
-  return tf.numpy_function(lambda e: np.int64(epoch_seed(seed, int(e))),
-                           [epoch], tf.int64, stateful=False)
-
-
 class FileSource:
   """Images read from a list of files.
 
   Each source's `stream(seed, epoch, start)` yields (position, uint8 image)
-  in the epoch's order, starting after `start` consumed elements; `epoch`
-  and `start` may be tensors.
+  in the epoch's order, starting after `start` consumed elements. Where
+  `tensor_epochs` holds, `epoch` and `start` may be tensors (so one dataset
+  can hold every epoch).
   """
+
+  tensor_epochs = True
 
   def __init__(self, paths):
     self.paths = np.asarray(paths)
@@ -92,6 +89,8 @@ class FileSource:
 class SyntheticSource:
   """The procedural faces, rendered on the fly (deterministic per seed)."""
 
+  tensor_epochs = True
+
   def __init__(self, seed, size):
     from data import synthetic  # numpy/PIL only; imported where needed
     self.synthetic = synthetic
@@ -112,7 +111,12 @@ class SyntheticSource:
 
 
 class TfdsSource:
-  """CelebA through TensorFlow Datasets (`celeb_a`)."""
+  """CelebA through TensorFlow Datasets (`celeb_a`).
+
+  Its epochs need Python ints: a buffer shuffle takes its seed as one.
+  """
+
+  tensor_epochs = False
 
   def __init__(self, split, data_dir, download):
     import tensorflow_datasets as tfds
@@ -135,9 +139,8 @@ class TfdsSource:
 
   def stream(self, seed, epoch, start):
     # No random access in TFRecords: a seeded buffer shuffle, then skip.
-    ds = self.ds.shuffle(10_000, seed=_epoch_seed_tensor(seed, epoch),
+    ds = self.ds.shuffle(10_000, seed=epoch_seed(seed, epoch),
                          reshuffle_each_iteration=False)
-    start = tf.cast(start, tf.int64)
     return ds.skip(start).enumerate(start).map(lambda i, ex: (i, ex['image']))
 
 
@@ -310,14 +313,23 @@ class Pipeline:
     self.size = count
     self._cached = ds
 
+  @property
+  def spans_epochs(self) -> bool:
+    """Whether `stream` gives every remaining epoch in one dataset.
+
+    A buffer shuffle (TFDS, the cache) takes its seed as a Python int, so
+    those sources are streamed one epoch per dataset, as before.
+    """
+    return self._cached is None and self.source.tensor_epochs
+
   def _epoch_images(self, epoch, start):
-    """(position, uint8 image) of `epoch` after `start`; either may be a tensor."""
+    """(position, uint8 image) of `epoch` after `start` (tensors only where
+    spans_epochs holds)."""
     c = self.config
     if self._cached is None:
       return self._images(c.seed, epoch, start)
-    start = tf.cast(start, tf.int64)
     ds = self._cached.shuffle(min(self.size, 20_000),
-                              seed=_epoch_seed_tensor(c.seed, epoch),
+                              seed=epoch_seed(c.seed, epoch),
                               reshuffle_each_iteration=False)
     return tf.data.Dataset.zip(tf.data.Dataset.range(start, tf.int64.max),
                                ds.skip(start))
@@ -330,8 +342,7 @@ class Pipeline:
 
   def epoch(self, epoch: int, start: int = 0) -> tf.data.Dataset:
     """Batches (positions, images) of epoch `epoch`, after `start` consumed."""
-    ds = self._epoch_images(tf.constant(epoch, tf.int64), start)
-    return self._batched(ds).prefetch(AUTOTUNE)
+    return self._batched(self._epoch_images(epoch, start)).prefetch(AUTOTUNE)
 
   def stream(self, epoch: int = 0, start: int = 0, skip_batches: int = 0,
              epochs: int = None) -> tf.data.Dataset:
@@ -344,9 +355,14 @@ class Pipeline:
     batches; the first resumes after `start` consumed elements with
     `skip_batches` of its batches already trained. `epochs` (per image)
     tells the loop which epoch a batch belongs to. Ends after epoch
-    `epochs` - 1 (default: config.epochs).
+    `epochs` - 1 (default: config.epochs), or after epoch `epoch` where
+    spans_epochs does not hold.
     """
     steps = self.steps_per_epoch()
+    if not self.spans_epochs:
+      ds = self._epoch_images(epoch, start).map(
+          lambda i, x: (tf.constant(epoch, tf.int64), i, x))
+      return self._batched(ds).take(steps - skip_batches).prefetch(AUTOTUNE)
     first = tf.constant(epoch, tf.int64)
 
     def one_epoch(e):

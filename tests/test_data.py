@@ -3,6 +3,7 @@ import io
 import os
 import shutil
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -146,11 +147,11 @@ def _stream_arrays(pipe, *args, **kwargs):
   return np.concatenate(epochs), np.concatenate(positions), np.concatenate(images)
 
 
-@pytest.mark.parametrize('cache', ['', 'memory'])
-def test_the_stream_is_the_epochs_one_after_another(celeba_dir, cache):
+def test_the_stream_is_the_epochs_one_after_another(celeba_dir):
   config = get_config('tiny', dataset='celeba', data_dir=celeba_dir,
-                      batch_size=3, epochs=3, steps_per_epoch=0, cache=cache)
+                      batch_size=3, epochs=3, steps_per_epoch=0)
   pipe = pipeline.Pipeline(config)  # 16 faces: 5 batches an epoch, 1 left out
+  assert pipe.spans_epochs
   epochs, positions, images = _stream_arrays(pipe)
   np.testing.assert_array_equal(epochs, np.repeat([0, 1, 2], 15))
   for e in range(3):
@@ -163,6 +164,19 @@ def test_the_stream_is_the_epochs_one_after_another(celeba_dir, cache):
   np.testing.assert_array_equal(epochs2, np.repeat([1, 2], [9, 15]))
   np.testing.assert_array_equal(images2, images[epochs >= 1][6:])
   np.testing.assert_array_equal(positions2[:9], positions[epochs == 1][6:])
+
+
+def test_a_cached_source_streams_one_epoch_at_a_time(celeba_dir):
+  # Its buffer shuffle takes a Python seed: one dataset per epoch.
+  keras.utils.set_random_seed(0)  # as the loop does; a seed of 0 once broke it
+  config = get_config('tiny', dataset='celeba', data_dir=celeba_dir,
+                      batch_size=3, epochs=3, steps_per_epoch=0, cache='memory')
+  pipe = pipeline.Pipeline(config)
+  assert not pipe.spans_epochs
+  epochs, positions, images = _stream_arrays(pipe, 1, start=6, skip_batches=2)
+  p, x = _epoch_arrays(pipe, 1)
+  np.testing.assert_array_equal(epochs, np.ones(9))
+  np.testing.assert_array_equal(images, x[6:])
 
 
 def test_the_stream_caps_each_epoch_at_steps_per_epoch(celeba_dir):
@@ -287,12 +301,14 @@ def test_tfds_source_with_mock_data():
     pipe = pipeline.Pipeline(config)
     assert pipe.size == 12
     positions, images = _epoch_arrays(pipe)
-    epochs, streamed, _ = _stream_arrays(pipe, 0, epochs=2)
+    assert not pipe.spans_epochs
+    epochs, _, streamed = _stream_arrays(pipe, 1)
+    _, again = _epoch_arrays(pipe, 1)
   assert images.shape == (12, 64, 64, 3)
   assert -1 <= images.min() and images.max() <= 1
   assert sorted(positions) == list(range(12))
-  np.testing.assert_array_equal(streamed[epochs == 0], positions)
-  assert sorted(streamed[epochs == 1]) == list(range(12))
+  np.testing.assert_array_equal(epochs, np.ones(12))
+  np.testing.assert_array_equal(streamed, again)
 
 
 def test_tfds_without_data_is_a_clear_error(tmp_path):

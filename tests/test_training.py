@@ -159,3 +159,16 @@ def test_gradient_norms_are_logged_on_logging_steps_only(tmp_path):
     values = helpers.scalars(workdir, tag)
     assert sorted(values) == [3, 6, 9]
     assert all(v > 0 for v in values.values()) or tag == 'd_loss'
+
+
+def test_cached_and_tfds_sources_train_over_several_epochs(tmp_path):
+  # Each streams one epoch per dataset; the default seed 0 once broke their
+  # shuffles inside a multi-epoch dataset.
+  loop.run(get_config('tiny', cache='memory', epochs=3, steps_per_epoch=2),
+           str(tmp_path / 'cached'))
+  assert helpers.checkpoint_step(str(tmp_path / 'cached')) == 6
+  tfds = pytest.importorskip('tensorflow_datasets')
+  with tfds.testing.mock_data(num_examples=12):
+    loop.run(get_config('tiny', dataset='tfds', batch_size=4, epochs=2,
+                        steps_per_epoch=0), str(tmp_path / 'tfds'))
+  assert helpers.checkpoint_step(str(tmp_path / 'tfds')) == 6

@@ -443,7 +443,7 @@ class _Trainer:
                                                 'D(G(z))', 'img/s'])
     print(f'Epoch {epoch + 1}/{config.epochs}', flush=True)
     tick, tick_images = time.perf_counter(), 0
-    if self.iterator is None:
+    if self.iterator is None or not self.pipeline.spans_epochs:
       self.iterator = self._stream(epoch)
     while done < steps_per_epoch:
       stop.check()
