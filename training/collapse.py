@@ -41,10 +41,14 @@ PARTIAL_REMEDIES = (
     'see a batch of near-copies; DiffAugment on half of the images '
     '(--augment_p=0.5) raised coverage early in 157x128 training; or '
     'resume from the checkpoint of the best evaluation. The run goes on.')
+TURN_REMEDIES = ('Remedies: keep the checkpoint with the best evaluation '
+                 '(--keep_checkpoints); more training faces, where you have '
+                 'them. The run goes on.')
 DRIFT_REMEDIES = (
-    'Remedies: apply DiffAugment to fewer images (a lower --augment_p, '
-    'e.g. 0.5), since its colour changes can leak into G; or pick the '
-    'checkpoint with the best evaluation. The run goes on.')
+    "Remedies: pick the checkpoint with the best evaluation; G's colour "
+    'swings between evaluations and often comes back. Fewer augmented '
+    'images (--augment_p=0.5) or no colour augmentation did not stop it on '
+    '2,500 faces (docs/results.md). The run goes on.')
 
 
 def near_duplicate_rate(images: np.ndarray, threshold: float = 0.1) -> float:
@@ -164,7 +168,7 @@ class CollapseWatch:
         warnings.append(
             f'warning: the evaluation SWD has risen three times in a row '
             f'(step {step}: ' + ' -> '.join(f'{v:.1f}' for v in last) +
-            f'): quality is turning back. {DRIFT_REMEDIES}')
+            f'): quality is turning back. {TURN_REMEDIES}')
     drift = {c: scores[f'eval/channel_mean_diff/{c}'] for c in 'rgb'
              if f'eval/channel_mean_diff/{c}' in scores}
     # Drift is moving away after having matched: early samples are off in
