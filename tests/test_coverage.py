@@ -127,12 +127,16 @@ def test_the_watch_sees_swd_turning_back_and_colour_drift():
   early = collapse.CollapseWatch()
   off = {'eval/channel_mean_diff/r': -27.8, 'eval/channel_mean_diff/g': -13.0,
          'eval/channel_mean_diff/b': -3.0}
-  assert early.observe_eval(off, 500) == []  # off from the start: no drift
+  # Off from the start: a young G, no drift, for color_grace evaluations;
+  # after them a cast that never went away is reported too.
+  assert all(early.observe_eval(off, s) == [] for s in (250, 500, 750, 1000))
+  warnings = early.observe_eval(off, 1250)
+  assert len(warnings) == 1 and 'after 5 evaluations' in warnings[0]
   drift = {'eval/channel_mean_diff/r': 0.0, 'eval/channel_mean_diff/g': -9.5,
            'eval/channel_mean_diff/b': -11.0}
   warnings = watch.observe_eval(drift, 13)
   assert len(warnings) == 1 and 'G -9.5' in warnings[0]
-  assert 'within 6 levels' in warnings[0] and '--augment_p' in warnings[0]
+  assert 'within 6 levels' in warnings[0] and 'best evaluation' in warnings[0]
   assert watch.observe_eval(drift, 14) == []  # once only
 
 

@@ -16,9 +16,11 @@
    faces stay realistic but cover fewer real ones).
 4. Quality turning back: the evaluation's SWD rising three times in a row,
    or the samples' colour drifting (a channel mean, once within
-   `max_color_drift` levels of 255 of the real faces', further away).
+   `max_color_drift` levels of 255 of the real faces', further away; or
+   never within them after `color_grace` evaluations).
 Each check arms only once the run has looked healthy on it, so a fresh G
-(every latent the same flat image, colours off) raises no alarm.
+(every latent the same flat image, colours off) raises no alarm; the colour
+check also arms after its grace, since some runs never match in colour.
 """
 
 from typing import Dict, List, Optional
@@ -80,7 +82,7 @@ class CollapseWatch:
   def __init__(self, d_fake_floor: float = 0.02, patience: int = 3,
                min_diversity: float = 0.05, max_duplicates: float = 0.25,
                coverage_drop: float = 0.8, min_density: float = 0.5,
-               max_color_drift: float = 6.0):
+               max_color_drift: float = 6.0, color_grace: int = 4):
     self.d_fake_floor = d_fake_floor
     self.patience = patience
     self.min_diversity = min_diversity
@@ -88,6 +90,8 @@ class CollapseWatch:
     self.coverage_drop = coverage_drop
     self.min_density = min_density
     self.max_color_drift = max_color_drift
+    self.color_grace = color_grace
+    self._color_evals = 0
     self.best_coverage = 0.0
     self.swds: List[float] = []
     self._armed_duplicates = self._armed_color = False
@@ -145,7 +149,8 @@ class CollapseWatch:
     Warns once each: coverage fallen under `coverage_drop` of its best while
     density stays at least `min_density` (partial collapse); SWD up three
     evaluations in a row (quality turning back); a channel mean more than
-    `max_color_drift` levels from the real faces' (colour drift).
+    `max_color_drift` levels from the real faces' (colour drift), once they
+    had matched or after `color_grace` evaluations.
     """
     warnings = []
     cov, density = scores.get('eval/coverage'), scores.get('eval/density')
@@ -172,17 +177,22 @@ class CollapseWatch:
     drift = {c: scores[f'eval/channel_mean_diff/{c}'] for c in 'rgb'
              if f'eval/channel_mean_diff/{c}' in scores}
     # Drift is moving away after having matched: early samples are off in
-    # colour as in everything else.
+    # colour as in everything else. Past color_grace evaluations a cast
+    # counts even if the means never matched.
     worst = max((abs(v) for v in drift.values()), default=None)
+    self._color_evals += worst is not None
     if worst is not None and worst <= self.max_color_drift:
       self._armed_color = True
-    elif (worst is not None and self._armed_color and
-          'color' not in self._warned):
+    elif (worst is not None and 'color' not in self._warned and
+          (self._armed_color or self._color_evals > self.color_grace)):
       self._warned.add('color')
+      how = (f', once within {self.max_color_drift:g} levels of the real '
+             "faces', now differ" if self._armed_color else
+             f' still differ from the real faces\' after {self._color_evals} '
+             'evaluations')
       warnings.append(
-          f'warning: colour drift at step {step}: the samples\' channel means, '
-          f'once within {self.max_color_drift:g} levels of the real faces\', '
-          'now differ by ' +
+          f'warning: colour drift at step {step}: the samples\' channel means'
+          f'{how} by ' +
           ', '.join(f'{c.upper()} {v:+.1f}' for c, v in drift.items()) +
           f' levels of 255. {DRIFT_REMEDIES}')
     return warnings
