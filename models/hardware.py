@@ -4,6 +4,9 @@ Each `auto` setting is resolved here, once, from what the machine has; the
 models are then built from the resolved values (see models.blocks.Kit).
 """
 
+import functools
+from typing import FrozenSet, Tuple
+
 import tensorflow as tf
 
 
@@ -11,14 +14,27 @@ class UnsupportedSetup(ValueError):
   """A combination of settings this GAN cannot run; the message says why."""
 
 
-def cpu_has_native_bfloat16() -> bool:
-  """Whether this CPU computes in bfloat16 natively (Linux CPU flags)."""
+@functools.lru_cache(maxsize=None)
+def cpu_info() -> Tuple[str, FrozenSet[str]]:
+  """(CPU model name, its feature flags) from /proc/cpuinfo (Linux); or
+  ('unknown CPU', no flags) elsewhere."""
+  model, flags = 'unknown CPU', frozenset()
   try:
     with open('/proc/cpuinfo') as f:
-      flags = set(f.read().split())
-  except OSError:  # not Linux: unknown, so no
-    return False
-  return bool(flags & {'avx512_bf16', 'amx_bf16'})
+      for line in f:
+        key, _, value = line.partition(':')
+        if key.strip() == 'model name' and model == 'unknown CPU':
+          model = value.strip()
+        elif key.strip() == 'flags' and not flags:
+          flags = frozenset(value.split())
+  except OSError:
+    pass
+  return model, flags
+
+
+def cpu_has_native_bfloat16() -> bool:
+  """Whether this CPU computes in bfloat16 natively (Linux CPU flags)."""
+  return bool(cpu_info()[1] & {'avx512_bf16', 'amx_bf16'})
 
 
 def resolve_mixed_precision(setting: str) -> str:

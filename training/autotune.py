@@ -43,16 +43,7 @@ Choice = Dict[str, str]  # {'mixed_precision': ..., 'jit_compile': ...}
 
 def machine_key() -> str:
   """This machine as the speed cache knows it: CPU, its vector units, GPUs, TF."""
-  model, flags = 'unknown CPU', set()
-  try:
-    with open('/proc/cpuinfo') as f:
-      for line in f:
-        if line.startswith('model name') and model == 'unknown CPU':
-          model = line.split(':', 1)[1].strip()
-        elif line.startswith('flags') and not flags:
-          flags = set(line.split(':', 1)[1].split())
-  except OSError:
-    pass
+  model, flags = hardware.cpu_info()
   units = sorted(flags & {'avx2', 'avx512f', 'avx512_bf16', 'amx_bf16',
                           'amx_tile', 'avx512_fp16'})
   gpus = [tf.config.experimental.get_device_details(d).get('device_name', d.name)
@@ -80,21 +71,13 @@ def candidates(config: Config) -> Tuple[Choice, ...]:
   precisions = [config.mixed_precision]
   if config.mixed_precision == 'auto':
     precisions = ['off']
-    if gpu or hardware.cpu_has_native_bfloat16() or _cpu_has('avx512f'):
+    if gpu or 'avx512f' in hardware.cpu_info()[1]:
       precisions.append('mixed_bfloat16')
   jits = [config.jit_compile]
   if config.jit_compile == 'auto':
     jits = ['off', 'on'] if gpu else ['off']
   return tuple({'mixed_precision': p, 'jit_compile': j}
                for j in jits for p in precisions)
-
-
-def _cpu_has(flag: str) -> bool:
-  try:
-    with open('/proc/cpuinfo') as f:
-      return flag in f.read().split()
-  except OSError:
-    return False
 
 
 def time_candidate(config: Config, steps: int = 3) -> float:
@@ -187,7 +170,7 @@ def resolve(config: Config, workdir: str, resumed: bool,
     choice = cache[cache_key]['choice']
     how = f'measured on this machine before ({_cache_path()})'
   elif len(candidates(config)) == 1:
-    choice = candidates(config)[0]
+    choice, = candidates(config)
     how = 'the only candidate on this machine'
   else:
     log('Timing this model\'s train step to choose the fastest settings '

@@ -23,7 +23,7 @@ Each check arms only once the run has looked healthy on it, so a fresh G
 check also arms after its grace, since some runs never match in colour.
 """
 
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -142,6 +142,21 @@ class CollapseWatch:
               'under 0.1 at 16x16; distinct real faces are about 0.23 '
               f'apart). {PARTIAL_REMEDIES}')
     return None
+
+  def observe_samples(self, samples: np.ndarray, step: int
+                      ) -> Tuple[Dict[str, float], List[str]]:
+    """Called with the fixed-latent samples of a logging step.
+
+    Returns their collapse/sample_diversity and collapse/near_duplicates,
+    and any warnings.
+    """
+    diversity = sample_diversity(samples)
+    duplicates = near_duplicate_rate(samples)
+    warnings = [self.observe_diversity(diversity, step),
+                self.observe_duplicates(duplicates, step)]
+    return ({'collapse/sample_diversity': diversity,
+             'collapse/near_duplicates': duplicates},
+            [w for w in warnings if w])
 
   def observe_eval(self, scores: Dict[str, float], step: int) -> List[str]:
     """Called with each evaluation's scores (TrainingEvaluator's keys).

@@ -518,14 +518,10 @@ class _Trainer:
     scores = self.watch.d_scalars()
     if self.chief:  # a forward pass of the fixed latents: cheap next to
       # log_every train steps, and frequent enough on large epochs
-      samples = gan.sample(tf.constant(self.z)).numpy()
-      diversity = collapse.sample_diversity(samples)
-      duplicates = collapse.near_duplicate_rate(samples)
-      scores['collapse/sample_diversity'] = diversity
-      scores['collapse/near_duplicates'] = duplicates
-      warnings.append(self.watch.observe_diversity(diversity, step))
-      warnings.append(self.watch.observe_duplicates(duplicates, step))
-      for warning in filter(None, warnings):
+      sample_scores, sample_warnings = self.watch.observe_samples(
+          gan.sample(tf.constant(self.z)).numpy(), step)
+      scores.update(sample_scores)
+      for warning in filter(None, warnings + sample_warnings):
         print(f'\n{warning}', flush=True)
     summaries.write_scalars(scores, step)
 
