@@ -320,7 +320,9 @@ PRESETS: Dict[str, Dict[str, Any]] = {
                     instance_noise='additive', noise_sd=0.1, g_beta1=0.5,
                     d_beta1=0.5, dataset='synthetic', synthetic_size=4096,
                     cache='memory', epochs=10, steps_per_epoch=120,
-                    num_samples=36, log_every=20),
+                    num_samples=36, log_every=20,
+                    # A two-minute run: a grid every epoch, for the GIF.
+                    grid_every_secs=0),
     # Smallest useful GAN, for tests and smoke runs.
     # float32 everywhere: tests compare trajectories at float32 tolerances;
     # a grid and a checkpoint at every epoch end, whose steps tests count.
