@@ -37,8 +37,7 @@ def main(argv):
     raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
   logging.set_verbosity(logging.WARNING)
   with interrupts.deferred():  # Imported here so --help answers at once.
-    from werkzeug import serving
-    from explorer.app import create_app
+    from explorer.app import create_app, make_server
     from training import checkpoints
     from training.rundir import RunDirError
   try:
@@ -47,12 +46,12 @@ def main(argv):
   except RunDirError as e:
     sys.exit(f'error: {e}')
   web = create_app(generator, config, os.path.basename(os.path.abspath(run_dir)),
-                   FLAGS.project_steps)
+                   FLAGS.project_steps, host=FLAGS.host)
   try:
     # Tried first with a plain socket: werkzeug prints its own message and
     # exits on a busy port.
     socket.create_server((FLAGS.host, FLAGS.port)).close()
-    server = serving.make_server(FLAGS.host, FLAGS.port, web, threaded=True)
+    server = make_server(web, FLAGS.host, FLAGS.port)
   except OSError as e:  # in use, or not an address of this machine
     sys.exit(f'error: cannot listen on {FLAGS.host}:{FLAGS.port} '
              f'({e.strerror}): pass another --port (or --port=0 for any free '

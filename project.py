@@ -59,7 +59,7 @@ def main(argv):
   try:
     config, run_dir, generator = checkpoints.load_generator(
         FLAGS.checkpoint, use_ema=not FLAGS.no_ema)
-    target = photos.prepare(photos.read(FLAGS.image), config)
+    target = photos.prepare(photos.read(FLAGS.image, config), config)
     out_dir = FLAGS.out or os.path.join(run_dir, 'projections')
     name = os.path.splitext(os.path.basename(FLAGS.image))[0]
     result = projection.project(

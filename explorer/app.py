@@ -14,11 +14,22 @@ and these endpoints (JSON in and out, images as PNG data URLs):
 
 A bad request gets a 400 with {"error": "..."} and the server goes on. No
 request names a path: uploads are read from memory, never saved.
+
+The page is for the browser of the user who started it, so it refuses what a
+web page elsewhere could make that browser send: a request whose Host header
+names anything but an IP address, localhost or the machine itself (a DNS
+rebinding page), and a POST whose Origin is another site. A photo upload is
+decoded no larger than the run needs, one at a time: a second one meanwhile
+gets a 503 "busy" reply instead of waiting in a queue.
 """
 
 import base64
 import io
+import ipaddress
+import math
+import socket
 import threading
+from urllib import parse
 
 import flask
 import numpy as np
@@ -32,10 +43,67 @@ from models import projection
 from models import streams
 
 MAX_LATENTS = 256  # per request: a page never needs more
+IDLE_TIMEOUT = 30.0  # seconds a connection may send nothing
 
 
 class BadRequest(ValueError):
   """A request the explorer refuses; the message is shown in the page."""
+
+
+def host_allowed(host: str, names) -> bool:
+  """Whether a Host header ('name[:port]') is an IP literal or in `names`.
+
+  A DNS rebinding page reaches the server under the attacker's own domain
+  name; an IP address or a name of this machine cannot be that.
+  """
+  name = host.lower()
+  if name.startswith('['):  # [v6]:port
+    name = name[1:name.find(']')] if ']' in name else ''
+  elif name.count(':') == 1:
+    name = name.rsplit(':', 1)[0]
+  try:
+    ipaddress.ip_address(name)
+    return True
+  except ValueError:
+    return name in names
+
+
+def read_latent_file(data: bytes, dim: int) -> np.ndarray:
+  """The float32 (dim,) latent in the bytes of a .npy file.
+
+  The header is read first, so an absurd shape is refused before any
+  memory is spent on it.
+  """
+  f = io.BytesIO(data)
+  if data[:2] == b'PK':
+    raise BadRequest('The file is a .npz archive: upload one .npy array '
+                     '(np.save writes them).')
+  readers = {(1, 0): np.lib.format.read_array_header_1_0,
+             (2, 0): np.lib.format.read_array_header_2_0}
+  try:
+    shape, _, dtype = readers[np.lib.format.read_magic(f)](f)
+  except (KeyError, ValueError, EOFError) as e:
+    raise BadRequest('The file is not a .npy array (np.save writes '
+                     'them).') from e
+  if math.prod(shape) != dim or dtype.kind not in 'fiu':
+    raise BadRequest(f'The latent must hold {dim} numbers (this run\'s latent '
+                     f'size), got a {dtype} array of shape {list(shape)}.')
+  try:
+    return np.load(io.BytesIO(data), allow_pickle=False).reshape(-1)
+  except (ValueError, OSError, EOFError) as e:  # truncated data
+    raise BadRequest(f'The .npy file is damaged ({e}).') from e
+
+
+def make_server(app: flask.Flask, host: str, port: int,
+                idle_timeout: float = IDLE_TIMEOUT):
+  """A threaded werkzeug server for `app` that closes idle connections."""
+  from werkzeug import serving
+
+  class Handler(serving.WSGIRequestHandler):
+    timeout = idle_timeout  # socketserver sets it on each connection
+
+  return serving.make_server(host, port, app, threaded=True,
+                             request_handler=Handler)
 
 
 def png_data_url(image: np.ndarray) -> str:
@@ -46,13 +114,27 @@ def png_data_url(image: np.ndarray) -> str:
 
 
 def create_app(generator, config: Config, run_name: str = '',
-               project_steps: int = 150) -> flask.Flask:
-  """The Flask app exploring `generator` (a Keras G of `config`'s run)."""
+               project_steps: int = 150,
+               host: str = '127.0.0.1') -> flask.Flask:
+  """The Flask app exploring `generator` (a Keras G of `config`'s run).
+
+  Args:
+    generator: the run's G.
+    config: the run's config.
+    run_name: shown in the page.
+    project_steps: Adam steps of a photo projection.
+    host: the name or address the server listens on; a Host header may
+      name it, localhost, this machine's name or any IP address.
+  """
   app = flask.Flask(__name__, static_folder=None)
   # Flask refuses larger bodies with a 413 before reading them.
   app.config['MAX_CONTENT_LENGTH'] = photos.MAX_BYTES + 64 * 1024
   dim = config.latent_dim
-  lock = threading.Lock()  # one generator call at a time
+  host_names = {'localhost', host.lower(), socket.gethostname().lower()}
+  lock = threading.Lock()  # one render at a time: bounded memory
+  # One photo decode and projection at a time; they run outside `lock`, so
+  # slider moves are not queued behind a projection.
+  upload_slot = threading.Semaphore(1)
   render_fn = tf.function(lambda z: generator(z, training=False),
                           reduce_retracing=True)
 
@@ -65,7 +147,7 @@ def create_app(generator, config: Config, run_name: str = '',
     """`value` as float32 latents of this run, or BadRequest saying why."""
     try:
       z = np.asarray(value, np.float32)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError, RecursionError):
       raise BadRequest(f'{name} must be numbers.') from None
     shape = (z.shape[0] if z.ndim == 2 else -1, dim) if many else (dim,)
     if z.shape != shape or (many and not 0 < len(z) <= MAX_LATENTS):
@@ -77,7 +159,10 @@ def create_app(generator, config: Config, run_name: str = '',
     return z
 
   def body() -> dict:
-    data = flask.request.get_json(silent=True)
+    try:
+      data = flask.request.get_json(silent=True)
+    except RecursionError:
+      data = None
     if not isinstance(data, dict):
       raise BadRequest('The request body must be a JSON object.')
     return data
@@ -86,8 +171,10 @@ def create_app(generator, config: Config, run_name: str = '',
     value = data.get(key, default)
     try:
       value = kind(value) if value is not None else None
-    except (TypeError, ValueError):
-      raise BadRequest(f'{key} must be a number.') from None
+      if value is not None and not math.isfinite(value):
+        raise ValueError
+    except (TypeError, ValueError, OverflowError):
+      raise BadRequest(f'{key} must be a finite number.') from None
     if value is not None and ((low is not None and value < low) or
                               (high is not None and value > high)):
       raise BadRequest(f'{key} must be in [{low}, {high}], got {value}.')
@@ -95,9 +182,24 @@ def create_app(generator, config: Config, run_name: str = '',
 
   def upload() -> bytes:
     file = flask.request.files.get('file')
-    if file is None:
-      raise BadRequest('No file was uploaded (form field "file").')
-    return file.read(photos.MAX_BYTES + 1)
+    data = file.read(photos.MAX_BYTES + 1) if file is not None else b''
+    if not data:
+      raise BadRequest('No file was uploaded (form field "file"), or it is '
+                       'empty.')
+    return data
+
+  @app.before_request
+  def refuse_foreign_pages():
+    if not host_allowed(flask.request.host, host_names):
+      return flask.jsonify(error=f'Host {flask.request.host!r} refused: open '
+                           'the page by the address explore.py printed.'), 403
+    origin = flask.request.headers.get('Origin')
+    if (flask.request.method not in ('GET', 'HEAD') and origin is not None and
+        parse.urlsplit(origin).netloc.lower() != flask.request.host.lower()):
+      return flask.jsonify(error=f'A request from the page {origin!r} was '
+                           'refused: only the explorer\'s own page may send '
+                           'requests.'), 403
+    return None
 
   @app.errorhandler(BadRequest)
   def bad_request(e):
@@ -106,6 +208,12 @@ def create_app(generator, config: Config, run_name: str = '',
   @app.errorhandler(photos.PhotoError)
   def bad_photo(e):
     return flask.jsonify(error=str(e)), 400
+
+  @app.errorhandler(503)
+  def busy(e):
+    del e
+    return flask.jsonify(error='The explorer is busy with another photo: '
+                         'try again when it is done.'), 503
 
   @app.errorhandler(413)
   def too_large(e):
@@ -160,20 +268,21 @@ def create_app(generator, config: Config, run_name: str = '',
 
   @app.post('/api/latent')
   def load_latent():
-    try:
-      z = np.load(io.BytesIO(upload()), allow_pickle=False)
-    except (ValueError, OSError, EOFError) as e:
-      raise BadRequest('The file is not a .npy array (np.save writes '
-                       'them).') from e
-    z = latent_array(np.reshape(z, -1) if z.size == dim else z, 'The latent')
+    z = latent_array(read_latent_file(upload(), dim), 'The latent')
     return flask.jsonify(latent=z.tolist(), image=render(z[None])[0])
 
   @app.post('/api/project')
   def project():
-    target = photos.prepare(photos.decode(upload(), 'The upload'), config)
-    with lock:
+    data = upload()
+    if not upload_slot.acquire(blocking=False):
+      flask.abort(503)
+    try:
+      target = photos.prepare(photos.decode(data, 'The upload', config),
+                              config)
       result = projection.project(render_fn, target, dim, config.latent_dist,
                                   starts=4, steps=project_steps)
+    finally:
+      upload_slot.release()
     return flask.jsonify(photo=png_data_url(target), latent=result.z.tolist(),
                          image=png_data_url(result.image),
                          rmse=round(result.rms, 2))

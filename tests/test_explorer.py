@@ -2,16 +2,21 @@
 
 import base64
 import io
+import json
 import os
 import socket
 import subprocess
 import sys
+import threading
+import time
+import urllib.request
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from explorer.app import create_app
+from explorer import app as explorer_app
+from explorer.app import create_app, make_server
 from models import latents, streams
 from training import checkpoints
 
@@ -91,6 +96,27 @@ def _npy(array):
   return buf
 
 
+def _json(text):
+  return dict(data=text, content_type='application/json')
+
+
+def _npz():
+  buf = io.BytesIO()
+  np.savez(buf, z=np.zeros(16))
+  buf.seek(0)
+  return buf
+
+
+def _npy_header(shape):
+  """A .npy header for float32 `shape` followed by 8 bytes of data."""
+  buf = io.BytesIO()
+  np.lib.format.write_array_header_1_0(
+      buf, dict(descr='<f4', fortran_order=False, shape=shape))
+  buf.write(b'\0' * 8)
+  buf.seek(0)
+  return buf
+
+
 def test_bad_requests_get_a_message_and_the_server_goes_on(client):
   c, _, _ = client
   cases = [
@@ -98,7 +124,7 @@ def test_bad_requests_get_a_message_and_the_server_goes_on(client):
       ('/api/render', dict(json=dict(latents=[[float('nan')] * 16])), 'NaN'),
       ('/api/render', dict(data='not json'), 'JSON object'),
       ('/api/latents', dict(json=dict(n=10**6)), 'n must be in'),
-      ('/api/latents', dict(json=dict(truncation='x')), 'must be a number'),
+      ('/api/latents', dict(json=dict(truncation='x')), 'must be a finite number'),
       ('/api/slerp', dict(json=dict(z1=[0.0] * 16, z2=[1.0] * 16, t=2)),
        't must be in'),
       ('/api/latent', dict(data=dict(file=(_npy(np.zeros(7)), 'z.npy'))),
@@ -108,6 +134,22 @@ def test_bad_requests_get_a_message_and_the_server_goes_on(client):
       ('/api/project', dict(data=dict(file=(io.BytesIO(b'junk'), 'a.jpg'))),
        'not an image'),
       ('/api/project', dict(data={}), 'No file was uploaded'),
+      ('/api/latent', dict(data=dict(file=(io.BytesIO(b''), 'z.npy'))),
+       'No file was uploaded'),
+      # Numbers JSON allows and Python reads, but no request means.
+      ('/api/latents', _json('{"seed": 1e400}'), 'seed must be a finite'),
+      ('/api/latents', _json('{"truncation": NaN}'), 'truncation must be a'),
+      ('/api/slerp', _json('{"z1": %s, "z2": %s, "t": NaN}' % (
+          [0.0] * 16, [1.0] * 16)), 't must be a finite'),
+      ('/api/render', _json('[' * 100_000 + ']' * 100_000), 'JSON object'),
+      ('/api/render', _json('{"latents": %s}' % ('[' * 500 + ']' * 500)),
+       'latents must be'),
+      # Latent files that are not one array of this run's size.
+      ('/api/latent', dict(data=dict(file=(_npz(), 'z.npz'))), '.npz archive'),
+      ('/api/latent', dict(data=dict(file=(_npy_header((10**12,)), 'z.npy'))),
+       'shape [1000000000000]'),
+      ('/api/latent', dict(data=dict(file=(_npy_header((16,)), 'z.npy'))),
+       'damaged'),
   ]
   for path, kwargs, message in cases:
     response = c.post(path, **kwargs)
@@ -117,6 +159,124 @@ def test_bad_requests_get_a_message_and_the_server_goes_on(client):
       file=(io.BytesIO(b'\0' * (21 * 2**20)), 'big.jpg')))
   assert big.status_code == 413 and 'MB limit' in big.get_json()['error']
   assert c.get('/api/info').status_code == 200  # still serving
+
+
+def test_pages_of_other_sites_are_refused(client):
+  c, _, _ = client
+  # A DNS rebinding page reaches the server under its own domain name.
+  for host in ('evil.example', 'evil.example:8000', 'localhost.evil.example'):
+    r = c.get('/api/info', headers={'Host': host})
+    assert r.status_code == 403 and 'refused' in r.get_json()['error'], host
+    assert c.get('/', headers={'Host': host}).status_code == 403
+  for host in ('localhost:8000', '127.0.0.1:8000', '[::1]:8000',
+               '192.168.1.5', socket.gethostname()):
+    assert c.get('/api/info', headers={'Host': host}).status_code == 200, host
+  with open(FACE, 'rb') as f:
+    face = f.read()
+  # Browsers send a cross-site form POST without asking first.
+  for origin in ('http://evil.example', 'null', 'http://localhost:9999'):
+    r = c.post('/api/project', headers={'Origin': origin},
+               data=dict(file=(io.BytesIO(face), 'a.jpg')))
+    assert r.status_code == 403 and 'refused' in r.get_json()['error']
+  same = c.post('/api/latents', headers={'Origin': 'http://localhost'},
+                json=dict(n=1))
+  assert same.status_code == 200
+
+
+def test_a_photo_during_a_projection_is_busy_and_sliders_still_move(
+    client, monkeypatch):
+  c, config, _ = client
+  started, release = threading.Event(), threading.Event()
+  project = explorer_app.projection.project
+
+  def held_project(*args, **kwargs):
+    started.set()
+    release.wait(60)
+    return project(*args, **kwargs)
+
+  monkeypatch.setattr(explorer_app.projection, 'project', held_project)
+  with open(FACE, 'rb') as f:
+    face = f.read()
+  first = {}
+  thread = threading.Thread(target=lambda: first.update(
+      r=c.application.test_client().post(
+          '/api/project', data=dict(file=(io.BytesIO(face), 'a.jpg')))))
+  thread.start()
+  try:
+    assert started.wait(60)
+    second = c.post('/api/project', data=dict(file=(io.BytesIO(face), 'b.jpg')))
+    assert second.status_code == 503 and 'busy' in second.get_json()['error']
+    # A slider move is not queued behind the projection.
+    moved = c.post('/api/render', json=dict(latents=[[0.5] * 16]))
+    assert moved.status_code == 200
+  finally:
+    release.set()
+    thread.join(120)
+  assert first['r'].status_code == 200 and 'rmse' in first['r'].get_json()
+  again = c.post('/api/project', data=dict(file=(io.BytesIO(face), 'c.jpg')))
+  assert again.status_code == 200  # the slot was given back
+
+
+def test_idle_connections_are_closed(client):
+  c, _, _ = client
+  server = make_server(c.application, '127.0.0.1', 0, idle_timeout=0.5)
+  thread = threading.Thread(target=server.serve_forever, daemon=True)
+  thread.start()
+  try:
+    with socket.create_connection(('127.0.0.1', server.port), timeout=20) as s:
+      start = time.monotonic()
+      assert s.recv(1024) == b''  # closed by the server, nothing sent
+      assert time.monotonic() - start < 10
+    with urllib.request.urlopen(
+        f'http://127.0.0.1:{server.port}/api/info', timeout=20) as r:
+      assert json.load(r)['latent_dim'] == 16
+  finally:
+    server.shutdown()
+    thread.join(20)
+
+
+_UPLOAD_MEMORY = """
+import io, json, resource, sys, threading
+from explorer.app import create_app
+from training import checkpoints
+config, _, g = checkpoints.load_generator(sys.argv[1])
+web = create_app(g, config, project_steps=2)
+uploads = [open(path, 'rb').read() for path in sys.argv[2:]]
+web.test_client().post('/api/project', data=dict(
+    file=(io.BytesIO(uploads[-1]), 'warm.jpg')))  # traced and warm
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+replies = []
+def post(data):
+  r = web.test_client().post('/api/project',
+                             data=dict(file=(io.BytesIO(data), 'x')))
+  replies.append((r.status_code, r.get_json().get('error', '')))
+threads = [threading.Thread(target=post, args=(d,)) for d in uploads * 4]
+for t in threads: t.start()
+for t in threads: t.join()
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps(dict(growth_mb=(after - before) / 1024, replies=replies)))
+"""
+
+
+def test_concurrent_oversized_uploads_stay_within_a_memory_bound(
+    tiny_run, tmp_path):
+  # Each file is small; decoded in full, the PNG is 62 megapixels (about
+  # 1 GB on its way through RGB and float32) and the JPEG 36.
+  png, jpeg = tmp_path / 'bomb.png', tmp_path / 'big.jpg'
+  Image.new('1', (7900, 7900)).save(png)
+  Image.new('RGB', (6000, 6000), (120, 90, 80)).save(jpeg, quality=90)
+  assert png.stat().st_size + jpeg.stat().st_size < 2 * 2**20
+  r = subprocess.run([sys.executable, '-c', _UPLOAD_MEMORY, tiny_run,
+                      str(png), str(jpeg)], cwd=ROOT, capture_output=True,
+                     text=True, timeout=300)
+  assert r.returncode == 0, r.stderr[-3000:]
+  out = json.loads(r.stdout.strip().splitlines()[-1])
+  codes = [code for code, _ in out['replies']]
+  assert len(codes) == 8 and set(codes) <= {200, 400, 503}, out
+  assert 200 in codes or 503 in codes  # the JPEG was decoded, reduced
+  for code, error in out['replies']:
+    assert code != 400 or 'megapixel limit for this run' in error, error
+  assert out['growth_mb'] < 150, out
 
 
 def _explore(*args):

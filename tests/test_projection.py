@@ -105,6 +105,46 @@ def test_a_pil_decompression_bomb_is_refused():
     photos.decode(buf.getvalue())
 
 
+def test_sixteen_bit_grey_is_scaled_and_unreadable_modes_refused():
+  for fmt in ('PNG', 'TIFF'):
+    buf = io.BytesIO()
+    Image.fromarray(np.full((6, 5), 128 * 257, np.uint16)).save(buf, fmt)
+    image = photos.decode(buf.getvalue())
+    assert image.shape == (6, 5, 3) and np.all(image == 128), fmt
+  for array in (np.full((6, 5), 1000, np.int32),
+                np.full((6, 5), 0.5, np.float32)):
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, 'TIFF')
+    with pytest.raises(photos.PhotoError, match='8- or 16-bit'):
+      photos.decode(buf.getvalue())
+
+
+def test_a_photo_for_a_run_is_decoded_no_larger_than_the_run_needs():
+  config = get_config('tiny')  # 32x32 from a 160-wide crop of 178
+  side = photos.needed_side(config)
+  assert side == 72  # 2 x 32 x 178 / 160, rounded up
+  with open(FACE, 'rb') as f:
+    face = np.asarray(Image.open(f).convert('RGB'))
+  big = np.asarray(Image.fromarray(face).resize((1780, 2180), Image.LANCZOS))
+  buf = io.BytesIO()
+  Image.fromarray(big).save(buf, 'JPEG', quality=95)
+  reduced = photos.decode(buf.getvalue(), config=config)
+  assert reduced.shape == (2180 // 8 + 1, 1780 // 8 + 1, 3)  # 1/8 scale
+  assert photos.decode(buf.getvalue()).shape == big.shape  # no config: full
+  # The reduced decode makes the same training image as the full one.
+  diff = (photos.prepare(reduced, config).astype(float) -
+          photos.prepare(big, config))
+  assert np.abs(diff).mean() < 2.0
+  # Formats without a reduced decode are capped by the run's size.
+  cap = photos.run_pixel_cap(config)
+  assert cap == photos.MIN_RUN_PIXELS
+  buf = io.BytesIO()
+  Image.new('1', (2100, 2000)).save(buf, 'PNG')  # 4.2 MP in 1-bit pixels
+  with pytest.raises(photos.PhotoError, match='4 megapixel limit for this run'):
+    photos.decode(buf.getvalue(), config=config)
+  assert photos.decode(buf.getvalue()).shape == (2000, 2100, 3)
+
+
 def test_nearest_finds_the_copy_first():
   rng = np.random.default_rng(0)
   images = rng.integers(0, 256, (50, 8, 8, 3), dtype=np.uint8)
