@@ -31,20 +31,22 @@ flags.DEFINE_integer('seed', 0, 'Seed of every latent drawn.')
 flags.DEFINE_integer('num', 64, 'Images in the sample grid.', lower_bound=1)
 flags.DEFINE_integer('grid_cols', 0, 'Grid columns (0: square-ish).',
                      lower_bound=0)
-flags.DEFINE_float('truncation', None, 'Truncate latents: normal components '
-                   'with |z| above this are redrawn; uniform latents are '
-                   'scaled by min(this, 1). Default: off.')
+definitions.define_finite_float(
+    'truncation', None, 'Truncate latents: normal components with |z| above '
+    'this are redrawn; uniform latents are scaled by min(this, 1). Default: '
+    'off.', positive=True)
 flags.DEFINE_enum('interpolation', 'slerp', ['slerp', 'linear'],
                   'Path between two latents.')
 flags.DEFINE_integer('num_interpolations', 4, 'Latent pairs side by side in '
                      'the interpolation and circle GIFs.', lower_bound=1)
 flags.DEFINE_integer('frames', 48, 'Frames per GIF.', lower_bound=2)
-flags.DEFINE_float('fps', 12.0, 'GIF frames per second (progress.gif keeps '
-                   "training's 4).", lower_bound=0.1)
+definitions.define_finite_float('fps', 12.0, 'GIF frames per second '
+                                "(progress.gif keeps training's 4).",
+                                lower_bound=0.1)
 flags.DEFINE_list('dims', None, 'Latent dimensions to walk (default 25,50,75, '
                   'or the quarter points of a latent of 75 or fewer).')
-flags.DEFINE_float('range', 3.0, 'Walks sweep a dimension over [-range, '
-                   'range].', lower_bound=0.0)
+definitions.define_finite_float('range', 3.0, 'Walks sweep a dimension '
+                                'over [-range, range].', lower_bound=0.0)
 flags.DEFINE_integer('walk_steps', 9, 'Images in each walk PNG strip.',
                      lower_bound=2)
 flags.DEFINE_integer('batch_size', 64, 'Latents per generator call.',

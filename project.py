@@ -28,7 +28,8 @@ flags.DEFINE_string('out', None, 'Output folder (default <run>/projections).')
 flags.DEFINE_integer('starts', 4, 'Latents optimised side by side; the best '
                      'wins.', lower_bound=1)
 flags.DEFINE_integer('steps', 300, 'Adam steps.', lower_bound=1)
-flags.DEFINE_float('lr', 0.05, 'Adam learning rate on z.', lower_bound=0.0)
+definitions.define_finite_float('lr', 0.05, 'Adam learning rate on z.',
+                                positive=True)
 flags.DEFINE_integer('seed', 0, 'Seed of the starting latents.')
 flags.DEFINE_integer('nearest', 0, 'Also show the K training images nearest '
                      'to the reconstruction.', lower_bound=0)
@@ -60,6 +61,11 @@ def main(argv):
     config, run_dir, generator = checkpoints.load_generator(
         FLAGS.checkpoint, use_ema=not FLAGS.no_ema)
     target = photos.prepare(photos.read(FLAGS.image, config), config)
+    if FLAGS.nearest:  # the training images are checked before any work
+      data_config = (dataclasses.replace(config, data_dir=FLAGS.data_dir)
+                     if FLAGS.data_dir else config)
+      pool_size = min(FLAGS.nearest_pool,
+                      pipeline.open_source(data_config).size)
     out_dir = FLAGS.out or os.path.join(run_dir, 'projections')
     name = os.path.splitext(os.path.basename(FLAGS.image))[0]
     result = projection.project(
@@ -67,11 +73,7 @@ def main(argv):
         starts=FLAGS.starts, steps=FLAGS.steps, lr=FLAGS.lr, seed=FLAGS.seed)
     paths = exports.write_projection(result, target, out_dir, name)
     if FLAGS.nearest:
-      if FLAGS.data_dir:
-        config = dataclasses.replace(config, data_dir=FLAGS.data_dir)
-      pool = evaluation.real_images(
-          config, min(FLAGS.nearest_pool, pipeline.open_source(config).size),
-          config.seed)
+      pool = evaluation.real_images(data_config, pool_size, config.seed)
       index, distance = nearest.nearest(result.image, pool, FLAGS.nearest)
       paths.append(exports.write_nearest(
           result.image, pool[index], distance,

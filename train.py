@@ -19,9 +19,10 @@ from training import interrupts
 definitions.define_config_flags()
 flags.DEFINE_string('workdir', None, 'Run directory (default runs/<preset>).')
 flags.DEFINE_bool('dry_run', False, 'Print the resolved config and exit.')
-flags.DEFINE_float('max_minutes', None, 'Stop after this many minutes of '
-                   'training (evaluation not counted), saving a checkpoint; '
-                   'rerunning continues.')
+definitions.define_finite_float(
+    'max_minutes', None, 'Stop after this many minutes of training '
+    '(evaluation not counted), saving a checkpoint; rerunning continues.',
+    positive=True)
 flags.DEFINE_bool('overwrite', False, 'Delete an incompatible run in --workdir '
                   'and start again.')
 FLAGS = flags.FLAGS

@@ -6,6 +6,7 @@ defaults live.
 """
 
 import dataclasses
+import math
 
 from absl import flags
 
@@ -30,6 +31,19 @@ def define_config_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
                         help_text, flag_values=flag_values)
     else:
       _DEFINE[field.type](field.name, None, help_text, flag_values=flag_values)
+
+
+def define_finite_float(name: str, default, help_text: str,
+                        lower_bound=None, positive: bool = False,
+                        flag_values: flags.FlagValues = flags.FLAGS) -> None:
+  """DEFINE_float that also refuses nan and inf (absl's bounds let nan by)."""
+  flags.DEFINE_float(name, default, help_text, lower_bound=lower_bound,
+                     flag_values=flag_values)
+  flags.register_validator(
+      name, lambda v: v is None or (math.isfinite(v) and (v > 0 or
+                                                          not positive)),
+      message=f'--{name} must be a {"positive" if positive else "finite"} '
+      'number.', flag_values=flag_values)
 
 
 def define_generator_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:

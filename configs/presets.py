@@ -6,6 +6,7 @@ to `<workdir>/config.json` so a run directory can be reloaded without flags.
 
 import dataclasses
 import json
+import math
 from typing import Any, Dict
 
 # Width of CelebA's aligned 178x218 frame, the unit of `crop`.
@@ -199,6 +200,10 @@ class Config:
     for name in positive:
       if getattr(self, name) <= 0:
         raise ValueError(f'{name} must be positive, got {getattr(self, name)}.')
+    for field in dataclasses.fields(self):
+      value = getattr(self, field.name)
+      if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f'{field.name} must be a finite number, got {value}.')
     for name in ('g_lr', 'd_lr', 'adam_epsilon'):
       if not getattr(self, name) > 0:
         raise ValueError(f'{name} must be positive, got {getattr(self, name)}.')

@@ -165,6 +165,32 @@ def open_source(config: Config):
   return FileSource(paths)
 
 
+def check_eval_split(config: Config) -> None:
+  """Raises DataError if config.eval_split cannot be told from the training data.
+
+  Without partitions (a CelebA folder with no list_eval_partition file, a
+  plain folder, the synthetic faces) every split is every image, so
+  "held-out" scores would be scores on the training images.
+  """
+  if config.eval_split in ('', config.split) or config.dataset == 'tfds':
+    return
+  if config.dataset == 'celeba':
+    data_dir = os.path.expanduser(config.data_dir)
+    image_dir = celeba.find_image_dir(data_dir) if data_dir else None
+    if image_dir and celeba.find_partition_file(data_dir, image_dir):
+      return
+    why = (f'{config.data_dir or "the data folder"} has no '
+           'list_eval_partition.txt, so every split is every image')
+  else:
+    why = f'the {config.dataset} source has no partitions'
+  raise DataError(
+      f'--eval_split={config.eval_split} cannot hold images out of training: '
+      f'{why}, and the scores would be on training images. Put CelebA\'s '
+      'list_eval_partition.txt beside img_align_celeba/ (or use '
+      '--dataset=tfds), or drop --eval_split to score against the training '
+      'images knowingly.')
+
+
 def resized_frame_size(height, width, config: Config):
   """Size to resize a whole frame to, so its centre crop is the output size.
 

@@ -177,6 +177,7 @@ class TrainingEvaluator:
     # Built first: missing InceptionV3 weights fail before any image is read.
     self.extract = feature_extractor(self.metrics,
                                      config.inception_weights or 'imagenet')
+    data_pipeline.check_eval_split(config)
     real_config = dataclasses.replace(
         config, split=config.eval_split or config.split)
     self.real = real_images(real_config, config.eval_num_samples, config.seed)

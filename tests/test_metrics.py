@@ -388,3 +388,32 @@ def test_eval_split_draws_the_real_set_from_held_out_faces(celeba_dir, tmp_path)
   assert held.real[..., 0].min() > 240 and held.real[..., 1:].max() < 15
   default = TrainingEvaluator(config)  # the training split: real faces
   assert default.real[..., 1].max() > 100
+
+
+def test_a_held_out_split_that_cannot_exist_is_refused_before_training(
+    celeba_dir, tmp_path):
+  from data.pipeline import DataError
+  from metrics.evaluation import TrainingEvaluator
+  from training import loop
+  images = tmp_path / 'faces' / 'img_align_celeba'
+  images.mkdir(parents=True)
+  for n in sorted(os.listdir(os.path.join(celeba_dir, 'img_align_celeba'))):
+    os.symlink(os.path.join(celeba_dir, 'img_align_celeba', n), images / n)
+  no_partition = get_config('tiny', dataset='celeba', eval_every=2,
+                            data_dir=str(tmp_path / 'faces'),
+                            eval_split='heldout', eval_num_samples=4,
+                            eval_metrics='swd')
+  with pytest.raises(DataError, match='has no list_eval_partition.txt'):
+    TrainingEvaluator(no_partition)
+  for config, message in (
+      (no_partition, 'every split is every image'),
+      (get_config('tiny', eval_every=2, eval_split='valid',
+                  eval_metrics='swd'),
+       'the synthetic source has no partitions')):
+    workdir = tmp_path / 'run'
+    with pytest.raises(DataError, match=message):
+      loop.run(config, str(workdir))
+    assert not workdir.exists()  # refused before the run directory
+  # Scoring on the training split itself needs no partitions.
+  same = dataclasses.replace(no_partition, eval_split='train')
+  assert len(TrainingEvaluator(same).real) == 4

@@ -1,7 +1,9 @@
 """Projection of photos: the optimiser, photo checks, nearest images, project.py."""
 
 import io
+import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -185,3 +187,19 @@ def test_project_py_writes_its_files_and_refuses_bad_photos(tiny_run, tmp_path):
     lines = r.stderr.strip().splitlines()
     assert lines[-1].startswith('error: ') and message in lines[-1]
     assert 'Traceback' not in r.stderr
+  # Checked before any work, nothing written: a CelebA run moved to a
+  # machine without its data, and a NaN rate.
+  moved = tmp_path / 'moved'
+  shutil.copytree(tiny_run, moved)
+  config = json.loads((moved / 'config.json').read_text())
+  config.update(dataset='celeba', data_dir=str(tmp_path / 'elsewhere'))
+  (moved / 'config.json').write_text(json.dumps(config))
+  fresh = str(tmp_path / 'fresh')
+  r = _project(f'--checkpoint={moved}', f'--image={FACE}', f'--out={fresh}',
+               '--nearest=3')
+  assert r.returncode == 1 and 'No celeba images found' in r.stderr
+  assert not os.path.exists(fresh)
+  r = _project(f'--checkpoint={tiny_run}', f'--image={FACE}', f'--out={fresh}',
+               '--lr=nan')
+  assert r.returncode == 1 and '--lr must be a positive number' in r.stderr
+  assert not os.path.exists(fresh)

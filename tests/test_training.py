@@ -104,6 +104,34 @@ def test_interrupt_saves_a_checkpoint_and_resume_finishes_the_epoch(tmp_path, mo
   assert os.listdir(os.path.join(workdir, 'samples')) == ['epoch_0001.png']
 
 
+def test_the_evaluation_log_is_single_valued_and_its_clock_runs_on(
+    tmp_path, monkeypatch):
+  import time
+  from metrics.evaluation import TrainingEvaluator
+  workdir = str(tmp_path / 'run')
+  score = TrainingEvaluator.__call__
+  def slow_score(self, generate):
+    time.sleep(1.5)  # evaluation is paused out of the training clock
+    return score(self, generate)
+  monkeypatch.setattr(TrainingEvaluator, '__call__', slow_score)
+  config = dict(eval_every=2, eval_metrics='swd', eval_num_samples=8)
+  start = time.perf_counter()
+  loop.run(get_config('tiny', epochs=1, **config), workdir)
+  log = os.path.join(workdir, 'eval', 'during_training.jsonl')
+  # Evaluations after the checkpoint of step 4, lost to a kill mid-line.
+  with open(log, 'a') as f:
+    f.write(json.dumps(dict(step=6, train_seconds=1e6)) + '\n{"step": 8, "ev')
+  loop.run(get_config('tiny', epochs=2, **config), workdir)
+  wall = time.perf_counter() - start
+  with open(log) as f:
+    logged = [json.loads(line) for line in f]
+  assert [e['step'] for e in logged] == [2, 4, 6, 8]
+  seconds = [e['train_seconds'] for e in logged]
+  assert seconds == sorted(seconds) and seconds[2] > seconds[1]
+  # Four evaluations of 1.5 s, none counted, the last one's included.
+  assert seconds[-1] < wall - 4 * 1.5
+
+
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
   workdir = str(tmp_path / 'run')
   loop.run(get_config('tiny', epochs=1), workdir)
@@ -136,6 +164,15 @@ def test_train_py_dry_run_and_bad_flags():
   result = _train_py('--preset=tiny', '--d_dropout=1.5', '--dry_run')
   assert result.returncode != 0 and 'd_dropout' in result.stderr
   assert 'Traceback' not in result.stderr
+  # Numbers that compare false both ways, or mean no budget at all.
+  for flag, message in (('--max_minutes=nan', 'max_minutes must be a positive'),
+                        ('--max_minutes=-1', 'max_minutes must be a positive'),
+                        ('--max_minutes=0', 'max_minutes must be a positive'),
+                        ('--noise_sd=nan', 'noise_sd must be a finite'),
+                        ('--g_lr=inf', 'g_lr must be a finite')):
+    result = _train_py('--preset=tiny', flag, '--dry_run')
+    assert result.returncode == 1 and message in result.stderr, flag
+    assert 'Traceback' not in result.stderr
 
 
 def test_grids_and_checkpoints_follow_their_time_intervals(tmp_path):

@@ -300,6 +300,11 @@ def load_generator(path: str, use_ema: bool = True
   return config, run_dir, generator
 
 
+# Counters added to checkpoints since the first release: restoring an older
+# checkpoint leaves them at their initial value (training seconds: 0).
+NEW_COUNTERS = frozenset({'train_seconds'})
+
+
 def restore(gan, counters: Dict[str, tf.Variable], workdir: str,
             chief: bool) -> Optional[str]:
   """Restores the newest complete, readable checkpoint of `workdir`.
@@ -308,7 +313,8 @@ def restore(gan, counters: Dict[str, tf.Variable], workdir: str,
   `checkpoint` state file or a missing .index falls back to the newest
   complete checkpoint on disk, a truncated one to the one before it (with a
   message each), and a folder with none usable is an error. The chief also
-  rewrites the state file so rotation keeps the good checkpoints.
+  rewrites the state file so rotation keeps the good checkpoints. A counter
+  in NEW_COUNTERS that an older checkpoint lacks keeps its initial value.
 
   Returns:
     The restored prefix, or None for a fresh run.
@@ -359,6 +365,8 @@ def restore(gan, counters: Dict[str, tf.Variable], workdir: str,
         'another architecture? Pick another --workdir, or pass --overwrite '
         'to start again.')
   new_seeds = [n for n in wanted if n not in names]
+  counters = {k: v for k, v in counters.items() if k not in NEW_COUNTERS or
+              f'{k}/.ATTRIBUTES/VARIABLE_VALUE' in names}
   try:
     status = tf.train.Checkpoint(**counters, **items).restore(prefix)
     status.expect_partial()

@@ -218,13 +218,38 @@ def _due(last: float, every: float) -> bool:
   return every <= 0 or time.perf_counter() - last >= every
 
 
+def _eval_log_path(workdir: str) -> str:
+  return os.path.join(workdir, rundir.EVAL_DIR, 'during_training.jsonl')
+
+
 def _log_eval(workdir: str, step: int, train_seconds: float, metrics) -> None:
   """Appends one evaluation to <workdir>/eval/during_training.jsonl."""
-  folder = os.path.join(workdir, rundir.EVAL_DIR)
-  os.makedirs(folder, exist_ok=True)
-  with open(os.path.join(folder, 'during_training.jsonl'), 'a') as f:
+  os.makedirs(os.path.join(workdir, rundir.EVAL_DIR), exist_ok=True)
+  with open(_eval_log_path(workdir), 'a') as f:
     f.write(json.dumps(dict(step=step, train_seconds=round(train_seconds, 1),
                             **metrics)) + '\n')
+
+
+def _purge_eval_log(workdir: str, step: int) -> None:
+  """Drops evaluations after `step` (and a line cut by a kill) from the log.
+
+  As with the TensorBoard events: a run resumed from the checkpoint of
+  `step` evaluates the later steps again.
+  """
+  path = _eval_log_path(workdir)
+  if not os.path.exists(path):
+    return
+  with open(path) as f:
+    lines = f.readlines()
+  kept = []
+  for line in lines:
+    try:
+      if line.endswith('\n') and json.loads(line)['step'] <= step:
+        kept.append(line)
+    except (ValueError, KeyError, TypeError):
+      pass  # a line cut short by a kill
+  if kept != lines:
+    rundir.atomic_write(path, lambda f: f.writelines(kept))
 
 
 def _apply_learning_rates(gan: GAN, config: Config) -> None:
@@ -259,6 +284,8 @@ def run(config: Config, workdir: str, overwrite: bool = False,
   """
   # Data first: a missing dataset fails in seconds, before any model is built.
   pipeline = data_pipeline.Pipeline(config)
+  if config.eval_every:
+    data_pipeline.check_eval_split(config)
   strategy = make_strategy(config.strategy)
   replicas = strategy.num_replicas_in_sync
   if config.batch_size % replicas:
@@ -338,8 +365,10 @@ class _Trainer:
     # Inside the current epoch: source elements consumed and images trained on.
     self.consumed_var = tf.Variable(0, dtype=tf.int64, name='epoch_consumed')
     self.images_var = tf.Variable(0, dtype=tf.int64, name='epoch_images')
+    # Training seconds of the calls before this one (evaluation excluded).
+    self.seconds_var = tf.Variable(0.0, dtype=tf.float64, name='train_seconds')
     counters = dict(epoch=self.epoch_var, epoch_consumed=self.consumed_var,
-                    epoch_images=self.images_var)
+                    epoch_images=self.images_var, train_seconds=self.seconds_var)
     latest = checkpoints.restore(gan, counters, workdir, chief)
     if latest:
       print(f'Resumed from {latest} (step {gan.steps_done}, '
@@ -358,6 +387,7 @@ class _Trainer:
     if chief:
       # Curves continue from the checkpoint: steps logged after it are redone.
       summaries.purge_events_after(workdir, gan.steps_done)
+      _purge_eval_log(workdir, gan.steps_done)
       self.writer = tf.summary.create_file_writer(workdir)
     else:
       self.writer = tf.summary.create_noop_writer()
@@ -376,10 +406,16 @@ class _Trainer:
     self.carry = None
     # Training time of this call: evaluation is paused out of the budget.
     self.started, self.eval_seconds = time.perf_counter(), 0.0
+    self.seconds_before = float(self.seconds_var)
     self.last_grid = self.last_save = -math.inf
 
   def train_seconds(self) -> float:
+    """Seconds this call has trained (evaluation excluded): the budget's."""
     return time.perf_counter() - self.started - self.eval_seconds
+
+  def run_seconds(self) -> float:
+    """Seconds the run has trained over all its calls."""
+    return self.seconds_before + self.train_seconds()
 
   def metrics(self) -> Dict[str, float]:
     """The last step's metrics as Python floats."""
@@ -393,6 +429,7 @@ class _Trainer:
                       gan.steps_done, self.manager)
     self.writer.flush()  # the scalars logged so far survive a kill after it
     self.last_save = time.perf_counter()
+    self.seconds_var.assign(self.run_seconds())
     try:
       return self.manager.save(checkpoint_number=gan.steps_done)
     except (OSError, tf.errors.OpError) as e:
@@ -407,11 +444,11 @@ class _Trainer:
   def log_evaluation(self) -> None:
     """Scores G now: TensorBoard and eval/during_training.jsonl."""
     tick = time.perf_counter()
-    step = self.gan.steps_done
+    step, seconds = self.gan.steps_done, self.run_seconds()
     scores = self.evaluate(self.gan.sample)
     with self.writer.as_default():
       summaries.write_scalars(scores, step)
-    _log_eval(self.workdir, step, self.train_seconds(), scores)
+    _log_eval(self.workdir, step, seconds, scores)
     for warning in self.watch.observe_eval(scores, step):
       print(f'\n{warning}', flush=True)
     self.eval_seconds += time.perf_counter() - tick
