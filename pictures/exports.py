@@ -6,7 +6,9 @@ here reads flags.
 """
 
 import dataclasses
+import glob
 import os
+import shutil
 import tempfile
 from typing import List, Optional, Sequence, Tuple
 
@@ -20,6 +22,7 @@ from models import latents
 from models import streams
 from models.latents import circle, circle_angles, lerp, render, slerp, walk
 from pictures import images as img
+from training import interrupts
 from training import rundir
 
 MODES = ('grid', 'interpolate', 'circle', 'walk', 'progress', 'savedmodel',
@@ -137,6 +140,32 @@ def write_progress(run_dir: str, out_dir: str) -> str:
   return out
 
 
+def _write_folder(path: str, write) -> None:
+  """write(tmp) into a new folder beside `path`, then puts it in its place.
+
+  The folder at `path` (an earlier export) stays whole and loadable until
+  the new one is complete; an error or Ctrl-C removes the new one.
+  """
+  parent, name = os.path.split(os.path.abspath(path))
+  os.makedirs(parent, exist_ok=True)
+  for stale in glob.glob(os.path.join(parent, f'.{name}.*')):
+    if stale.rsplit('.', 1)[-1].startswith('old') and not os.path.exists(path):
+      os.replace(stale, path)  # killed between the two renames below
+    else:
+      shutil.rmtree(stale, ignore_errors=True)  # an export cut short
+  tmp = os.path.join(parent, f'.{name}.tmp{os.getpid()}')
+  old = os.path.join(parent, f'.{name}.old{os.getpid()}')
+  os.mkdir(tmp)  # a read-only --out fails here, with a plain OSError
+  try:
+    write(tmp)
+    if os.path.exists(path):
+      os.replace(path, old)
+    os.replace(tmp, path)
+  finally:
+    for folder in (tmp, old):
+      shutil.rmtree(folder, ignore_errors=True)
+
+
 def export_savedmodel(generator, config: Config, out_dir: str) -> str:
   """Writes G as a SavedModel in out_dir/savedmodel/ and returns that path.
 
@@ -146,7 +175,11 @@ def export_savedmodel(generator, config: Config, out_dir: str) -> str:
     m = tf.saved_model.load(path)
     images = m.signatures['serving_default'](z=z)['images']   # or m.serve(z)
 
-  It needs only TensorFlow to load, not this repository.
+  It needs only TensorFlow to load, not this repository. It is written
+  beside an earlier export and replaces it only once complete.
+
+  Raises:
+    GenerationError: TensorFlow could not write it (a full disk...).
   """
   path = os.path.join(out_dir, SAVEDMODEL_DIR)
   # ExportArchive (what model.export uses) tracks Keras 3 variables for the
@@ -160,7 +193,12 @@ def export_savedmodel(generator, config: Config, out_dir: str) -> str:
       name='serve', fn=serve,
       input_signature=[tf.TensorSpec([None, config.latent_dim], tf.float32,
                                      name='z')])
-  archive.write_out(path, verbose=False)
+  try:
+    _write_folder(path, lambda tmp: archive.write_out(tmp, verbose=False))
+  except tf.errors.OpError as e:
+    raise GenerationError(f'Writing the SavedModel to {path} failed '
+                          f'({rundir.first_line(e)}); an earlier export there '
+                          'is unchanged.') from e
   return path
 
 
@@ -174,12 +212,14 @@ def export_tflite(generator, config: Config, out_dir: str) -> str:
     images = runner(z=z)['images']
 
   Converted from the SavedModel, which is written to a temporary folder.
+  A Ctrl-C during the conversion (which TensorFlow would otherwise lose)
+  is raised once it ends, before anything is written.
   """
   path = os.path.join(out_dir, 'generator.tflite')
   with tempfile.TemporaryDirectory(prefix='facegan-tflite-') as tmp:
-    converter = tf.lite.TFLiteConverter.from_saved_model(
-        export_savedmodel(generator, config, tmp))
-    model = converter.convert()
+    saved = export_savedmodel(generator, config, tmp)
+    with interrupts.deferred():
+      model = tf.lite.TFLiteConverter.from_saved_model(saved).convert()
   def write(p):
     with open(p, 'wb') as f:
       f.write(model)

@@ -245,6 +245,55 @@ def test_tflite_model_matches_the_savedmodel(tiny, tmp_path):
   np.testing.assert_allclose(got, expected.numpy(), atol=1)
 
 
+def test_an_export_replaces_the_last_only_once_complete(tiny, tmp_path,
+                                                       monkeypatch):
+  config, _, g = tiny
+  path = exports.export_savedmodel(g, config, str(tmp_path))
+  (tmp_path / 'savedmodel' / 'stray.txt').write_text('from an older export')
+  archive = type(exports.keras.export.ExportArchive())  # the backend's
+  def cut_short(self, folder, **kwargs):
+    os.makedirs(os.path.join(folder, 'variables', 'variables_temp'))
+    raise KeyboardInterrupt  # Ctrl-C while TensorFlow writes
+  monkeypatch.setattr(archive, 'write_out', cut_short)
+  with pytest.raises(KeyboardInterrupt):
+    exports.export_savedmodel(g, config, str(tmp_path))
+  assert sorted(os.listdir(tmp_path)) == ['savedmodel']  # nothing beside it
+  assert (tmp_path / 'savedmodel' / 'stray.txt').exists()  # the old one, whole
+  monkeypatch.undo()
+  assert exports.export_savedmodel(g, config, str(tmp_path)) == path
+  assert sorted(os.listdir(tmp_path)) == ['savedmodel']
+  assert not (tmp_path / 'savedmodel' / 'stray.txt').exists()  # replaced
+  z = latents.sample_latents(config, 2, 0, 1)
+  loaded = tf.saved_model.load(path)  # held: its variables live in it
+  images = loaded.serve(tf.constant(z))['images']
+  np.testing.assert_allclose(images.numpy(), latents.render(g, z), atol=1)
+
+
+def test_ctrl_c_during_the_tflite_conversion_writes_nothing(tiny, tmp_path,
+                                                           monkeypatch):
+  import signal
+  config, run_dir, g = tiny
+  class Converter:
+    def convert(self):
+      os.kill(os.getpid(), signal.SIGINT)  # arrives inside TensorFlow's C++
+      return b'a converted model'
+  monkeypatch.setattr(tf.lite.TFLiteConverter, 'from_saved_model',
+                      lambda path: Converter())
+  with pytest.raises(KeyboardInterrupt):
+    exports.generate(('tflite',), g, config, run_dir, str(tmp_path), FAST)
+  assert os.listdir(tmp_path) == []
+
+
+def test_an_unwritable_out_is_one_line_for_every_export(tiny_run, tmp_path):
+  blocker = tmp_path / 'a_file'
+  blocker.write_text('not a folder')
+  for mode in ('savedmodel', 'tflite', 'grid'):
+    r = _run_generate(f'--checkpoint={tiny_run}', f'--mode={mode}',
+                      f'--out={blocker}/out')
+    assert r.returncode == 1 and 'Traceback' not in r.stderr, r.stderr[-2000:]
+    assert r.stderr.strip().splitlines()[-1].startswith('error: cannot write')
+
+
 # Errors: one clear message each, never a G left at its random init.
 
 def _copy(run, tmp_path, name):
@@ -255,6 +304,41 @@ def _copy(run, tmp_path, name):
 
 def _latest(run):
   return tf.train.latest_checkpoint(os.path.join(run, 'checkpoints'))
+
+
+def test_a_checkpoint_rotated_away_while_read_falls_back_to_the_newest(
+    tiny_run, tmp_path, monkeypatch):
+  # A train.py still training the run saves ckpt-12 and deletes ckpt-8
+  # between the reader's pick of ckpt-8 and its read.
+  run = _copy(tiny_run, tmp_path, 'training')
+  ckpt_dir = os.path.join(run, 'checkpoints')
+  find = checkpoints.find_checkpoint
+  picked = []
+  def rotated(path):
+    run_dir, prefix = find(path)
+    if not picked:
+      for suffix in ('.index', '.data-00000-of-00001'):
+        os.replace(prefix + suffix, os.path.join(ckpt_dir, 'ckpt-12' + suffix))
+      checkpoints.write_checkpoint_state(
+          ckpt_dir, [os.path.join(ckpt_dir, 'ckpt-4'),
+                     os.path.join(ckpt_dir, 'ckpt-12')])
+    picked.append(os.path.basename(prefix))
+    return run_dir, prefix
+  monkeypatch.setattr(checkpoints, 'find_checkpoint', rotated)
+  _, _, g = checkpoints.load_generator(run)
+  assert picked == ['ckpt-8', 'ckpt-12']
+  _, _, newest = checkpoints.load_generator(os.path.join(ckpt_dir, 'ckpt-12'))
+  for a, b in zip(g.variables, newest.variables):
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+  # Named by its prefix, the deleted checkpoint is not swapped for another.
+  for suffix in ('.index', '.data-00000-of-00001'):
+    shutil.copy(os.path.join(ckpt_dir, 'ckpt-4' + suffix),
+                os.path.join(ckpt_dir, 'ckpt-8' + suffix))
+  picked.clear()
+  latest = os.path.join(ckpt_dir, 'ckpt-8')
+  with pytest.raises(RunDirError, match='ckpt-8 was deleted while it was '
+                     'being read.*Pass the run directory'):
+    checkpoints.load_generator(latest)
 
 
 def test_broken_run_directories_are_refused(tiny_run, tmp_path):

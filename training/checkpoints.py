@@ -250,6 +250,9 @@ def load_generator(path: str, use_ema: bool = True
   variable list must hold every variable of this G with its shape (which
   gives a precise message), and the restore must then bind every one (which
   also catches a file whose list is intact but whose values cannot be read).
+  A run that train.py is still training rotates its checkpoints: one deleted
+  while it was being read is replaced by the newest (a few times), unless
+  `path` named that very checkpoint.
 
   Args:
     path: a run directory, its checkpoints/ folder or a checkpoint prefix.
@@ -261,11 +264,35 @@ def load_generator(path: str, use_ema: bool = True
 
   Raises:
     RunDirError: no checkpoint or an incomplete one, a missing or unreadable
-      config.json, or a checkpoint that is corrupt or does not hold every
-      weight of this G.
+      config.json, or a checkpoint that is corrupt, deleted while read, or
+      does not hold every weight of this G.
   """
-  run_dir, prefix = find_checkpoint(path)
-  config = rundir.load_config(run_dir)
+  for attempt in range(_ROTATION_RETRIES + 1):
+    run_dir, prefix = find_checkpoint(path)
+    try:
+      config = rundir.load_config(run_dir)
+      return config, run_dir, _restore_generator(config, run_dir, prefix,
+                                                 use_ema)
+    except RunDirError:
+      if os.path.exists(f'{prefix}.index'):
+        raise  # still there: truly unreadable
+      if os.path.abspath(path) == os.path.abspath(prefix):
+        raise RunDirError(
+            f'The checkpoint {prefix} was deleted while it was being read: a '
+            'train.py still training this run keeps only its newest '
+            'checkpoints. Pass the run directory to load the newest one.'
+        ) from None
+      if attempt == _ROTATION_RETRIES:
+        raise
+
+
+# Reads of a rotating run's newest checkpoint retried before giving up.
+_ROTATION_RETRIES = 3
+
+
+def _restore_generator(config: Config, run_dir: str, prefix: str,
+                       use_ema: bool) -> keras.Model:
+  """G of `config` with the weights of the checkpoint `prefix` (see above)."""
   key = generator_key(config, use_ema)
   generator = Generator(config, name=key)
   generator(tf.zeros((1, config.latent_dim)))  # variables exist before restore
@@ -297,7 +324,7 @@ def load_generator(path: str, use_ema: bool = True
         prefix).expect_partial().assert_existing_objects_matched()
   except (AssertionError, ValueError, LookupError, tf.errors.OpError) as e:
     raise _unrestorable(prefix, key, run_dir, first_line(e, 300)) from e
-  return config, run_dir, generator
+  return generator
 
 
 # Counters added to checkpoints since the first release: restoring an older
