@@ -260,19 +260,30 @@ def load_generator(path: str, use_ema: bool = True
       False restores the raw G.
 
   Returns:
-    (config, run directory, generator).
+    (config, run directory, generator); see load_generator_from.
 
   Raises:
     RunDirError: no checkpoint or an incomplete one, a missing or unreadable
       config.json, or a checkpoint that is corrupt, deleted while read, or
       does not hold every weight of this G.
   """
+  config, run_dir, _, generator = load_generator_from(path, use_ema)
+  return config, run_dir, generator
+
+
+def load_generator_from(path: str, use_ema: bool = True
+                        ) -> Tuple[Config, str, str, keras.Model]:
+  """load_generator, also returning the prefix of the checkpoint it read.
+
+  Returns:
+    (config, run directory, checkpoint prefix, generator).
+  """
   for attempt in range(_ROTATION_RETRIES + 1):
     run_dir, prefix = find_checkpoint(path)
     try:
       config = rundir.load_config(run_dir)
-      return config, run_dir, _restore_generator(config, run_dir, prefix,
-                                                 use_ema)
+      return config, run_dir, prefix, _restore_generator(
+          config, run_dir, prefix, use_ema)
     except RunDirError:
       if os.path.exists(f'{prefix}.index'):
         raise  # still there: truly unreadable

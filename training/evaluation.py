@@ -50,8 +50,13 @@ def evaluate_run(path: str, metrics: Sequence[str] = ('swd',),
   """
   metrics = evaluation.parse_metrics(metrics)
   evaluation.check_counts(metrics, num_samples)
-  run_dir, prefix = checkpoints.find_checkpoint(path)
-  config = rundir.load_config(run_dir)
+  if compare_real:
+    run_dir, prefix = checkpoints.find_checkpoint(path)
+    config = rundir.load_config(run_dir)
+  else:
+    # The newest checkpoint, even if a running train.py rotates it away.
+    config, run_dir, prefix, generator = checkpoints.load_generator_from(
+        path, use_ema)
   if data_dir:
     config = dataclasses.replace(config, data_dir=data_dir)
   step = checkpoints.checkpoint_step(prefix)
@@ -60,8 +65,6 @@ def evaluate_run(path: str, metrics: Sequence[str] = ('swd',),
                                      inception_weights, coverage_inception)
     name = f'real_vs_real_n{num_samples}_seed{seed}.json'
   else:
-    # The prefix, not `path`: the checkpoint whose step names the file.
-    _, _, generator = checkpoints.load_generator(prefix, use_ema)
     key = checkpoints.generator_key(config, use_ema)
     extract = evaluation.feature_extractor(metrics, inception_weights,
                                            batch_size, coverage_inception)
