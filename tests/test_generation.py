@@ -353,10 +353,22 @@ def test_a_checkpoint_rotated_away_while_read_falls_back_to_the_newest(
 def test_broken_run_directories_are_refused(tiny_run, tmp_path):
   with pytest.raises(RunDirError, match='No checkpoint found'):
     checkpoints.load_generator(str(tmp_path))
+  # Without config.json, the config the checkpoint carries; a checkpoint
+  # from before checkpoints carried one cannot be placed.
   no_config = _copy(tiny_run, tmp_path, 'no_config')
   os.remove(os.path.join(no_config, 'config.json'))
-  with pytest.raises(RunDirError, match='no config.json'):
-    checkpoints.load_generator(no_config)
+  config, _, _ = checkpoints.load_generator(no_config)
+  assert config == dataclasses.replace(
+      rundir.load_config(tiny_run), jit_compile='off')  # as resolved
+  prefix = _latest(no_config)
+  reader = tf.train.load_checkpoint(prefix)
+  names = [n for n in reader.get_variable_to_shape_map()
+           if not n.startswith('run_config/')]
+  old_style = tf.train.Checkpoint(**{
+      str(i): tf.Variable(reader.get_tensor(n)) for i, n in enumerate(names)})
+  with pytest.raises(RunDirError, match='saved before checkpoints carried '
+                     'their config'):
+    checkpoints.run_config(no_config, old_style.write(str(tmp_path / 'old_ckpt')))
   old = _copy(tiny_run, tmp_path, 'old')
   cfg = os.path.join(old, 'config.json')
   fields = json.load(open(cfg))

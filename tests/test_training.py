@@ -45,6 +45,38 @@ def test_tiny_run_fills_the_run_directory_and_resumes(tmp_path):
   assert len(os.listdir(os.path.join(workdir, 'samples'))) == 3
 
 
+def test_a_resume_with_other_settings_is_recorded_and_checkpoints_carry_config(
+    tmp_path, capsys):
+  import shutil
+  from training import checkpoints
+  workdir = str(tmp_path / 'run')
+  loop.run(get_config('tiny', epochs=1), workdir)
+  loop.run(get_config('tiny', epochs=2, g_lr=5e-5), workdir)
+  assert ('Resumed with changed settings: epochs 1 -> 2, g_lr 0.0001 -> 5e-05 '
+          '(recorded in config_history.jsonl)') in capsys.readouterr().out
+  loop.run(get_config('tiny', epochs=2, g_lr=5e-5), workdir)  # nothing new
+  with open(os.path.join(workdir, 'config_history.jsonl')) as f:
+    history = [json.loads(line) for line in f]
+  assert [h['step'] for h in history] == [0, 4]
+  assert history[0]['config'] == json.loads(get_config('tiny', epochs=1).to_json())
+  assert history[1]['changed'] == {'epochs': [1, 2], 'g_lr': [1e-4, 5e-5]}
+  assert rundir.load_config(workdir).g_lr == 5e-5  # config.json: the latest
+  # A checkpoint copied out of its run loads on its own, with the config
+  # that trained it (precision and XLA resolved).
+  elsewhere = tmp_path / 'elsewhere'
+  elsewhere.mkdir()
+  prefix = os.path.join(workdir, 'checkpoints', 'ckpt-8')
+  for f in os.listdir(os.path.dirname(prefix)):
+    if f.startswith('ckpt-8.'):
+      shutil.copy(os.path.join(os.path.dirname(prefix), f), elsewhere)
+  config, run_dir, g = checkpoints.load_generator(str(elsewhere / 'ckpt-8'))
+  assert run_dir == str(elsewhere)
+  assert config == get_config('tiny', epochs=2, g_lr=5e-5, jit_compile='off')
+  _, _, in_run = checkpoints.load_generator(prefix)
+  for a, b in zip(g.variables, in_run.variables):
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
 def test_collapse_watch_warns_once_and_does_not_stop_the_run(
     tmp_path, monkeypatch, capsys):
   # A floor of 1.0 makes any D(G(z)) count as "D wins"; a diversity bar of

@@ -216,7 +216,10 @@ def find_checkpoint(path: str) -> Tuple[str, str]:
             'or restore the missing file.')
       return run_dir, latest
   if os.path.exists(path + '.index'):  # a checkpoint prefix
-    return os.path.dirname(os.path.dirname(path)), path
+    folder = os.path.dirname(path)
+    # In a run it sits in <run>/checkpoints/; copied out, its folder is the run's.
+    in_run = os.path.basename(folder) == CHECKPOINT_DIR
+    return (os.path.dirname(folder) if in_run else folder), path
   if tf.io.gfile.glob(path + '.data-*'):
     raise RunDirError(f'Checkpoint {path} is incomplete: {path}.index is '
                       'missing, so its weights cannot be read.')
@@ -281,7 +284,7 @@ def load_generator_from(path: str, use_ema: bool = True
   for attempt in range(_ROTATION_RETRIES + 1):
     run_dir, prefix = find_checkpoint(path)
     try:
-      config = rundir.load_config(run_dir)
+      config = run_config(run_dir, prefix)
       return config, run_dir, prefix, _restore_generator(
           config, run_dir, prefix, use_ema)
     except RunDirError:
@@ -297,6 +300,30 @@ def load_generator_from(path: str, use_ema: bool = True
         raise
 
 
+def run_config(run_dir: str, prefix: str) -> Config:
+  """The run's config.json, or else the config the checkpoint carries.
+
+  Every checkpoint holds the config that trained it (precision and XLA as
+  resolved), so a prefix copied out of its run loads on its own; config.json
+  wins where both exist, since it may say where the data is now.
+  """
+  if os.path.isfile(os.path.join(run_dir, rundir.CONFIG_FILE)):
+    return rundir.load_config(run_dir)
+  try:
+    text = tf.train.load_variable(prefix, _RUN_CONFIG_KEY)
+  except (ValueError, tf.errors.OpError):
+    raise RunDirError(
+        f'{prefix} has no config.json beside it, and it was saved before '
+        'checkpoints carried their config: copy its run\'s config.json into '
+        f'{run_dir}.') from None
+  try:
+    return Config.from_json(text.decode()).validate()
+  except (ValueError, TypeError) as e:
+    raise RunDirError(f'The config stored in {prefix} cannot be read by this '
+                      f'version of facegan: {e}') from e
+
+
+_RUN_CONFIG_KEY = 'run_config/.ATTRIBUTES/VARIABLE_VALUE'
 # Reads of a rotating run's newest checkpoint retried before giving up.
 _ROTATION_RETRIES = 3
 
@@ -339,8 +366,9 @@ def _restore_generator(config: Config, run_dir: str, prefix: str,
 
 
 # Counters added to checkpoints since the first release: restoring an older
-# checkpoint leaves them at their initial value (training seconds: 0).
-NEW_COUNTERS = frozenset({'train_seconds'})
+# checkpoint leaves them at their initial value (training seconds: 0; the
+# run's config: set from this call's config before any save).
+NEW_COUNTERS = frozenset({'train_seconds', 'run_config'})
 
 
 def restore(gan, counters: Dict[str, tf.Variable], workdir: str,

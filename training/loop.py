@@ -367,8 +367,10 @@ class _Trainer:
     self.images_var = tf.Variable(0, dtype=tf.int64, name='epoch_images')
     # Training seconds of the calls before this one (evaluation excluded).
     self.seconds_var = tf.Variable(0.0, dtype=tf.float64, name='train_seconds')
+    self.config_var = tf.Variable('', dtype=tf.string, name='run_config')
     counters = dict(epoch=self.epoch_var, epoch_consumed=self.consumed_var,
-                    epoch_images=self.images_var, train_seconds=self.seconds_var)
+                    epoch_images=self.images_var, train_seconds=self.seconds_var,
+                    run_config=self.config_var)
     latest = checkpoints.restore(gan, counters, workdir, chief)
     if latest:
       print(f'Resumed from {latest} (step {gan.steps_done}, '
@@ -376,7 +378,15 @@ class _Trainer:
     _apply_learning_rates(gan, config)
     self.train_steps = make_train_steps(gan)
     if chief:  # only now: a refused restore leaves the old config.json
-      rundir.save_config(config, workdir)
+      changed = rundir.save_config(config, workdir, gan.steps_done)
+      if latest and changed:
+        shown = ', '.join(f'{k} {old!r} -> {new!r}'
+                          for k, (old, new) in changed.items())
+        print(f'Resumed with changed settings: {shown} (recorded in '
+              f'{rundir.CONFIG_HISTORY_FILE}).', flush=True)
+    # The resolved config (precision and XLA as measured) in every
+    # checkpoint, so a checkpoint copied out of the run still loads.
+    self.config_var.assign(models.to_json())
     ckpt = tf.train.Checkpoint(**counters, **checkpoints.gan_items(gan))
     # Every worker of a cluster must save (it is collective); only the chief
     # saves into the run directory.

@@ -4,11 +4,13 @@ What is inside checkpoints/ is training/checkpoints.py's business.
 """
 
 import dataclasses
+import datetime
 import fnmatch
 import json
 import os
 import shutil
 import socket
+from typing import Dict
 
 from configs.presets import ADDED_ARCH_FIELDS, Config
 
@@ -19,12 +21,14 @@ FIXED_LATENT_FILE = 'fixed_latent.npy'
 LOCK_FILE = 'train.lock'
 EVAL_DIR = 'eval'
 SPEED_CHOICE_FILE = 'speed_choice.json'
+CONFIG_HISTORY_FILE = 'config_history.jsonl'
 # Everything train.py, generate.py and evaluate.py write into a run
 # directory: what --overwrite may delete.
 RUN_FILES = (CONFIG_FILE, f'{CONFIG_FILE}.tmp*', CHECKPOINT_DIR, SAMPLES_DIR,
              FIXED_LATENT_FILE, f'{FIXED_LATENT_FILE}.tmp*', 'progress.gif',
              'events.out.tfevents.*', EVAL_DIR, 'generated', LOCK_FILE,
-             SPEED_CHOICE_FILE, f'{SPEED_CHOICE_FILE}.tmp*')
+             SPEED_CHOICE_FILE, f'{SPEED_CHOICE_FILE}.tmp*',
+             CONFIG_HISTORY_FILE)
 
 # Fields whose change makes the checkpoint or the run meaningless to resume.
 INCOMPATIBLE_FIELDS = ('preset', 'arch', 'image_height', 'image_width',
@@ -151,10 +155,41 @@ def _keep_legacy_arch(config: Config, old: Config, workdir: str) -> Config:
       name: getattr(old, name) for name in kept})
 
 
-def save_config(config: Config, workdir: str) -> None:
-  """Writes <workdir>/config.json (atomically)."""
-  atomic_write(os.path.join(workdir, CONFIG_FILE),
-               lambda f: f.write(config.to_json() + '\n'))
+def save_config(config: Config, workdir: str, step: int = 0) -> Dict[str, list]:
+  """Writes <workdir>/config.json (atomically) and keeps its history.
+
+  config.json holds the latest settings. config_history.jsonl keeps the
+  first ones in full and, for every call that changed some, the step it
+  resumed from and each changed field's old and new value, so nothing
+  about what trained a run is lost.
+
+  Returns:
+    {field: [old, new]} for the fields this call changed (empty if none).
+  """
+  path = os.path.join(workdir, CONFIG_FILE)
+  history = os.path.join(workdir, CONFIG_HISTORY_FILE)
+  new = json.loads(config.to_json())
+  entries = []
+  if os.path.isfile(path):
+    with open(path) as f:
+      old = json.load(f)
+    if not os.path.isfile(history):  # a run from before the history
+      entries.append(dict(step=None, config=old))
+    changed = {k: [old.get(k), v] for k, v in new.items() if old.get(k) != v}
+    if changed:
+      entries.append(dict(step=step, time=_now(), changed=changed))
+  else:
+    changed = {}
+    entries.append(dict(step=step, time=_now(), config=new))
+  if entries:
+    with open(history, 'a') as f:
+      f.writelines(json.dumps(e) + '\n' for e in entries)
+  atomic_write(path, lambda f: f.write(config.to_json() + '\n'))
+  return changed
+
+
+def _now() -> str:
+  return datetime.datetime.now().astimezone().isoformat(timespec='seconds')
 
 
 class RunLock:
