@@ -17,6 +17,7 @@ from absl import app
 from absl import flags
 
 from configs import presets
+from configs.errors import FaceganError
 
 from training import interrupts
 
@@ -56,11 +57,8 @@ def main(argv):
                          'with --preset and --dataset/--data_dir).')
   # Imported here so --help answers without loading TensorFlow.
   with interrupts.deferred():
-    from data.pipeline import DataError
     from metrics import evaluation
-    from metrics.inception import InceptionWeightsError
     from training import evaluation as run_evaluation
-    from training.rundir import RunDirError
   weights = FLAGS.inception_weights or 'imagenet'
   config = None
   if not FLAGS.checkpoint:
@@ -84,8 +82,7 @@ def main(argv):
       result = evaluation.real_vs_real(
           config, metrics, FLAGS.num_samples, FLAGS.seed, weights,
           coverage_inception=bool(FLAGS.inception_weights))
-  except (DataError, RunDirError, evaluation.EvaluationError,
-          InceptionWeightsError) as e:
+  except FaceganError as e:
     sys.exit(f'error: {e}')
   except OSError as e:  # <run>/eval cannot be written
     sys.exit(f'error: cannot write {e.filename!r} ({e.strerror}): pass '

@@ -18,6 +18,7 @@ from absl import flags
 from absl import logging
 
 from configs import definitions
+from configs.errors import FaceganError
 from training import interrupts
 
 definitions.define_generator_flags()
@@ -39,11 +40,10 @@ def main(argv):
   with interrupts.deferred():  # Imported here so --help answers at once.
     from explorer.app import create_app, make_server
     from training import checkpoints
-    from training.rundir import RunDirError
   try:
     config, run_dir, generator = checkpoints.load_generator(
         FLAGS.checkpoint, use_ema=not FLAGS.no_ema)
-  except RunDirError as e:
+  except FaceganError as e:
     sys.exit(f'error: {e}')
   web = create_app(generator, config, os.path.basename(os.path.abspath(run_dir)),
                    FLAGS.project_steps, host=FLAGS.host)

@@ -17,6 +17,7 @@ from absl import flags
 from absl import logging
 
 from configs import definitions
+from configs.errors import FaceganError
 from training import interrupts
 
 definitions.define_generator_flags()
@@ -72,7 +73,6 @@ def main(argv):
     from models import latents
     from pictures import exports
     from training import checkpoints
-    from training.rundir import RunDirError
   extra = tuple(m for m, asked in (('savedmodel', FLAGS.export_savedmodel),
                                     ('tflite', FLAGS.export_tflite))
                 if asked and m != FLAGS.mode)
@@ -89,7 +89,7 @@ def main(argv):
         batch_size=FLAGS.batch_size)
     out_dir = FLAGS.out or os.path.join(run_dir, 'generated')
     paths = exports.generate(modes, generator, config, run_dir, out_dir, opts)
-  except (RunDirError, exports.GenerationError, latents.LatentError) as e:
+  except FaceganError as e:
     sys.exit(f'error: {e}')
   except OSError as e:  # --out (or <run>/generated) cannot be written
     sys.exit(f'error: cannot write {e.filename or out_dir!r} ({e.strerror}): '

@@ -19,6 +19,7 @@ from absl import flags
 from absl import logging
 
 from configs import definitions
+from configs.errors import FaceganError
 from training import interrupts
 
 definitions.define_generator_flags()
@@ -50,13 +51,11 @@ def main(argv):
     import dataclasses
     from data import photos
     from data import pipeline
-    from data.pipeline import DataError
     from metrics import evaluation
     from metrics import nearest
     from models import projection
     from pictures import exports
     from training import checkpoints
-    from training.rundir import RunDirError
   try:
     config, run_dir, generator = checkpoints.load_generator(
         FLAGS.checkpoint, use_ema=not FLAGS.no_ema)
@@ -78,8 +77,7 @@ def main(argv):
       paths.append(exports.write_nearest(
           result.image, pool[index], distance,
           os.path.join(out_dir, f'{name}_nearest.png')))
-  except (RunDirError, photos.PhotoError, DataError,
-          evaluation.EvaluationError) as e:
+  except FaceganError as e:
     sys.exit(f'error: {e}')
   except OSError as e:  # --out (or <run>/projections) cannot be written
     sys.exit(f'error: cannot write {e.filename or out_dir!r} ({e.strerror}): '

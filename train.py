@@ -14,6 +14,7 @@ from absl import flags
 from absl import logging
 
 from configs import definitions
+from configs.errors import FaceganError
 from training import interrupts
 
 definitions.define_config_flags()
@@ -51,15 +52,12 @@ def main(argv):
 def _train(config, workdir):
   # Imported here so --help and --dry_run answer without loading TensorFlow.
   with interrupts.deferred():
-    from data.pipeline import DataError
     from training import loop
-    from training.rundir import RunDirError
   logging.set_verbosity(logging.WARNING)  # progress is printed, not logged
   try:
     loop.run(config, workdir, overwrite=FLAGS.overwrite,
              max_seconds=FLAGS.max_minutes and FLAGS.max_minutes * 60)
-  except (DataError, RunDirError, loop.TrainingSetupError,
-          loop.TrainingDiverged) as e:
+  except FaceganError as e:
     sys.exit(f'error: {e}')
 
 

@@ -15,6 +15,7 @@ import warnings
 import numpy as np
 from PIL import Image, ImageOps
 
+from configs.errors import FaceganError
 from configs.presets import FRAME_WIDTH, Config
 from data import pipeline
 
@@ -25,7 +26,7 @@ MAX_PIXELS = 64_000_000
 MIN_RUN_PIXELS = 4_000_000
 
 
-class PhotoError(ValueError):
+class PhotoError(FaceganError, ValueError):
   """The photo cannot be used; the message says why."""
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from configs.errors import FaceganError
 from data import celeba, folder
 from configs.presets import FRAME_WIDTH, Config, missing_data_message
 
@@ -22,7 +23,7 @@ TFDS_SPLITS = {'train': 'train', 'valid': 'validation', 'test': 'test',
                'heldout': 'validation+test', 'all': 'all'}
 
 
-class DataError(ValueError):
+class DataError(FaceganError, ValueError):
   """No usable training data: the message says how to get some."""
 
 

@@ -28,12 +28,14 @@ from typing import Dict, Optional
 
 import numpy as np
 
+from configs.errors import FaceganError
+
 K = 5
 PIXELS = 16          # side of the area-averaged images
 COMPONENTS = 64      # principal components kept
 
 
-class CoverageError(ValueError):
+class CoverageError(FaceganError, ValueError):
   """The sets cannot be compared as given; the message names the numbers."""
 
 

@@ -14,6 +14,7 @@ from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
+from configs.errors import FaceganError
 from configs.presets import Config
 from data import pipeline as data_pipeline
 from metrics import coverage as coverage_lib
@@ -25,7 +26,7 @@ from models import streams
 METRICS = ('swd', 'fid', 'kid', 'coverage')
 
 
-class EvaluationError(ValueError):
+class EvaluationError(FaceganError, ValueError):
   """The evaluation cannot run as asked; the message says why."""
 
 

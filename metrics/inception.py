@@ -13,6 +13,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from configs.errors import FaceganError
+
 INPUT_SIZE = 299
 FEATURE_DIM = 2048
 WEIGHTS_FILE = 'inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5'
@@ -20,7 +22,7 @@ WEIGHTS_URL = ('https://storage.googleapis.com/tensorflow/keras-applications/'
                'inception_v3/' + WEIGHTS_FILE)
 
 
-class InceptionWeightsError(RuntimeError):
+class InceptionWeightsError(FaceganError, RuntimeError):
   """InceptionV3 weights could not be loaded; the message says how to fix it."""
 
 

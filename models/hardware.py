@@ -9,8 +9,10 @@ from typing import FrozenSet, Tuple
 
 import tensorflow as tf
 
+from configs.errors import FaceganError
 
-class UnsupportedSetup(ValueError):
+
+class UnsupportedSetup(FaceganError, ValueError):
   """A combination of settings this GAN cannot run; the message says why."""
 
 

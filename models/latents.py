@@ -11,6 +11,7 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 import tensorflow as tf
 
+from configs.errors import FaceganError
 from configs.presets import Config
 from data.pipeline import from_float
 
@@ -18,7 +19,7 @@ from data.pipeline import from_float
 DEFAULT_WALK_DIMS = (25, 50, 75)
 
 
-class LatentError(ValueError):
+class LatentError(FaceganError, ValueError):
   """A latent request that cannot be served; the message says why."""
 
 

@@ -16,6 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from configs.errors import FaceganError
 from configs.presets import Config
 from data.pipeline import from_float
 from models import latents
@@ -33,7 +34,7 @@ ALL_MODES = ('grid', 'interpolate', 'circle', 'walk', 'progress')
 SAVEDMODEL_DIR = 'savedmodel'
 
 
-class GenerationError(ValueError):
+class GenerationError(FaceganError, ValueError):
   """The request cannot be served as asked; the message says why."""
 
 

@@ -348,3 +348,24 @@ def test_a_run_made_before_an_architecture_field_resumes_with_its_value(
   # Now recorded, a change is an architecture change: refused.
   with pytest.raises(rundir.RunDirError, match='g_upsample'):
     loop.run(_config(epochs=3, g_upsample='nearest'), run4)
+
+
+def test_every_error_a_user_can_fix_has_the_one_base_the_scripts_catch():
+  from configs.errors import FaceganError
+  from data import photos, pipeline
+  from metrics import coverage, evaluation, inception
+  from models import hardware, latents
+  from pictures import exports
+  errors = [photos.PhotoError, pipeline.DataError, coverage.CoverageError,
+            evaluation.EvaluationError, inception.InceptionWeightsError,
+            hardware.UnsupportedSetup, latents.LatentError,
+            exports.GenerationError, rundir.RunDirError,
+            loop.TrainingSetupError, loop.TrainingDiverged]
+  assert [e for e in errors if not issubclass(e, FaceganError)] == []
+  # The scripts name no other class: one except clause each.
+  for script in ('train.py', 'generate.py', 'evaluate.py', 'project.py',
+                 'explore.py'):
+    with open(os.path.join(ROOT, script)) as f:
+      source = f.read()
+    assert 'except FaceganError as e:' in source, script
+    assert not any(e.__name__ in source for e in errors), script

@@ -15,6 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from configs.errors import FaceganError
 from configs.presets import Config
 from data import pipeline as data_pipeline
 from models import latents
@@ -29,11 +30,11 @@ from training import rundir
 from training import summaries
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(FaceganError, RuntimeError):
   """A loss became NaN or infinite; the last good checkpoint is kept."""
 
 
-class TrainingSetupError(ValueError):
+class TrainingSetupError(FaceganError, ValueError):
   """The run cannot start as configured; the message says what to change."""
 
 

@@ -12,6 +12,7 @@ import shutil
 import socket
 from typing import Dict
 
+from configs.errors import FaceganError
 from configs.presets import ADDED_ARCH_FIELDS, Config
 
 CONFIG_FILE = 'config.json'
@@ -38,7 +39,7 @@ INCOMPATIBLE_FIELDS = ('preset', 'arch', 'image_height', 'image_width',
                        'g_upsample', 'd_mbstd_group')
 
 
-class RunDirError(ValueError):
+class RunDirError(FaceganError, ValueError):
   """The run directory cannot be used as asked; the message says why."""
 
 
