@@ -28,8 +28,9 @@ flags.DEFINE_string('host', '127.0.0.1', 'Address to listen on (0.0.0.0 '
                     'can use it).')
 flags.DEFINE_integer('port', 8000, 'Port to listen on (0: any free one).',
                      lower_bound=0, upper_bound=65535)
-flags.DEFINE_integer('project_steps', 150, 'Adam steps of a photo '
-                     'projection in the page.', lower_bound=1)
+flags.DEFINE_integer('project_steps', definitions.EXPLORER_PROJECTION_STEPS,
+                     'Adam steps of a photo projection in the page.',
+                     lower_bound=1)
 FLAGS = flags.FLAGS
 
 

@@ -28,7 +28,8 @@ flags.DEFINE_string('image', None, 'The photo: JPEG, PNG, WebP...')
 flags.DEFINE_string('out', None, 'Output folder (default <run>/projections).')
 flags.DEFINE_integer('starts', 4, 'Latents optimised side by side; the best '
                      'wins.', lower_bound=1)
-flags.DEFINE_integer('steps', 300, 'Adam steps.', lower_bound=1)
+flags.DEFINE_integer('steps', definitions.PROJECTION_STEPS, 'Adam steps.',
+                     lower_bound=1)
 definitions.define_finite_float('lr', 0.05, 'Adam learning rate on z.',
                                 positive=True)
 flags.DEFINE_integer('seed', 0, 'Seed of the starting latents.')

@@ -36,6 +36,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
+from configs import definitions
 from configs.presets import Config
 from data import photos
 from models import latents
@@ -114,7 +115,7 @@ def png_data_url(image: np.ndarray) -> str:
 
 
 def create_app(generator, config: Config, run_name: str = '',
-               project_steps: int = 150,
+               project_steps: int = definitions.EXPLORER_PROJECTION_STEPS,
                host: str = '127.0.0.1') -> flask.Flask:
   """The Flask app exploring `generator` (a Keras G of `config`'s run).
 

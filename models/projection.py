@@ -58,7 +58,7 @@ def start_latents(latent_dim: int, latent_dist: str, starts: int,
 
 
 def project(generate, target: np.ndarray, latent_dim: int,
-            latent_dist: str = 'normal', starts: int = 4, steps: int = 200,
+            latent_dist: str = 'normal', starts: int = 4, *, steps: int,
             lr: float = 0.05, seed: int = 0,
             frame_every: int = 10) -> Projection:
   """Finds z with G(z) close to `target`.
