@@ -31,6 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from absl import app
 from absl import flags
 
+from bench import common
 from configs import presets
 
 flags.DEFINE_list('presets', ['celeba64'], 'Presets to time.')
@@ -103,37 +104,6 @@ def plain_step_fn(config, real, alternating=False):
                               G.trainable_variables))
     return dl
   return lambda steps: [step(real) for _ in range(steps)][-1]
-
-
-def facegan_step_fn(config, real):
-  """(`run(steps)` timing facegan's training steps on `real`,
-  `steps_per_call` steps per call; the step's Keras precision policy)."""
-  import tensorflow as tf
-  from models.gan import GAN
-  from training.loop import make_train_steps
-  gan = GAN(config)
-  train_steps = make_train_steps(gan)
-  print(f'  {config.jit_compile}/{config.mixed_precision}: XLA '
-        f'{"on" if gan.jit_compile else "off"}, {gan.mixed_precision}',
-        flush=True)
-  policy = {'off': 'float32'}.get(gan.mixed_precision, gan.mixed_precision)
-  # One iterator for every timing: a fresh one per timing stalled steps for
-  # seconds at random.
-  positions = tf.range(tf.shape(real)[0], dtype=tf.int64)
-  epochs = tf.zeros_like(positions)
-  it = iter(tf.data.Dataset.from_tensors((epochs, positions, real)).repeat())
-  epoch = tf.constant(0, tf.int64)
-  def run(steps):
-    # As train.py runs it: gradient norms on the logging steps only.
-    done, out = 0, None
-    while done < steps:
-      k = min(config.steps_per_call, steps - done,
-              config.log_every - done % config.log_every)
-      log = (done + k) % config.log_every == 0
-      out, status = train_steps(it, tf.constant(k), epoch, tf.constant(log))
-      done += int(status[0])
-    return out['d_loss']
-  return run, policy
 
 
 def forward_flops(config):
@@ -209,7 +179,7 @@ def main(argv):
                           g_flops + 8 * d_flops)
       else:
         config = presets.get_config(name, batch_size=batch, **VARIANTS[variant])
-        runners[variant], policy = facegan_step_fn(config, real)
+        runners[variant], policy = common.facegan_step_fn(config, real)
         flops[variant] = (policy, step_flops(config, g_flops, d_flops))
       float(runners[variant](2))  # trace and warm up
     peaks = {}
