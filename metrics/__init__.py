@@ -1,2 +1,5 @@
 """Sample-quality metrics: SWD (swd.py), FID and KID (fid.py on features from
-inception.py), and evaluation of a run directory (evaluation.py)."""
+inception.py), precision/recall/density/coverage (coverage.py), nearest
+training images (nearest.py), and scoring two image sets or a generator
+during training (evaluation.py). Scoring a run directory is
+training/evaluation.py's."""

@@ -1,4 +1,5 @@
-"""What generate.py writes: sample grids, GIFs, latent walks, a SavedModel.
+"""What generate.py and project.py write: sample grids, GIFs, latent walks,
+SavedModel and TFLite exports, projections and their nearest training images.
 
 Each `write_*` function turns latents (models/latents.py) into files with a
 generator in inference mode; `generate` runs the modes asked for. Nothing
