@@ -27,7 +27,7 @@ CHOICES = {
     'arch': ARCHS,
     'dataset': DATASETS,
     'g_activation': ('relu', 'leaky_relu', 'selu'),
-    'g_upsample': ('deconv', 'nearest', 'bilinear'),
+    'g_upsample': ('deconv', 'nearest', 'bilinear', 'nearest2x'),
     'instance_noise': ('none', 'additive', 'multiplicative'),
     'latent_dist': ('normal', 'uniform'),
     'd_batch_norm': ('arch', 'on', 'off'),
@@ -70,7 +70,9 @@ class Config:
   g_upsample: str = _f('deconv', "How G doubles its resolution: 'deconv' "
                        "(the arch's stride-2 transposed conv, as published) "
                        "or resize-convolution, 'nearest' or 'bilinear' "
-                       'resize then a stride-1 conv (no checkerboard).')
+                       'resize then a stride-1 conv (no checkerboard); '
+                       "'nearest2x' copies every pixel exactly twice and "
+                       'fits odd sizes (157x128) at the bottom edge.')
   d_mbstd_group: int = _f(0, 'Minibatch standard deviation channel before '
                           "D's head, over groups of this many images (0: "
                           'off; 4 in ProGAN): lets D see a batch of '

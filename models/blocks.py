@@ -9,6 +9,7 @@ distribution strategy is read.
 import dataclasses
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 BATCH_NORMS = ('fused', 'keras', 'synchronized')
@@ -170,10 +171,16 @@ class Stage(keras.layers.Layer):
 
 
 class Resize(keras.layers.Layer):
-  """Resizes NHWC images to a fixed (height, width), 'nearest' or 'bilinear'.
+  """Resizes NHWC images to a fixed (height, width).
 
-  Keras' Resizing layer computes in float32 under a mixed policy; this one
-  keeps the input's dtype, so a bfloat16 G stays bfloat16.
+  'nearest' and 'bilinear' are tf.image.resize's. 'nearest2x' copies every
+  pixel exactly twice along each axis, then repeats the last row or column
+  (or drops the surplus) to reach the size: where the size is not a whole
+  multiple (the rect G's 4-9-19-39-79-157 rows), plain nearest resizing
+  doubles some rows and triples others at fixed places in the image, which
+  draws seams; this keeps the unevenness at the bottom edge. Keras' Resizing
+  layer computes in float32 under a mixed policy; this one keeps the
+  input's dtype, so a bfloat16 G stays bfloat16.
   """
 
   def __init__(self, size, method, **kwargs):
@@ -181,6 +188,12 @@ class Resize(keras.layers.Layer):
     self.size, self.method = tuple(size), method
 
   def call(self, x):
+    if self.method == 'nearest2x':
+      for axis, size in ((1, self.size[0]), (2, self.size[1])):
+        # Output row i is input row i // 2, the last one where that runs out.
+        index = np.minimum(np.arange(size) // 2, x.shape[axis] - 1)
+        x = tf.gather(x, index, axis=axis)
+      return x
     y = tf.image.resize(x, self.size, method=self.method)
     return tf.cast(y, x.dtype)
 

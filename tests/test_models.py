@@ -170,7 +170,7 @@ def test_the_kit_alone_decides_dtype_and_batch_norm(arch):
 
 
 @pytest.mark.parametrize('preset', PRESETS)
-@pytest.mark.parametrize('upsample', ['nearest', 'bilinear'])
+@pytest.mark.parametrize('upsample', ['nearest', 'bilinear', 'nearest2x'])
 def test_resize_convolution_generators_keep_every_size(preset, upsample):
   c = get_config(preset, g_upsample=upsample, d_mbstd_group=4, g_filters=8,
                  d_filters=8)
@@ -182,6 +182,23 @@ def test_resize_convolution_generators_keep_every_size(preset, upsample):
   assert not any(isinstance(layer, tf.keras.layers.Conv2DTranspose) and
                  layer.strides == (2, 2) for layer in layers)
   assert tuple(d(x, training=True).shape) == (4,)
+
+
+def test_nearest2x_copies_every_pixel_twice_and_fits_at_the_edge():
+  rows = tf.reshape(tf.range(4, dtype=tf.float32), (1, 4, 1, 1))
+  x = tf.tile(rows, (1, 1, 4, 1))  # row r holds r
+  up = blocks.Resize((9, 8), 'nearest2x')(x)
+  assert tuple(up.shape) == (1, 9, 8, 1)
+  np.testing.assert_array_equal(up.numpy()[0, :, 0, 0],
+                                [0, 0, 1, 1, 2, 2, 3, 3, 3])
+  # 79 -> 157 rows: every row twice but the last, once; nearest resizing
+  # instead repeats an interior row a different number of times.
+  tall = tf.reshape(tf.range(79, dtype=tf.float32), (1, 79, 1, 1))
+  twice = blocks.Resize((157, 1), 'nearest2x')(tall).numpy().ravel()
+  assert list(np.bincount(twice.astype(int))) == [2] * 78 + [1]
+  plain = blocks.Resize((157, 1), 'nearest')(tall).numpy().ravel()
+  counts = np.bincount(plain.astype(int))
+  assert set(counts[:-1]) != {2}  # an uneven interior row: a seam
 
 
 def test_a_resize_conv_g_draws_no_checkerboard_from_a_flat_input():
