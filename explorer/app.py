@@ -95,6 +95,57 @@ def read_latent_file(data: bytes, dim: int) -> np.ndarray:
     raise BadRequest(f'The .npy file is damaged ({e}).') from e
 
 
+def body() -> dict:
+  """The request's JSON object, or BadRequest."""
+  try:
+    data = flask.request.get_json(silent=True)
+  except RecursionError:
+    data = None
+  if not isinstance(data, dict):
+    raise BadRequest('The request body must be a JSON object.')
+  return data
+
+
+def number(data: dict, key: str, default, kind=float, low=None, high=None):
+  """data[key] as a finite `kind` in [low, high] (None stays None)."""
+  value = data.get(key, default)
+  try:
+    value = kind(value) if value is not None else None
+    if value is not None and not math.isfinite(value):
+      raise ValueError
+  except (TypeError, ValueError, OverflowError):
+    raise BadRequest(f'{key} must be a finite number.') from None
+  if value is not None and ((low is not None and value < low) or
+                            (high is not None and value > high)):
+    raise BadRequest(f'{key} must be in [{low}, {high}], got {value}.')
+  return value
+
+
+def upload() -> bytes:
+  """The bytes of the uploaded file (form field "file"), or BadRequest."""
+  file = flask.request.files.get('file')
+  data = file.read(photos.MAX_BYTES + 1) if file is not None else b''
+  if not data:
+    raise BadRequest('No file was uploaded (form field "file"), or it is '
+                     'empty.')
+  return data
+
+
+def refuse_foreign_pages(host_names):
+  """A 403 reply for a request another web page may have made, else None."""
+  host = flask.request.host
+  if not host_allowed(host, host_names):
+    return flask.jsonify(error=f'Host {host!r} refused: open the page by the '
+                         'address explore.py printed.'), 403
+  origin = flask.request.headers.get('Origin')
+  if (flask.request.method not in ('GET', 'HEAD') and origin is not None and
+      parse.urlsplit(origin).netloc.lower() != host.lower()):
+    return flask.jsonify(error=f'A request from the page {origin!r} was '
+                         'refused: only the explorer\'s own page may send '
+                         'requests.'), 403
+  return None
+
+
 def make_server(app: flask.Flask, host: str, port: int,
                 idle_timeout: float = IDLE_TIMEOUT):
   """A threaded werkzeug server for `app` that closes idle connections."""
@@ -159,48 +210,7 @@ def create_app(generator, config: Config, run_name: str = '',
       raise BadRequest(f'{name} holds NaN or infinite values.')
     return z
 
-  def body() -> dict:
-    try:
-      data = flask.request.get_json(silent=True)
-    except RecursionError:
-      data = None
-    if not isinstance(data, dict):
-      raise BadRequest('The request body must be a JSON object.')
-    return data
-
-  def number(data, key, default, kind=float, low=None, high=None):
-    value = data.get(key, default)
-    try:
-      value = kind(value) if value is not None else None
-      if value is not None and not math.isfinite(value):
-        raise ValueError
-    except (TypeError, ValueError, OverflowError):
-      raise BadRequest(f'{key} must be a finite number.') from None
-    if value is not None and ((low is not None and value < low) or
-                              (high is not None and value > high)):
-      raise BadRequest(f'{key} must be in [{low}, {high}], got {value}.')
-    return value
-
-  def upload() -> bytes:
-    file = flask.request.files.get('file')
-    data = file.read(photos.MAX_BYTES + 1) if file is not None else b''
-    if not data:
-      raise BadRequest('No file was uploaded (form field "file"), or it is '
-                       'empty.')
-    return data
-
-  @app.before_request
-  def refuse_foreign_pages():
-    if not host_allowed(flask.request.host, host_names):
-      return flask.jsonify(error=f'Host {flask.request.host!r} refused: open '
-                           'the page by the address explore.py printed.'), 403
-    origin = flask.request.headers.get('Origin')
-    if (flask.request.method not in ('GET', 'HEAD') and origin is not None and
-        parse.urlsplit(origin).netloc.lower() != flask.request.host.lower()):
-      return flask.jsonify(error=f'A request from the page {origin!r} was '
-                           'refused: only the explorer\'s own page may send '
-                           'requests.'), 403
-    return None
+  app.before_request(lambda: refuse_foreign_pages(host_names))
 
   @app.errorhandler(BadRequest)
   def bad_request(e):
