@@ -27,7 +27,7 @@ CHOICES = {
     'arch': ARCHS,
     'dataset': DATASETS,
     'g_activation': ('relu', 'leaky_relu', 'selu'),
-    'g_upsample': ('deconv', 'nearest', 'bilinear', 'nearest2x'),
+    'g_upsample': ('deconv', 'deconv4', 'nearest', 'bilinear', 'nearest2x'),
     'instance_noise': ('none', 'additive', 'multiplicative'),
     'latent_dist': ('normal', 'uniform'),
     'd_batch_norm': ('arch', 'on', 'off'),
@@ -68,7 +68,9 @@ class Config:
                          'has it (dcgan: on; tutorial, rect, mlp: off).')
   g_spectral_norm: bool = _f(False, 'Spectral normalisation on G layers.')
   g_upsample: str = _f('deconv', "How G doubles its resolution: 'deconv' "
-                       "(the arch's stride-2 transposed conv, as published) "
+                       "(the arch's stride-2 transposed conv, as published), "
+                       "'deconv4' (stride-2 transposed convs with 4x4 "
+                       'kernels, which the stride divides: even overlap) '
                        "or resize-convolution, 'nearest' or 'bilinear' "
                        'resize then a stride-1 conv (no checkerboard); '
                        "'nearest2x' copies every pixel exactly twice and "

@@ -22,10 +22,13 @@ def _up(c: Config, k: blocks.Kit, filters, size, deconv_kernel, deconv_padding,
   """The layers that double the resolution to `size` (H, W).
 
   g_upsample='deconv' is the arch's stride-2 transposed conv (the published
-  recipes), then Cropping2D(`crop`) if given; 'nearest' or 'bilinear'
-  resize to `size`, then a stride-1 conv with an odd kernel (no
-  checkerboard: see Kit.upconv).
+  recipes), then Cropping2D(`crop`) if given; 'deconv4' the same with a 4x4
+  kernel (see _deconv4); 'nearest', 'bilinear' or 'nearest2x' resize to
+  `size`, then a stride-1 conv with an odd kernel (no checkerboard: see
+  Kit.upconv).
   """
+  if c.g_upsample == 'deconv4':
+    return _deconv4(k, filters, size, deconv_padding, sn, activation_name)
   if c.g_upsample != 'deconv':
     return k.upconv(filters, size, resize_kernel, c.g_upsample, sn=sn,
                     activation_name=activation_name)
@@ -34,6 +37,39 @@ def _up(c: Config, k: blocks.Kit, filters, size, deconv_kernel, deconv_padding,
   if crop:
     up.append(layers.Cropping2D(crop, dtype=k.dtype))
   return up
+
+
+def _deconv4(k: blocks.Kit, filters, size, padding, sn, activation_name):
+  """A stride-2 transposed conv with a 4x4 kernel, cropped to `size`.
+
+  The stride divides the kernel, so every pixel away from the border gets
+  two taps per axis: no uneven overlap, the checkerboard's cause with the
+  rect arch's 5-row kernels (Odena et al. 2016). 'valid' padding gives
+  2n + 2 pixels; the crop drops the first, as 'same' padding would, and as
+  many at the far end as `size` needs, so an odd size keeps its extra
+  border row at the bottom, as 'nearest2x' does.
+  """
+  up = [k.deconv(filters, 4, 2, padding, sn=sn,
+                 activation_name=activation_name)]
+  if padding == 'valid':
+    up.append(_EdgeCrop(size, dtype=k.dtype))
+  return up
+
+
+class _EdgeCrop(layers.Layer):
+  """Crops NHWC maps to `size`: one pixel off the top and left, the rest
+  off the bottom and right."""
+
+  def __init__(self, size, **kwargs):
+    super().__init__(**kwargs)
+    self.size = tuple(size)
+
+  def call(self, x):
+    h, w = self.size
+    return x[:, 1:1 + h, 1:1 + w]
+
+  def compute_output_shape(self, input_shape):
+    return (input_shape[0], *self.size, input_shape[-1])
 
 
 def _tutorial_stages(c: Config, k: blocks.Kit):

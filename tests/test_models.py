@@ -4,6 +4,7 @@ import tensorflow as tf
 
 from configs.presets import get_config
 from models import blocks
+from models import generator
 from models.discriminator import Discriminator
 from models.generator import Generator
 
@@ -182,6 +183,47 @@ def test_resize_convolution_generators_keep_every_size(preset, upsample):
   assert not any(isinstance(layer, tf.keras.layers.Conv2DTranspose) and
                  layer.strides == (2, 2) for layer in layers)
   assert tuple(d(x, training=True).shape) == (4,)
+
+
+@pytest.mark.parametrize('preset', PRESETS)
+def test_deconv4_generators_keep_every_size_with_4x4_kernels(preset):
+  c = get_config(preset, g_upsample='deconv4', g_filters=8, d_filters=8)
+  g = Generator(c)
+  x = g(tf.random.normal((2, c.latent_dim), seed=1), training=True)
+  assert tuple(x.shape) == (2, c.image_height, c.image_width, 3)
+  layers = [getattr(layer, 'layer', layer)  # inside spectral norm
+            for stage in g.stages for layer in stage.stage_layers]
+  strided = [l for l in layers if isinstance(l, tf.keras.layers.Conv2DTranspose)
+             and l.strides == (2, 2)]
+  assert all(l.kernel_size == (4, 4) for l in strided)
+  assert len(strided) == {'mlp': 0, 'tutorial': 3, 'dcgan': 4}.get(c.arch, 5)
+
+
+def test_deconv4_overlaps_evenly_where_the_rect_kernel_does_not():
+  """A constant map through all-ones kernels: with deconv4 every row away
+  from the border gets the same sum, as with 'same' padding; the rect
+  arch's (5,4) kernel alternates between two sums."""
+  def rows(config, size, crop):
+    n = (size[0] - 1) // 2 if size[0] < 157 else 79
+    x = tf.ones((1, n, size[1] // 2, 1))
+    up = generator._up(config, blocks.Kit(), 1, size, (5, 4), 'valid', 3,
+                       crop=crop)
+    y = x
+    for layer in up:
+      y = layer(y)
+      if isinstance(layer, tf.keras.layers.Conv2DTranspose):
+        layer.kernel.assign(tf.ones_like(layer.kernel))
+    for layer in up:  # again, now with the kernel set
+      x = layer(x)
+    assert tuple(x.shape) == (1, *size, 1)
+    return x.numpy()[0, :, size[1] // 2, 0]
+  c = get_config('celeba157x128', g_upsample='deconv4')
+  last = rows(c, (157, 128), ((2, 2), (1, 1)))
+  assert last[0] == 2.0 and np.all(last[1:] == 4.0)  # 2 taps per axis
+  inner = rows(c, (9, 8), ((1, 1), (1, 1)))  # 4 -> 9 rows: 10 cropped to 9
+  np.testing.assert_array_equal(inner, [2, 4, 4, 4, 4, 4, 4, 2, 2])
+  uneven = rows(get_config('celeba157x128'), (157, 128), ((2, 2), (1, 1)))
+  assert set(np.unique(uneven)) == {4.0, 6.0}  # 2 or 3 rows x 2 columns
 
 
 def test_nearest2x_copies_every_pixel_twice_and_fits_at_the_edge():
