@@ -109,6 +109,7 @@ def train(name, config, real, held):
   from pictures import images as img
   keras.utils.set_random_seed(config.seed)
   gan = GAN(config)
+  train_step = tf.function(gan.step_fn)
   rng = np.random.default_rng(config.seed)  # the same batches for every variant
   order, pos, curve = rng.permutation(len(real)), 0, []
   tick = time.perf_counter()
@@ -117,7 +118,7 @@ def train(name, config, real, held):
       order, pos = rng.permutation(len(real)), 0
     batch = real[order[pos:pos + config.batch_size]]
     pos += config.batch_size
-    out = gan.train_step(pipeline.to_float(tf.constant(batch)))
+    out = train_step(pipeline.to_float(tf.constant(batch)))
     if step % FLAGS.log_every == 0:
       curve.append(dict(step=step, **{k: round(float(out[k]), 4) for k in (
           'd_real', 'd_fake', 'd_loss', 'g_loss')}))

@@ -97,6 +97,7 @@ def train_config(name, config, real, eval_real, out):
   from pictures import images as img
   keras.utils.set_random_seed(config.seed)
   gan = GAN(config)
+  train_step = tf.function(gan.step_fn)
   rng = np.random.default_rng(config.seed)  # same data order for every config
   z_grid = np.random.default_rng([config.seed, 1]).standard_normal(
       (GRID_SAMPLES, config.latent_dim)).astype(np.float32)
@@ -128,7 +129,7 @@ def train_config(name, config, real, eval_real, out):
         order, pos = rng.permutation(len(real)), 0
       batch = real[order[pos:pos + config.batch_size]]
       pos += config.batch_size
-      out_m = gan.train_step(tf.constant(batch, tf.float32) / 127.5 - 1.0)
+      out_m = train_step(tf.constant(batch, tf.float32) / 127.5 - 1.0)
       step += 1
       if FLAGS.minutes and time.perf_counter() - tick + train_seconds > \
           60 * FLAGS.minutes:

@@ -1,4 +1,4 @@
-"""Pure GAN loss functions on logits (no sigmoid + BCE anywhere)."""
+"""Pure GAN loss functions on logits (no sigmoid + BCE anywhere), and R1."""
 
 import tensorflow as tf
 
@@ -41,3 +41,18 @@ def feature_matching_loss(real_features, fake_features):
   """
   diff = tf.reduce_mean(real_features, 0) - tf.reduce_mean(fake_features, 0)
   return tf.reduce_mean(tf.square(diff))
+
+
+def r1_penalty(discriminator, images):
+  """R1 (Mescheder et al. 2018): mean_i |grad_x D(x_i)|^2 on real images.
+
+  Penalising D's slope at the data flattens D around it, so D cannot
+  sharpen on a few thousand training faces and G keeps a useful gradient.
+  Differentiable in D's weights (a gradient of a gradient).
+  """
+  with tf.GradientTape() as tape:
+    tape.watch(images)
+    total = tf.reduce_sum(tf.cast(discriminator(images, training=True),
+                                  tf.float32))
+  slopes = tf.cast(tape.gradient(total, images), tf.float32)
+  return tf.reduce_mean(tf.reduce_sum(tf.square(slopes), axis=[1, 2, 3]))

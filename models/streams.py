@@ -11,6 +11,8 @@ numbers, and adding a draw never shifts another:
   generator seeded with [seed, stream].
 """
 
+from typing import NamedTuple
+
 # --- train step (stateless TF, folded with (config.seed, step)) -----------
 Z_D = 0             # latents of the D step's fakes
 LABELS = 1          # smoothed real labels
@@ -23,6 +25,27 @@ NOISE_G = 11        # + 2 * (G step index): instance noise in each G step
 AUG_REAL = 100
 AUG_FAKE = 110
 AUG_G = 120         # + 10 * (G step index)
+
+
+class View(NamedTuple):
+  """The streams of one batch D sees: its augmentation, its instance noise."""
+  augment: int
+  noise: int
+
+
+D_REAL = View(AUG_REAL, NOISE_REAL)
+D_FAKE = View(AUG_FAKE, NOISE_FAKE)
+
+
+def g_latent(index: int) -> int:
+  """The latents' stream of G update `index` of a step."""
+  return Z_G + 2 * index
+
+
+def g_view(index: int) -> View:
+  """The streams of the fakes D judges in G update `index` of a step."""
+  return View(AUG_G + 10 * index, NOISE_G + 2 * index)
+
 
 # --- latent batches (numpy, seeded with [seed, stream]) --------------------
 FIXED_LATENT = 1    # the run's fixed sample-grid batch (fixed_latent.npy)

@@ -79,3 +79,18 @@ def hook_train_steps(monkeypatch, hook, before: bool = False) -> None:
       return result
     return hooked
   monkeypatch.setattr(loop, 'make_train_steps', make)
+
+
+def loop_step(gan, images, with_norms: bool = True):
+  """One step of `gan` on `images` through the training loop's own function
+  (training.loop.make_train_steps); returns the step's metrics."""
+  from training import loop
+  if not hasattr(gan, '_test_train_steps'):  # traced once per GAN
+    gan._test_train_steps = loop.make_train_steps(gan)
+  n = images.shape[0]
+  batch = (tf.zeros([n], tf.int64), tf.range(n, dtype=tf.int64), images)
+  out, status = gan._test_train_steps(
+      iter(tf.data.Dataset.from_tensors(batch)), tf.constant(1),
+      tf.constant(0, tf.int64), tf.constant(with_norms))
+  assert int(status[0]) == 1  # one step ran
+  return out

@@ -8,6 +8,7 @@ from configs.presets import get_config
 from models import losses
 from models import streams
 from models.gan import GAN
+from tests import helpers
 
 MAIN_KEYS = {'d_loss', 'd_loss_real', 'd_loss_fake', 'g_loss', 'g_loss_adv',
              'g_loss_fm', 'd_real', 'd_fake', 'noise_sd', 'grad_norm/g',
@@ -27,7 +28,7 @@ def test_train_step_updates_both_networks_and_reports_scalars():
   gan = _gan()
   g0 = [v.numpy().copy() for v in gan.generator.trainable_variables]
   d0 = [v.numpy().copy() for v in gan.discriminator.trainable_variables]
-  out = gan.train_step(_real())
+  out = helpers.loop_step(gan, _real())
   assert MAIN_KEYS <= set(out)
   assert any(k.startswith('grad_norm/g/') for k in out)  # per layer
   assert all(np.isfinite(float(v)) for v in out.values())
@@ -42,19 +43,12 @@ def test_train_step_updates_both_networks_and_reports_scalars():
 
 
 def test_per_layer_gradient_norms_add_up_to_the_global_norm():
-  out = _gan().train_step(_real())
+  out = helpers.loop_step(_gan(), _real())
   for net in ('g', 'd'):
     layers = [float(v) for k, v in out.items() if k.startswith(f'grad_norm/{net}/')]
     assert len(layers) >= 3 and all(x > 0 for x in layers)
     assert float(out[f'grad_norm/{net}']) == pytest.approx(
         np.sqrt(np.sum(np.square(layers))), rel=1e-4)
-
-
-def test_train_step_is_traced_once():
-  gan = _gan()
-  for _ in range(3):
-    gan.train_step(_real())
-  assert gan.train_step.experimental_get_tracing_count() == 1
 
 
 def test_ema_generator_follows_the_warmed_up_average_of_g():
@@ -63,7 +57,7 @@ def test_ema_generator_follows_the_warmed_up_average_of_g():
   flat = lambda vs: np.concatenate([v.numpy().ravel() for v in vs])
   expected = flat(gan.generator.trainable_variables)  # the EMA starts at G
   for step in range(1, 6):
-    gan.train_step(_real())
+    helpers.loop_step(gan, _real())
     d = min(decay, (1 + step) / (10 + step))  # warm-up, at the new step
     expected = d * expected + (1 - d) * flat(gan.generator.trainable_variables)
   ema = flat(gan.ema_generator.trainable_variables)
@@ -80,17 +74,16 @@ def test_ema_generator_follows_the_warmed_up_average_of_g():
 
 def test_instance_noise_decays_linearly():
   gan = _gan(instance_noise='additive', noise_sd=0.2, noise_decay_steps=100)
-  assert float(gan.noise_sd()) == pytest.approx(0.2)
-  gan.step.assign(50)
-  assert float(gan.noise_sd()) == pytest.approx(0.1)
-  gan.step.assign(500)
-  assert float(gan.noise_sd()) == 0.0
-  assert float(_gan().noise_sd()) == 0.0  # instance_noise='none'
+  sd = lambda step: float(gan.tricks.noise_sd(tf.constant(step, tf.int64)))
+  assert sd(0) == pytest.approx(0.2)
+  assert sd(50) == pytest.approx(0.1)
+  assert sd(500) == 0.0
+  assert float(_gan().tricks.noise_sd(0)) == 0.0  # instance_noise='none'
 
 
 def test_feature_matching_and_extra_g_steps():
   gan = _gan(feature_matching=0.1, fm_ramp_steps=0, g_steps_per_d=2)
-  out = gan.train_step(_real())
+  out = helpers.loop_step(gan, _real())
   assert float(out['g_loss_fm']) > 0
   assert float(out['g_loss']) == pytest.approx(
       float(out['g_loss_adv']) + 0.1 * float(out['g_loss_fm']), rel=1e-5)
@@ -103,13 +96,13 @@ def test_reuse_fake_trains_g_on_the_d_step_fakes_with_one_forward_pass():
   call = gan.generator.call
   gan.generator.call = lambda *a, **k: calls.append(1) or call(*a, **k)
   g0 = [v.numpy() for v in gan.generator.variables]
-  out = gan.train_step(_real())
+  out = helpers.loop_step(gan, _real())
   assert len(calls) == 1  # traced once: one G forward pass per step
   # The G loss is D's verdict, after its update, on G(z of the D step)
   # made by G before its update.
   for v, value in zip(gan.generator.variables, g0):
     v.assign(value)
-  z = gan._latent(streams.Z_D, tf.constant(8), tf.constant(1, tf.int64))
+  z = gan.tricks.latent(streams.Z_D, tf.constant(8), tf.constant(1, tf.int64))
   logits = gan.discriminator(gan.generator(z, training=True), training=True)
   assert float(out['g_loss']) == pytest.approx(
       float(losses.generator_loss(logits, 1.0)), rel=1e-4)
@@ -126,7 +119,7 @@ def test_reuse_fake_trains_g_on_the_d_step_fakes_with_one_forward_pass():
 def test_every_stabilising_option_trains(overrides):
   gan = _gan(**overrides)
   for _ in range(2):
-    out = gan.train_step(_real())
+    out = helpers.loop_step(gan, _real())
   assert all(np.isfinite(float(v)) for v in out.values())
 
 
@@ -144,7 +137,7 @@ def test_overfit_one_real_batch_d_and_g_learn(celeba_dir):
   def distance():  # mean |E[G(z)] - E[x]| per pixel, in [-1, 1] units
     return np.abs(gan.generator(z, training=False).numpy().mean(0) - target).mean()
   d0 = distance()
-  d_losses = [float(gan.train_step(real)['d_loss']) for _ in range(300)]
+  d_losses = [float(helpers.loop_step(gan, real)['d_loss']) for _ in range(300)]
   # D learns to tell this batch from fakes: its loss falls well below log 4.
   assert min(d_losses[:50]) < 0.5 * d_losses[0]
   # G learns: its average image moves most of the way towards the batch's.
@@ -155,7 +148,7 @@ def test_r1_is_lazy_and_adds_to_d_gradients_only_on_its_steps():
   plain, r1 = _gan(), _gan(r1_gamma=10.0, r1_every=2)
   real, fake = _real(), _real() * 0.5
   def grads(gan, step):
-    g, _, _, _ = gan._d_grads(real, fake, tf.constant(step, tf.int64))
+    g, _, _ = gan.d_gradients(real, fake, tf.constant(step, tf.int64))
     return [x.numpy() for x in g]
   for a, b in zip(grads(plain, 3), grads(r1, 3)):  # 3 % 2: no R1
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-7)
@@ -166,8 +159,8 @@ def test_r1_is_lazy_and_adds_to_d_gradients_only_on_its_steps():
 def test_a_step_without_norms_skips_only_the_norms():
   full, light = _gan(), _gan()
   real = _real()
-  out_full = full.train_step(real)
-  out_light = light.step_fn(real, with_norms=False)
+  out_full = helpers.loop_step(full, real)
+  out_light = helpers.loop_step(light, real, with_norms=False)
   norms = lambda gan, out: [float(out[k]) for k in gan.metric_names
                             if k.startswith('grad_norm/')]
   assert len(norms(full, out_full)) > 2 and min(norms(full, out_full)) > 0

@@ -46,3 +46,18 @@ def test_feature_matching_loss():
   fake = tf.constant([[0.0, 0.0], [2.0, 2.0]])   # means (1, 1)
   assert float(losses.feature_matching_loss(real, fake)) == pytest.approx((1 + 4) / 2)
   assert float(losses.feature_matching_loss(real, real)) == 0.0
+
+
+def test_r1_penalty_is_the_mean_squared_input_gradient():
+  # D(x) = sum(w * x^2) per image: grad_x = 2 w x, so |grad|^2 = 4 sum(w^2 x^2).
+  w = tf.Variable(tf.random.stateless_normal((4, 4, 3), (0, 1)))
+  d = lambda x, training: tf.reduce_sum(w * x * x, axis=[1, 2, 3])
+  x = tf.random.stateless_normal((5, 4, 4, 3), (0, 2))
+  expected = np.mean(np.sum(4 * w.numpy() ** 2 * x.numpy() ** 2, (1, 2, 3)))
+  with tf.GradientTape() as tape:
+    penalty = losses.r1_penalty(d, x)
+  assert float(penalty) == pytest.approx(expected, rel=1e-5)
+  # Differentiable in D's weights: d/dw = mean_i 8 w x_i^2.
+  np.testing.assert_allclose(tape.gradient(penalty, w).numpy(),
+                             np.mean(8 * w.numpy() * x.numpy() ** 2, 0),
+                             rtol=1e-4, atol=1e-6)
