@@ -19,7 +19,7 @@ from absl import flags
 from configs import presets
 from configs.errors import FaceganError
 
-from training import interrupts
+from common import interrupts
 
 flags.DEFINE_string('checkpoint', None, 'Run directory, its checkpoints/ '
                     'folder or a checkpoint prefix.')

@@ -19,7 +19,7 @@ from absl import logging
 
 from configs import definitions
 from configs.errors import FaceganError
-from training import interrupts
+from common import interrupts
 
 definitions.define_generator_flags()
 

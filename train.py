@@ -15,7 +15,7 @@ from absl import logging
 
 from configs import definitions
 from configs.errors import FaceganError
-from training import interrupts
+from common import interrupts
 
 definitions.define_config_flags()
 flags.DEFINE_string('workdir', None, 'Run directory (default runs/<preset>).')

@@ -103,6 +103,7 @@ def train(name, config, real, held):
   import keras
   import numpy as np
   import tensorflow as tf
+  from common import files
   from data import pipeline
   from metrics import evaluation
   from models.gan import GAN
@@ -118,7 +119,7 @@ def train(name, config, real, held):
       order, pos = rng.permutation(len(real)), 0
     batch = real[order[pos:pos + config.batch_size]]
     pos += config.batch_size
-    out = train_step(pipeline.to_float(tf.constant(batch)))
+    out = train_step(files.to_float(tf.constant(batch)))
     if step % FLAGS.log_every == 0:
       curve.append(dict(step=step, **{k: round(float(out[k]), 4) for k in (
           'd_real', 'd_fake', 'd_loss', 'g_loss')}))

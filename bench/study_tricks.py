@@ -91,7 +91,7 @@ def train_config(name, config, real, eval_real, out):
   import keras
   import numpy as np
   import tensorflow as tf
-  from data.pipeline import from_float
+  from common.files import from_float
   from metrics import evaluation
   from models.gan import GAN
   from pictures import images as img

@@ -9,3 +9,10 @@ those still do.
 
 class FaceganError(Exception):
   """A problem with the user's input, data, run directory or machine."""
+
+
+def first_line(e: BaseException, limit: int = 200) -> str:
+  """An error's first line for a one-paragraph message (TF's can run to
+  pages: every unmatched object of a checkpoint, a stack of ops)."""
+  line = (str(e).strip().splitlines() or [type(e).__name__])[0]
+  return line.split(' Showing ')[0][:limit]

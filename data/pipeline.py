@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from common.files import to_float
 from configs.errors import FaceganError
 from data import celeba, folder
 from configs.presets import FRAME_WIDTH, Config, missing_data_message
@@ -222,17 +223,6 @@ def crop_and_resize(image, config: Config):
     image = tf.image.resize(image, (h, w), antialias=True)
   image = tf.ensure_shape(image, (h, w, 3))
   return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
-
-
-def to_float(images):
-  """uint8 [0, 255] -> float32 [-1, 1]."""
-  return tf.cast(images, tf.float32) / 127.5 - 1.0
-
-
-def from_float(images):
-  """float [-1, 1] -> uint8 [0, 255] (rounded, clipped)."""
-  x = (tf.cast(images, tf.float32) + 1.0) * 127.5
-  return tf.cast(tf.clip_by_value(tf.round(x), 0, 255), tf.uint8)
 
 
 class _CacheLock:

@@ -14,6 +14,7 @@ from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
+from common import files
 from configs.errors import FaceganError
 from configs.presets import Config
 from data import pipeline as data_pipeline
@@ -83,7 +84,7 @@ def real_images(config: Config, n: int, seed: int) -> np.ndarray:
   pipeline = data_pipeline.Pipeline(eval_config, source=source)
   out, count = [], 0
   for _, images in pipeline.epoch(0):
-    out.append(data_pipeline.from_float(images).numpy())
+    out.append(files.from_float(images).numpy())
     count += len(out[-1])
     if count >= n:
       return np.concatenate(out)[:n]

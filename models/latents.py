@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from configs.errors import FaceganError
 from configs.presets import Config
-from data.pipeline import from_float
+from common.files import from_float
 
 # The 48x48 recipe notebook's walk dimensions (latent 100).
 DEFAULT_WALK_DIMS = (25, 50, 75)

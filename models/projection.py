@@ -14,7 +14,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from data.pipeline import from_float, to_float
+from common.files import from_float, to_float
 from models import streams
 
 # Normal latents beyond 4 sd are drawn about once in 16,000 components.

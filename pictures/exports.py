@@ -17,15 +17,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from configs.errors import FaceganError
+from common import files
+from common import interrupts
+from configs.errors import FaceganError, first_line
 from configs.presets import Config
-from data.pipeline import from_float
 from models import latents
 from models import streams
 from models.latents import circle, circle_angles, lerp, render, slerp, walk
 from pictures import images as img
-from training import interrupts
-from training import rundir
 
 MODES = ('grid', 'interpolate', 'circle', 'walk', 'progress', 'savedmodel',
          'tflite')
@@ -134,7 +133,7 @@ def write_progress(run_dir: str, out_dir: str) -> str:
 
   Useful for runs stopped before the end, which have no progress.gif yet.
   """
-  samples = os.path.join(run_dir, rundir.SAMPLES_DIR)
+  samples = os.path.join(run_dir, img.SAMPLES_DIR)
   out = os.path.join(out_dir, 'progress.gif')
   if not img.progress_gif(samples, out):
     raise GenerationError(f'No samples/epoch_*.png in {run_dir}: the run has '
@@ -187,7 +186,7 @@ def export_savedmodel(generator, config: Config, out_dir: str) -> str:
   # ExportArchive (what model.export uses) tracks Keras 3 variables for the
   # SavedModel; a custom endpoint lets the signature include the uint8 cast.
   def serve(z):
-    return {'images': from_float(generator(z, training=False))}
+    return {'images': files.from_float(generator(z, training=False))}
 
   archive = keras.export.ExportArchive()
   archive.track(generator)
@@ -199,7 +198,7 @@ def export_savedmodel(generator, config: Config, out_dir: str) -> str:
     _write_folder(path, lambda tmp: archive.write_out(tmp, verbose=False))
   except tf.errors.OpError as e:
     raise GenerationError(f'Writing the SavedModel to {path} failed '
-                          f'({rundir.first_line(e)}); an earlier export there '
+                          f'({first_line(e)}); an earlier export there '
                           'is unchanged.') from e
   return path
 
@@ -225,7 +224,7 @@ def export_tflite(generator, config: Config, out_dir: str) -> str:
   def write(p):
     with open(p, 'wb') as f:
       f.write(model)
-  img.write_whole(path, write)
+  files.write_whole(path, write)
   return path
 
 
@@ -240,7 +239,7 @@ def write_projection(projection, target: np.ndarray, out_dir: str,
   """
   base = os.path.join(out_dir, name)
   z_path = base + '_z.npy'
-  img.write_whole(z_path, lambda p: np.save(p, projection.z))
+  files.write_whole(z_path, lambda p: np.save(p, projection.z))
   pair = img.make_grid(np.stack([target, projection.image]), cols=2)
   img.save_png(base + '_reconstruction.png', img.label(
       pair, f'photo | G(z), rmse {projection.rms:.1f}'))
@@ -292,7 +291,7 @@ def generate(modes: Sequence[str], generator, config: Config, run_dir: str,
       written += write_walks(generator, config, out_dir, opts)
     elif mode == 'progress':
       if len(modes) > 1 and not img.sample_paths(
-          os.path.join(run_dir, rundir.SAMPLES_DIR)):
+          os.path.join(run_dir, img.SAMPLES_DIR)):
         print('No samples/epoch_*.png yet: progress.gif skipped.')
         continue
       written.append(write_progress(run_dir, out_dir))

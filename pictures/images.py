@@ -9,6 +9,9 @@ import imageio.v3 as iio
 import numpy as np
 from PIL import Image, ImageDraw
 
+from common.files import write_whole
+
+SAMPLES_DIR = 'samples'  # a run's per-epoch grids, in a run directory
 PAD = 2
 PAD_VALUE = 32  # dark grey between tiles
 
@@ -30,19 +33,6 @@ def make_grid(images: np.ndarray, cols: int = 0) -> np.ndarray:
     y, x = PAD + r * (h + PAD), PAD + c * (w + PAD)
     grid[y:y + h, x:x + w] = images[k]
   return grid
-
-
-def write_whole(path: str, write) -> None:
-  """write(tmp_path), then a rename: a kill mid-write leaves no half file."""
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  root, ext = os.path.splitext(path)
-  tmp = f'{root}.tmp{os.getpid()}{ext}'
-  try:
-    write(tmp)
-    os.replace(tmp, path)
-  finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)
 
 
 def save_png(path: str, image: np.ndarray) -> None:

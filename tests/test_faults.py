@@ -17,7 +17,8 @@ from configs import presets
 from configs.presets import get_config
 from models.gan import GAN
 from tests import helpers
-from training import checkpoints, interrupts, loop, rundir
+from common import interrupts
+from training import checkpoints, loop, rundir
 
 # End-to-end: training runs, subprocesses (python -m pytest -m "not slow" skips them).
 pytestmark = pytest.mark.slow

@@ -19,6 +19,7 @@ from typing import Callable, Dict, Optional, Tuple
 import keras
 import tensorflow as tf
 
+from common import files
 from configs.presets import Config
 from models import hardware
 from training import rundir
@@ -180,7 +181,7 @@ def resolve(config: Config, workdir: str, resumed: bool,
                             when=time.strftime('%Y-%m-%d %H:%M'))
     try:
       os.makedirs(os.path.dirname(_cache_path()), exist_ok=True)
-      rundir.atomic_write(_cache_path(),
+      files.atomic_write(_cache_path(),
                           lambda f: json.dump(cache, f, indent=1))
     except OSError as e:  # a read-only home: measure again next time
       log(f'(Could not cache the choice in {_cache_path()}: {e.strerror}.)')
@@ -188,7 +189,7 @@ def resolve(config: Config, workdir: str, resumed: bool,
   choice = {k: choice[k] for k in auto}
   log(f'--{"/--".join(auto)}=auto: {_describe({**_as_set(config), **choice})} '
       f'({how}; recorded in {RECORD_FILE}).', flush=True)
-  rundir.atomic_write(record_path, lambda f: json.dump(
+  files.atomic_write(record_path, lambda f: json.dump(
       dict(choice, machine=json.loads(machine_key())), f, indent=1))
   return dataclasses.replace(config, **choice)
 

@@ -17,6 +17,7 @@ from typing import Dict, List, Optional, Tuple
 import keras
 import tensorflow as tf
 
+from common import files
 from configs.presets import Config
 from models.generator import Generator
 from training import rundir
@@ -138,7 +139,7 @@ def write_checkpoint_state(ckpt_dir: str, prefixes: List[str]) -> None:
             for p in prefixes]
   lines += [f'all_model_checkpoint_timestamps: {t!r}' for t in times]
   lines.append(f'last_preserved_timestamp: {min(times) - 1!r}')
-  rundir.atomic_write(os.path.join(ckpt_dir, 'checkpoint'),
+  files.atomic_write(os.path.join(ckpt_dir, 'checkpoint'),
                lambda f: f.write('\n'.join(lines) + '\n'))
 
 

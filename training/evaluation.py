@@ -13,6 +13,7 @@ import os
 import time
 from typing import Dict, Optional, Sequence
 
+from common import files
 from metrics import evaluation
 from training import checkpoints
 from training import rundir
@@ -91,5 +92,5 @@ def evaluate_run(path: str, metrics: Sequence[str] = ('swd',),
 
 def write_json(path: str, result: Dict[str, object]) -> None:
   """Writes `result` to `path` atomically (a crash leaves no half file)."""
-  rundir.atomic_write(path, lambda f: f.write(json.dumps(result, indent=2) +
+  files.atomic_write(path, lambda f: f.write(json.dumps(result, indent=2) +
                                               '\n'))

@@ -15,6 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from common import files
 from configs.errors import FaceganError
 from configs.presets import Config
 from data import pipeline as data_pipeline
@@ -106,7 +107,7 @@ def fixed_latent(config: Config, workdir: str) -> np.ndarray:
     return np.load(path)
   z = latents.sample_latents(config, config.num_samples, config.seed,
                              streams.FIXED_LATENT)
-  rundir.atomic_write(path, lambda f: np.save(f, z), binary=True)
+  files.atomic_write(path, lambda f: np.save(f, z), binary=True)
   return z
 
 
@@ -134,7 +135,7 @@ def _check_finite(metrics: Dict[str, float], step: int, manager) -> None:
 
 def save_samples(gan: GAN, z: np.ndarray, workdir: str, epoch: int) -> np.ndarray:
   """Writes samples/epoch_XXXX.png from the fixed latent batch; returns it."""
-  images = data_pipeline.from_float(gan.sample(tf.constant(z))).numpy()
+  images = files.from_float(gan.sample(tf.constant(z))).numpy()
   grid = img.make_grid(images)
   img.save_png(os.path.join(workdir, rundir.SAMPLES_DIR,
                             f'epoch_{epoch:04d}.png'), grid)
@@ -250,7 +251,7 @@ def _purge_eval_log(workdir: str, step: int) -> None:
     except (ValueError, KeyError, TypeError):
       pass  # a line cut short by a kill
   if kept != lines:
-    rundir.atomic_write(path, lambda f: f.writelines(kept))
+    files.atomic_write(path, lambda f: f.writelines(kept))
 
 
 def _apply_learning_rates(gan: GAN, config: Config) -> None:

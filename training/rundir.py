@@ -12,12 +12,13 @@ import shutil
 import socket
 from typing import Dict
 
-from configs.errors import FaceganError
+from common.files import atomic_write
+from configs.errors import FaceganError, first_line
 from configs.presets import ADDED_ARCH_FIELDS, Config
+from pictures.images import SAMPLES_DIR
 
 CONFIG_FILE = 'config.json'
 CHECKPOINT_DIR = 'checkpoints'
-SAMPLES_DIR = 'samples'
 FIXED_LATENT_FILE = 'fixed_latent.npy'
 LOCK_FILE = 'train.lock'
 EVAL_DIR = 'eval'
@@ -41,13 +42,6 @@ INCOMPATIBLE_FIELDS = ('preset', 'arch', 'image_height', 'image_width',
 
 class RunDirError(FaceganError, ValueError):
   """The run directory cannot be used as asked; the message says why."""
-
-
-def first_line(e: BaseException, limit: int = 200) -> str:
-  """An error's first line for a one-paragraph message (TF's can run to
-  pages: every unmatched object of a checkpoint, a stack of ops)."""
-  line = (str(e).strip().splitlines() or [type(e).__name__])[0]
-  return line.split(' Showing ')[0][:limit]
 
 
 def load_config(workdir: str) -> Config:
@@ -233,18 +227,3 @@ class RunLock:
     if self._file is not None:
       self._file.close()  # closing releases the flock
       self._file = None
-
-
-def atomic_write(path: str, write, binary: bool = False) -> None:
-  """Calls write(file) on a temporary file, then renames it onto `path`.
-
-  A crash mid-write leaves the old file (or none), never a truncated one.
-  """
-  tmp = f'{path}.tmp{os.getpid()}'
-  with open(tmp, 'wb' if binary else 'w') as f:
-    write(f)
-    f.flush()
-    os.fsync(f.fileno())
-  os.replace(tmp, path)
-
-
