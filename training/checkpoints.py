@@ -12,7 +12,7 @@ import glob
 import os
 import re
 import shutil
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import keras
 import tensorflow as tf
@@ -140,7 +140,7 @@ def write_checkpoint_state(ckpt_dir: str, prefixes: List[str]) -> None:
   lines += [f'all_model_checkpoint_timestamps: {t!r}' for t in times]
   lines.append(f'last_preserved_timestamp: {min(times) - 1!r}')
   files.atomic_write(os.path.join(ckpt_dir, 'checkpoint'),
-               lambda f: f.write('\n'.join(lines) + '\n'))
+                     lambda f: f.write('\n'.join(lines) + '\n'))
 
 
 def remove_stale_temp(ckpt_dir: str) -> List[str]:
@@ -169,23 +169,36 @@ def unreadable_reason(prefix: str) -> Optional[str]:
   return None
 
 
+def wanted_shapes(items: Dict[str, object]) -> Dict[str, Tuple[int, ...]]:
+  """{checkpoint name: shape} of every variable of the model_state dicts in
+  `items` (a tf.train.Checkpoint's keyword arguments)."""
+  return {f'{section}/{key}/.ATTRIBUTES/VARIABLE_VALUE': tuple(v.shape)
+          for section, state in items.items() if isinstance(state, dict)
+          for key, v in state.items()}
+
+
+def compare_shapes(stored: Dict[str, Tuple[int, ...]],
+                   wanted: Dict[str, Tuple[int, ...]],
+                   optional=lambda name: False) -> Tuple[List[str], List[str]]:
+  """(missing, mismatched): names of `wanted` absent from `stored` (unless
+  `optional(name)`: state a new layer starts afresh, such as a dropout
+  layer's seed) or stored with another shape."""
+  missing = [n for n in wanted if n not in stored and not optional(n)]
+  mismatched = [n for n in wanted
+                if n in stored and tuple(stored[n]) != tuple(wanted[n])]
+  return missing, mismatched
+
+
 def shape_mismatches(prefix: str, wanted: Dict[str, Tuple[int, ...]],
                      optional=lambda name: False) -> List[str]:
-  """What of `wanted` ({checkpoint name: shape}) `prefix` lacks or differs in.
-
-  Names for which `optional(name)` is true may be missing (state a new
-  layer starts afresh, such as a dropout layer's seed).
-  """
+  """What of `wanted` ({checkpoint name: shape}) `prefix` lacks or differs
+  in, one phrase each (see compare_shapes)."""
   stored = dict(tf.train.list_variables(prefix))
-  problems = []
-  for name, shape in wanted.items():
-    if name not in stored:
-      if not optional(name):
-        problems.append(f'{name.split("/.ATTRIBUTES")[0]} is missing')
-    elif tuple(stored[name]) != tuple(shape):
-      problems.append(f'{name.split("/.ATTRIBUTES")[0]} has shape '
-                      f'{tuple(stored[name])}, not {tuple(shape)}')
-  return problems
+  missing, mismatched = compare_shapes(stored, wanted, optional)
+  short = lambda name: name.split('/.ATTRIBUTES')[0]
+  return ([f'{short(n)} is missing' for n in missing] +
+          [f'{short(n)} has shape {tuple(stored[n])}, not {tuple(wanted[n])}'
+           for n in mismatched])
 
 
 def find_checkpoint(path: str) -> Tuple[str, str]:
@@ -342,11 +355,8 @@ def _restore_generator(config: Config, run_dir: str, prefix: str,
   # The checkpoint holds each model as model_state's dict of its variables
   # (keyed by position in checkpoints written before the layer-path keys).
   state = model_state(generator, positional=uses_positional_keys(stored))
-  wanted = {f'{key}/{name}/.ATTRIBUTES/VARIABLE_VALUE': tuple(v.shape)
-            for name, v in state.items()}
-  missing = [k for k in wanted if k not in stored]
-  mismatched = [k for k in wanted
-                if k in stored and tuple(stored[k]) != wanted[k]]
+  wanted = wanted_shapes({key: state})
+  missing, mismatched = compare_shapes(stored, wanted)
   if missing or mismatched:
     raw_only = (key == 'ema_generator' and len(missing) == len(wanted) and
                 any(k.startswith('generator/') for k in stored))
@@ -372,16 +382,73 @@ def _restore_generator(config: Config, run_dir: str, prefix: str,
 NEW_COUNTERS = frozenset({'train_seconds', 'run_config'})
 
 
+class Usable(NamedTuple):
+  """The checkpoint to resume from, and what find_usable found on the way."""
+  step: int
+  prefix: str
+  complete: List[Tuple[int, str]]  # (step, prefix) of every complete one
+  skipped: List[str]               # unreadable newer ones, with the reason
+
+
+def find_usable(ckpt_dir: str) -> Optional[Usable]:
+  """The newest complete checkpoint of `ckpt_dir` whose tensors all read.
+
+  Never None while checkpoint files exist: a lost `checkpoint` state file
+  or a missing .index falls back to the newest complete checkpoint on disk,
+  a truncated one to the one before it.
+
+  Raises:
+    RunDirError: checkpoint files but none complete, or none readable.
+  """
+  complete = complete_checkpoints(ckpt_dir)
+  if not complete:
+    if has_checkpoint_files(ckpt_dir):
+      raise RunDirError(
+          f'{ckpt_dir} holds checkpoint files but no complete checkpoint (each '
+          'needs its .index and .data files): an interrupted copy or save? '
+          'Restore the missing files, or pass --overwrite to start again.')
+    return None
+  skipped = []
+  for step, prefix in reversed(complete):
+    reason = unreadable_reason(prefix)
+    if reason is None:
+      return Usable(step, prefix, complete, skipped)
+    skipped.append(f'{os.path.basename(prefix)} ({reason})')
+  raise RunDirError(
+      f'No checkpoint in {ckpt_dir} can be read: {"; ".join(skipped)}. They '
+      'are truncated or corrupt; restore them from a backup, or pass '
+      '--overwrite to start again.')
+
+
+def check_fits(prefix: str, items: Dict[str, object]) -> List[str]:
+  """The names of `items`' variables that `prefix` lacks but may: the seeds
+  of layers added since (dropout), which start afresh.
+
+  Raises:
+    RunDirError: a variable is missing or has another shape.
+  """
+  wanted = wanted_shapes(items)
+  optional = lambda name: 'seed_generator_state' in name
+  problems = shape_mismatches(prefix, wanted, optional)
+  if problems:
+    shown = '; '.join(problems[:4]) + ('; ...' if len(problems) > 4 else '')
+    raise RunDirError(
+        f'The checkpoint {prefix} does not fit this run\'s models '
+        f'({len(problems)} difference(s): {shown}). Was it trained with '
+        'another architecture? Pick another --workdir, or pass --overwrite '
+        'to start again.')
+  names = {n for n, _ in tf.train.list_variables(prefix)}
+  return [n for n in wanted if n not in names]
+
+
 def restore(gan, counters: Dict[str, tf.Variable], workdir: str,
             chief: bool) -> Optional[str]:
-  """Restores the newest complete, readable checkpoint of `workdir`.
+  """Restores the newest usable checkpoint of `workdir` (find_usable).
 
-  Never starts from scratch while checkpoint files exist: a lost
-  `checkpoint` state file or a missing .index falls back to the newest
-  complete checkpoint on disk, a truncated one to the one before it (with a
-  message each), and a folder with none usable is an error. The chief also
-  rewrites the state file so rotation keeps the good checkpoints. A counter
-  in NEW_COUNTERS that an older checkpoint lacks keeps its initial value.
+  The chief first removes the temp folders of interrupted saves, and after
+  the restore rewrites the state file so rotation keeps the good
+  checkpoints. A counter in NEW_COUNTERS that an older checkpoint lacks
+  keeps its initial value.
 
   Returns:
     The restored prefix, or None for a fresh run.
@@ -394,44 +461,14 @@ def restore(gan, counters: Dict[str, tf.Variable], workdir: str,
   if chief:
     for name in remove_stale_temp(ckpt_dir):
       print(f'Removed {name}, left by an interrupted save.', flush=True)
-  complete = complete_checkpoints(ckpt_dir)
-  if not complete:
-    if has_checkpoint_files(ckpt_dir):
-      raise RunDirError(
-          f'{ckpt_dir} holds checkpoint files but no complete checkpoint (each '
-          'needs its .index and .data files): an interrupted copy or save? '
-          'Restore the missing files, or pass --overwrite to start again.')
-    return None
-  usable, skipped = None, []
-  for step, prefix in reversed(complete):
-    reason = unreadable_reason(prefix)
-    if reason is None:
-      usable = (step, prefix)
-      break
-    skipped.append(f'{os.path.basename(prefix)} ({reason})')
+  usable = find_usable(ckpt_dir)
   if usable is None:
-    raise RunDirError(
-        f'No checkpoint in {ckpt_dir} can be read: {"; ".join(skipped)}. They '
-        'are truncated or corrupt; restore them from a backup, or pass '
-        '--overwrite to start again.')
-  step, prefix = usable
+    return None
+  prefix = usable.prefix
   names = [n for n, _ in tf.train.list_variables(prefix)]
   # Checkpoints from before the models were keyed by layer path.
   items = gan_items(gan, positional=uses_positional_keys(names))
-  wanted = {f'{section}/{key}/.ATTRIBUTES/VARIABLE_VALUE': tuple(v.shape)
-            for section, state in items.items() if isinstance(state, dict)
-            for key, v in state.items()}
-  # A layer added since (dropout) brings only its seed: it starts afresh.
-  optional = lambda name: 'seed_generator_state' in name
-  problems = shape_mismatches(prefix, wanted, optional)
-  if problems:
-    shown = '; '.join(problems[:4]) + ('; ...' if len(problems) > 4 else '')
-    raise RunDirError(
-        f'The checkpoint {prefix} does not fit this run\'s models '
-        f'({len(problems)} difference(s): {shown}). Was it trained with '
-        'another architecture? Pick another --workdir, or pass --overwrite '
-        'to start again.')
-  new_seeds = [n for n in wanted if n not in names]
+  new_seeds = check_fits(prefix, items)
   counters = {k: v for k, v in counters.items() if k not in NEW_COUNTERS or
               f'{k}/.ATTRIBUTES/VARIABLE_VALUE' in names}
   try:
@@ -445,14 +482,12 @@ def restore(gan, counters: Dict[str, tf.Variable], workdir: str,
         f'The checkpoint {prefix} cannot be restored into this run\'s models '
         f'({first_line(e)}). Pick another --workdir, or pass '
         '--overwrite to start again.') from e
-  for name in skipped:
+  for name in usable.skipped:
     print(f'Skipped the unreadable checkpoint {name}.', flush=True)
   if new_seeds:
     print(f'{len(new_seeds)} dropout layer(s) are new to this run; their '
           'random state starts afresh.', flush=True)
   if chief:  # the state file lists what is really there
-    write_checkpoint_state(ckpt_dir,
-                                  [p for s, p in complete if s <= step])
+    write_checkpoint_state(
+        ckpt_dir, [p for s, p in usable.complete if s <= usable.step])
   return prefix
-
-
