@@ -65,7 +65,7 @@ class Kit:
     """`layer`, wrapped in spectral normalisation (Miyato et al. 2018) if asked."""
     if not spectral_norm:
       return layer
-    return keras.layers.SpectralNormalization(layer, dtype=self.dtype)
+    return SpectralNormalization(layer, dtype=self.dtype)
 
   def conv(self, filters, kernel, strides, padding='same', use_bias=False,
            sn=False):
@@ -102,6 +102,20 @@ class Kit:
   def stage(self, layers):
     """A Stage of `layers` under this kit's policy."""
     return Stage(layers, dtype=self.dtype)
+
+
+class SpectralNormalization(keras.layers.SpectralNormalization):
+  """Keras' layer, with its power-iteration vector in the variable dtype.
+
+  Keras creates the vector in the kernel's dtype as read at build time,
+  which under a mixed policy is the compute dtype (bfloat16) when the layer
+  happens to be built inside another layer's call: checkpoints would then
+  hold it in either dtype, depending on the order Keras built the layers,
+  and a float32 G could not read a bfloat16 run's.
+  """
+
+  def add_weight(self, *args, dtype=None, **kwargs):
+    return super().add_weight(*args, dtype=self.variable_dtype, **kwargs)
 
 
 class FusedBatchNorm(keras.layers.Layer):

@@ -283,3 +283,18 @@ def test_the_minibatch_stddev_channel_adds_one_input_channel_to_the_head():
     d(tf.zeros((4, 157, 128, 3)))
     counts.append(n_trainable(d))
   assert counts[1] - counts[0] == 4 * 4 * 1  # one 4x4 slice of the last conv
+
+
+@pytest.mark.parametrize('upsample', ['deconv', 'deconv4', 'nearest2x'])
+def test_mixed_precision_models_store_every_variable_in_float32(upsample):
+  """So a checkpoint reads into a float32 G whatever built it (the rect G
+  with deconv4 once built its spectral-norm vectors in bfloat16)."""
+  kit = blocks.Kit('mixed_bfloat16')
+  for preset in ('celeba157x128', 'celeba64'):
+    c = get_config(preset, g_upsample=upsample, g_spectral_norm=True,
+                   d_spectral_norm=True, g_filters=8, d_filters=8)
+    g, d = Generator(c, kit), Discriminator(c, kit)
+    d(g(tf.zeros((1, c.latent_dim))))
+    stored = {v.path: v.dtype for m in (g, d) for v in m.variables
+              if 'seed_generator' not in v.path}
+    assert set(stored.values()) == {'float32'}, stored
