@@ -88,13 +88,11 @@ _LOADED = {}
 
 def load(config, split):
   """Every image of `split`, cropped and resized as training does (uint8)."""
-  import numpy as np
   from data import pipeline
   key = (config.image_height, config.image_width, config.crop, split)
   if key not in _LOADED:
     c = dataclasses.replace(config, split=split, cache='memory', batch_size=1)
-    _LOADED[key] = np.concatenate(
-        [x.numpy() for x in pipeline.Pipeline(c)._cached.batch(1024)])
+    _LOADED[key] = pipeline.Pipeline(c).cached_images()
   return _LOADED[key]
 
 

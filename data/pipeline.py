@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from common import files
 from common.files import to_float
 from configs.errors import FaceganError
 from data import celeba, folder
@@ -80,6 +81,11 @@ class FileSource:
         stats.append((os.path.abspath(p), -1, -1))
     return stats
 
+  def order(self, seed, epoch):
+    """The item indices of `epoch` in its order (a dataset)."""
+    return tf.data.Dataset.from_tensor_slices(
+        _epoch_order(self.size, seed, epoch, 0)[1])
+
   def stream(self, seed, epoch, start):
     positions, order = _epoch_order(self.size, seed, epoch, start)
     paths = tf.gather(tf.constant(self.paths), order)
@@ -100,6 +106,8 @@ class SyntheticSource:
 
   def fingerprint(self):
     return ('synthetic', self.seed, self.size)
+
+  order = FileSource.order  # the same seeded permutation of its items
 
   def stream(self, seed, epoch, start):
     positions, order = _epoch_order(self.size, seed, epoch, start)
@@ -139,11 +147,21 @@ class TfdsSource:
   def fingerprint(self):
     return (*self.key, self.size)
 
+  def order(self, seed, epoch):
+    """The item indices of `epoch` in the order `stream` gives its images: a
+    buffer shuffle's permutation depends on the count, buffer and seed, not
+    on the elements."""
+    return self._shuffled(tf.data.Dataset.range(self.size), seed, epoch)
+
   def stream(self, seed, epoch, start):
     # No random access in TFRecords: a seeded buffer shuffle, then skip.
-    ds = self.ds.shuffle(10_000, seed=epoch_seed(seed, epoch),
-                         reshuffle_each_iteration=False)
+    ds = self._shuffled(self.ds, seed, epoch)
     return ds.skip(start).enumerate(start).map(lambda i, ex: (i, ex['image']))
+
+  @staticmethod
+  def _shuffled(ds, seed, epoch):
+    return ds.shuffle(10_000, seed=epoch_seed(seed, epoch),
+                      reshuffle_each_iteration=False)
 
 
 def open_source(config: Config):
@@ -228,11 +246,9 @@ def crop_and_resize(image, config: Config):
 class _CacheLock:
   """Held while a file cache fills, so two processes never fill one.
 
-  tf.data marks a cache being written with `<path>_N.lockfile` and refuses
-  to touch it while that exists; a process killed while filling leaves it
-  behind for good. Holding this flock (released by the OS when its process
-  dies) proves no other facegan process is filling `path`, so leftovers of
-  an unfinished fill are stale and are removed.
+  A flock, released by the OS when its process dies: while it is held no
+  other facegan process is filling `path`, so the temp files of an
+  unfinished fill (a killed process) are stale and are removed.
   """
 
   def __init__(self, path: str):
@@ -248,17 +264,28 @@ class _CacheLock:
         fcntl.flock(self._file, fcntl.LOCK_EX)
     except ImportError:  # no flock (Windows): leftovers are kept
       return
-    if not os.path.exists(f'{path}.index'):
-      stale = glob.glob(glob.escape(path) + '_*.lockfile') + glob.glob(
-          glob.escape(path) + '_*.tempstate*')
-      for leftover in stale:
-        os.remove(leftover)
-      if stale:
-        logging.warning('Removed %d file(s) of an unfinished cache fill '
-                        '(%s).', len(stale), path)
+    stale = glob.glob(glob.escape(path) + '.*tmp*')
+    for leftover in stale:
+      os.remove(leftover)
+    if stale:
+      logging.warning('Removed %d file(s) of an unfinished cache fill (%s).',
+                      len(stale), path)
 
   def release(self):
     self._file.close()
+
+
+def _load_cache(path: str, shape):
+  """(images, readable) of a complete file cache at `path`, memory-mapped,
+  or None."""
+  try:
+    readable = np.load(f'{path}.readable.npy')
+    images = np.load(f'{path}.images.npy', mmap_mode='r')
+  except (OSError, ValueError):
+    return None
+  if images.shape != shape or readable.shape != shape[:1]:
+    return None
+  return images, readable
 
 
 class Pipeline:
@@ -272,7 +299,7 @@ class Pipeline:
   def __init__(self, config: Config, source=None):
     self.config = config
     self.source = source or open_source(config)
-    self._cached = None
+    self._cache = None  # (images, readable) in item order
     self.size = self.source.size
     if config.cache:
       self._fill_cache()
@@ -310,52 +337,92 @@ class Pipeline:
     return f'{os.path.expanduser(c.cache)}-{digest}'
 
   def _fill_cache(self):
-    """One pass in file order through the cache, counting the usable images."""
+    """Decodes every image once into an array in item order.
+
+    Epochs then read it in the order the uncached pipeline gives (the
+    source's `order`), so --cache changes the speed, never the data order.
+    A file cache is two .npy files (images, memory-mapped on reuse, and
+    which items were readable); the readable list is written last, so a
+    cache is complete when it exists.
+    """
     c = self.config
+    shape = (self.source.size, c.image_height, c.image_width, 3)
     path = '' if c.cache == 'memory' else self.cache_path()
     lock = _CacheLock(path) if path else None
     try:
-      # Positions are dropped: cached images have no gaps left to count.
-      ds = self._images(c.seed, 0, 0).map(lambda i, x: x).cache(path)
-      count = 0
-      logging.info('Caching %d images (%s)...', self.size, path or 'memory')
-      for batch in ds.batch(1024).prefetch(2):
-        count += int(batch.shape[0])
+      cache = _load_cache(path, shape) if path else None
+      if cache is None:
+        logging.info('Caching %d images (%s)...', shape[0], path or 'memory')
+        cache = self._decode_all(shape, path)
     finally:
       if lock:
         lock.release()
+    self._cache = cache
+    count = int(cache[1].sum())
     if count < self.size:
       logging.warning('Skipped %d unreadable image(s) while caching.',
                       self.size - count)
     self.size = count
-    self._cached = ds
+
+  def _decode_all(self, shape, path):
+    """(images, readable) of every item, written to `path` when given."""
+    c = self.config
+    tmp = f'{path}.images.tmp{os.getpid()}.npy'
+    images = (np.lib.format.open_memmap(tmp, 'w+', np.uint8, shape) if path
+              else np.zeros(shape, np.uint8))
+    readable = np.zeros(shape[0], bool)
+    # Epoch 0's order, decoded in parallel; its positions give the items.
+    items = next(iter(self.source.order(c.seed, 0).batch(shape[0]))).numpy()
+    for positions, batch in self._images(c.seed, 0, 0).batch(256).prefetch(2):
+      k = items[positions.numpy()]
+      images[k], readable[k] = batch.numpy(), True
+    if path:
+      images.flush()
+      del images
+      os.replace(tmp, f'{path}.images.npy')
+      files.write_whole(f'{path}.readable.npy',
+                        lambda p: np.save(p, readable))
+      return _load_cache(path, shape)
+    return images, readable
+
+  def cached_images(self) -> np.ndarray:
+    """Every readable image of the cache, in item order (uint8)."""
+    images, readable = self._cache
+    return images[readable]
 
   @property
   def spans_epochs(self) -> bool:
     """Whether `stream` gives every remaining epoch in one dataset.
 
-    A buffer shuffle (TFDS, the cache) takes its seed as a Python int, so
-    those sources are streamed one epoch per dataset, as before.
+    A buffer shuffle (TFDS) takes its seed as a Python int, so that source
+    is streamed one epoch per dataset.
     """
-    return self._cached is None and self.source.tensor_epochs
+    return self.source.tensor_epochs
 
   def _epoch_images(self, epoch, start):
     """(position, uint8 image) of `epoch` after `start` (tensors only where
-    spans_epochs holds)."""
+    spans_epochs holds); with a cache, (position, item index), which
+    _batched turns into images a batch at a time."""
     c = self.config
-    if self._cached is None:
+    if self._cache is None:
       return self._images(c.seed, epoch, start)
-    ds = self._cached.shuffle(min(self.size, 20_000),
-                              seed=epoch_seed(c.seed, epoch),
-                              reshuffle_each_iteration=False)
-    return tf.data.Dataset.zip(tf.data.Dataset.range(start, tf.int64.max),
-                               ds.skip(start))
+    # Positions count unreadable items too, as the uncached epoch's do.
+    ds = self.source.order(c.seed, epoch).enumerate().skip(start)
+    readable = tf.constant(self._cache[1])
+    return ds.filter(lambda i, k: tf.gather(readable, k))
 
   def _batched(self, ds):
-    # Converted to float per batch: one vectorised op instead of one per image.
+    images = self._cache[0] if self._cache is not None else None
+    def to_float_batch(*xs):
+      x = xs[-1]
+      if images is not None:  # item indices: one numpy read per batch
+        x = tf.ensure_shape(tf.numpy_function(
+            lambda k: np.asarray(images[k]), [x], tf.uint8, stateful=False),
+                            (self.config.batch_size, *images.shape[1:]))
+      # Converted to float per batch: one vectorised op, not one per image.
+      return (*xs[:-1], to_float(x))
     ds = ds.batch(self.config.batch_size, drop_remainder=True)
-    return ds.map(lambda *xs: (*xs[:-1], to_float(xs[-1])),
-                  num_parallel_calls=AUTOTUNE)
+    return ds.map(to_float_batch, num_parallel_calls=AUTOTUNE)
 
   def epoch(self, epoch: int, start: int = 0) -> tf.data.Dataset:
     """Batches (positions, images) of epoch `epoch`, after `start` consumed."""
