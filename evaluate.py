@@ -16,13 +16,12 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # hide TF's C++ chatter
 from absl import app
 from absl import flags
 
+from common import interrupts
+from configs import definitions
 from configs import presets
 from configs.errors import FaceganError
 
-from common import interrupts
-
-flags.DEFINE_string('checkpoint', None, 'Run directory, its checkpoints/ '
-                    'folder or a checkpoint prefix.')
+definitions.define_generator_flags(required=False)  # not with --real_vs_real
 flags.DEFINE_list('metrics', ['swd'], 'Comma-separated: swd, fid, kid, '
                   'coverage (precision, recall, density and coverage at k=5 '
                   'in pixel-PCA space; on Inception features too when '
@@ -31,7 +30,6 @@ flags.DEFINE_integer('num_samples', 2048, 'Images per set (generated, real).',
                      lower_bound=1)
 flags.DEFINE_string('inception_weights', '', 'InceptionV3 notop .h5 weights '
                     "file for FID/KID; empty: Keras' cache or download.")
-flags.DEFINE_bool('no_ema', False, 'Sample the raw G, not its EMA copy.')
 flags.DEFINE_integer('seed', 0, 'Seed of latents, real-image order, SWD '
                      'patches and projections, KID subsets.')
 flags.DEFINE_bool('real_vs_real', False, 'Compare two disjoint real sets '

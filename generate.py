@@ -16,15 +16,14 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from common import interrupts
 from configs import definitions
 from configs.errors import FaceganError
-from common import interrupts
 
 definitions.define_generator_flags()
 
 flags.DEFINE_string('out', None, 'Output folder (default <run dir>/generated).')
-flags.DEFINE_enum('mode', 'all', ['all', 'grid', 'interpolate', 'circle', 'walk',
-                                  'progress', 'savedmodel', 'tflite'],
+flags.DEFINE_enum('mode', 'all', ['all', *definitions.GENERATE_MODES],
                   'What to write; all = grid, interpolate, circle, walk and '
                   'progress (plus savedmodel and tflite when their --export_ '
                   'flags ask).')

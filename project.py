@@ -18,9 +18,9 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from common import interrupts
 from configs import definitions
 from configs.errors import FaceganError
-from common import interrupts
 
 definitions.define_generator_flags()
 

@@ -13,9 +13,9 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from common import interrupts
 from configs import definitions
 from configs.errors import FaceganError
-from common import interrupts
 
 definitions.define_config_flags()
 flags.DEFINE_string('workdir', None, 'Run directory (default runs/<preset>).')

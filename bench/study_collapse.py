@@ -102,7 +102,6 @@ def train(name, config, real, held):
   import numpy as np
   import tensorflow as tf
   from common import files
-  from data import pipeline
   from metrics import evaluation
   from models.gan import GAN
   from pictures import images as img

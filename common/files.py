@@ -1,9 +1,12 @@
-"""The leaf of facegan's imports: pixel conversion and whole-file writes.
+"""The leaf of facegan's imports: pixel conversion and whole-file (and
+whole-folder) writes.
 
 Every package may import it; it imports no facegan module.
 """
 
+import glob
 import os
+import shutil
 
 import tensorflow as tf
 
@@ -45,3 +48,29 @@ def atomic_write(path: str, write, binary: bool = False) -> None:
     with open(tmp, 'wb' if binary else 'w') as f:
       write(f)
   write_whole(path, to_path)
+
+
+def write_folder(path: str, write) -> None:
+  """write(tmp) into a new folder beside `path`, then puts it in its place.
+
+  The folder at `path` (an earlier export) stays whole and loadable until
+  the new one is complete; an error or Ctrl-C removes the new one.
+  """
+  parent, name = os.path.split(os.path.abspath(path))
+  os.makedirs(parent, exist_ok=True)
+  for stale in glob.glob(os.path.join(parent, f'.{name}.*')):
+    if stale.rsplit('.', 1)[-1].startswith('old') and not os.path.exists(path):
+      os.replace(stale, path)  # killed between the two renames below
+    else:
+      shutil.rmtree(stale, ignore_errors=True)  # an export cut short
+  tmp = os.path.join(parent, f'.{name}.tmp{os.getpid()}')
+  old = os.path.join(parent, f'.{name}.old{os.getpid()}')
+  os.mkdir(tmp)  # a read-only --out fails here, with a plain OSError
+  try:
+    write(tmp)
+    if os.path.exists(path):
+      os.replace(path, old)
+    os.replace(tmp, path)
+  finally:
+    for folder in (tmp, old):
+      shutil.rmtree(folder, ignore_errors=True)

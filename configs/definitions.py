@@ -51,14 +51,23 @@ def define_finite_float(name: str, default, help_text: str,
       'number.', flag_values=flag_values)
 
 
-def define_generator_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
-  """--checkpoint (required) and --no_ema: the trained G a tool loads."""
+# generate.py's outputs (pictures.exports writes them); --mode=all writes the
+# pictures, the SavedModel and TFLite model only when asked (large and slow
+# to write, and most runs of generate.py only want pictures).
+PICTURE_MODES = ('grid', 'interpolate', 'circle', 'walk', 'progress')
+GENERATE_MODES = PICTURE_MODES + ('savedmodel', 'tflite')
+
+
+def define_generator_flags(flag_values: flags.FlagValues = flags.FLAGS,
+                           required: bool = True) -> None:
+  """--checkpoint and --no_ema: the trained G a tool loads."""
   flags.DEFINE_string('checkpoint', None, 'Run directory, its checkpoints/ '
                       'folder or a checkpoint prefix '
                       '(runs/x/checkpoints/ckpt-N).', flag_values=flag_values)
   flags.DEFINE_bool('no_ema', False, 'Use the raw G instead of its EMA copy.',
                     flag_values=flag_values)
-  flags.mark_flag_as_required('checkpoint', flag_values=flag_values)
+  if required:
+    flags.mark_flag_as_required('checkpoint', flag_values=flag_values)
 
 
 def config_from_flags(values: flags.FlagValues) -> presets.Config:

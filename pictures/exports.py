@@ -7,31 +7,23 @@ here reads flags.
 """
 
 import dataclasses
-import glob
 import os
-import shutil
-import tempfile
 from typing import List, Optional, Sequence, Tuple
 
-import keras
 import numpy as np
-import tensorflow as tf
 
 from common import files
-from common import interrupts
-from configs.errors import FaceganError, first_line
+from configs import definitions
+from configs.errors import FaceganError
 from configs.presets import Config
+from models import export
 from models import latents
 from models import streams
 from models.latents import circle, circle_angles, lerp, render, slerp, walk
 from pictures import images as img
 
-MODES = ('grid', 'interpolate', 'circle', 'walk', 'progress', 'savedmodel',
-         'tflite')
-# What --mode=all writes; the SavedModel and TFLite model only when asked
-# (large and slow to write, and most runs of generate.py only want pictures).
-ALL_MODES = ('grid', 'interpolate', 'circle', 'walk', 'progress')
-SAVEDMODEL_DIR = 'savedmodel'
+MODES = definitions.GENERATE_MODES
+ALL_MODES = definitions.PICTURE_MODES  # what --mode=all writes
 
 
 class GenerationError(FaceganError, ValueError):
@@ -141,93 +133,6 @@ def write_progress(run_dir: str, out_dir: str) -> str:
   return out
 
 
-def _write_folder(path: str, write) -> None:
-  """write(tmp) into a new folder beside `path`, then puts it in its place.
-
-  The folder at `path` (an earlier export) stays whole and loadable until
-  the new one is complete; an error or Ctrl-C removes the new one.
-  """
-  parent, name = os.path.split(os.path.abspath(path))
-  os.makedirs(parent, exist_ok=True)
-  for stale in glob.glob(os.path.join(parent, f'.{name}.*')):
-    if stale.rsplit('.', 1)[-1].startswith('old') and not os.path.exists(path):
-      os.replace(stale, path)  # killed between the two renames below
-    else:
-      shutil.rmtree(stale, ignore_errors=True)  # an export cut short
-  tmp = os.path.join(parent, f'.{name}.tmp{os.getpid()}')
-  old = os.path.join(parent, f'.{name}.old{os.getpid()}')
-  os.mkdir(tmp)  # a read-only --out fails here, with a plain OSError
-  try:
-    write(tmp)
-    if os.path.exists(path):
-      os.replace(path, old)
-    os.replace(tmp, path)
-  finally:
-    for folder in (tmp, old):
-      shutil.rmtree(folder, ignore_errors=True)
-
-
-def export_savedmodel(generator, config: Config, out_dir: str) -> str:
-  """Writes G as a SavedModel in out_dir/savedmodel/ and returns that path.
-
-  The serving signature maps float32 latents "z" [None, latent_dim] to uint8
-  images "images" [None, H, W, 3], G in inference mode:
-
-    m = tf.saved_model.load(path)
-    images = m.signatures['serving_default'](z=z)['images']   # or m.serve(z)
-
-  It needs only TensorFlow to load, not this repository. It is written
-  beside an earlier export and replaces it only once complete.
-
-  Raises:
-    GenerationError: TensorFlow could not write it (a full disk...).
-  """
-  path = os.path.join(out_dir, SAVEDMODEL_DIR)
-  # ExportArchive (what model.export uses) tracks Keras 3 variables for the
-  # SavedModel; a custom endpoint lets the signature include the uint8 cast.
-  def serve(z):
-    return {'images': files.from_float(generator(z, training=False))}
-
-  archive = keras.export.ExportArchive()
-  archive.track(generator)
-  archive.add_endpoint(
-      name='serve', fn=serve,
-      input_signature=[tf.TensorSpec([None, config.latent_dim], tf.float32,
-                                     name='z')])
-  try:
-    _write_folder(path, lambda tmp: archive.write_out(tmp, verbose=False))
-  except tf.errors.OpError as e:
-    raise GenerationError(f'Writing the SavedModel to {path} failed '
-                          f'({first_line(e)}); an earlier export there '
-                          'is unchanged.') from e
-  return path
-
-
-def export_tflite(generator, config: Config, out_dir: str) -> str:
-  """Writes G as out_dir/generator.tflite and returns that path.
-
-  Same signature as the SavedModel ("serving_default": float32 "z"
-  [None, latent_dim] -> uint8 "images"), for phones and small devices:
-
-    runner = tf.lite.Interpreter(model_path=path).get_signature_runner()
-    images = runner(z=z)['images']
-
-  Converted from the SavedModel, which is written to a temporary folder.
-  A Ctrl-C during the conversion (which TensorFlow would otherwise lose)
-  is raised once it ends, before anything is written.
-  """
-  path = os.path.join(out_dir, 'generator.tflite')
-  with tempfile.TemporaryDirectory(prefix='facegan-tflite-') as tmp:
-    saved = export_savedmodel(generator, config, tmp)
-    with interrupts.deferred():
-      model = tf.lite.TFLiteConverter.from_saved_model(saved).convert()
-  def write(p):
-    with open(p, 'wb') as f:
-      f.write(model)
-  files.write_whole(path, write)
-  return path
-
-
 def write_projection(projection, target: np.ndarray, out_dir: str,
                      name: str, fps: float = 12.0) -> List[str]:
   """<name>_z.npy, <name>_reconstruction.png (photo | G(z)), <name>_projection.gif.
@@ -296,7 +201,7 @@ def generate(modes: Sequence[str], generator, config: Config, run_dir: str,
         continue
       written.append(write_progress(run_dir, out_dir))
     elif mode == 'savedmodel':
-      written.append(export_savedmodel(generator, config, out_dir))
+      written.append(export.export_savedmodel(generator, config, out_dir))
     else:
-      written.append(export_tflite(generator, config, out_dir))
+      written.append(export.export_tflite(generator, config, out_dir))
   return written

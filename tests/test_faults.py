@@ -355,12 +355,12 @@ def test_every_error_a_user_can_fix_has_the_one_base_the_scripts_catch():
   from configs.errors import FaceganError
   from data import photos, pipeline
   from metrics import coverage, evaluation, inception
-  from models import hardware, latents
+  from models import export, hardware, latents
   from pictures import exports
   errors = [photos.PhotoError, pipeline.DataError, coverage.CoverageError,
             evaluation.EvaluationError, inception.InceptionWeightsError,
             hardware.UnsupportedSetup, latents.LatentError,
-            exports.GenerationError, rundir.RunDirError,
+            exports.GenerationError, export.ExportError, rundir.RunDirError,
             loop.TrainingSetupError, loop.TrainingDiverged]
   assert [e for e in errors if not issubclass(e, FaceganError)] == []
   # The scripts name no other class: one except clause each.

@@ -5,12 +5,14 @@ import shutil
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
 
 from configs.presets import get_config
+from models import export
 from models import latents
 from models.gan import GAN
 from models.generator import Generator
@@ -210,7 +212,7 @@ def test_rectangular_157x128_run(tmp_path):
 
 def test_savedmodel_serves_uint8_images_in_a_fresh_process(tiny, tmp_path):
   config, run_dir, g = tiny
-  path = exports.export_savedmodel(g, config, str(tmp_path))
+  path = export.export_savedmodel(g, config, str(tmp_path))
   z = latents.sample_latents(config, 3, 0, 1)
   expected = latents.render(g, z)
   np.save(tmp_path / 'z.npy', z)
@@ -231,7 +233,7 @@ def test_savedmodel_serves_uint8_images_in_a_fresh_process(tiny, tmp_path):
 
 def test_tflite_model_matches_the_savedmodel(tiny, tmp_path):
   config, run_dir, g = tiny
-  saved = tf.saved_model.load(exports.export_savedmodel(g, config,
+  saved = tf.saved_model.load(export.export_savedmodel(g, config,
                                                        str(tmp_path)))
   paths = exports.generate(('tflite',), g, config, run_dir, str(tmp_path),
                            FAST)
@@ -248,19 +250,19 @@ def test_tflite_model_matches_the_savedmodel(tiny, tmp_path):
 def test_an_export_replaces_the_last_only_once_complete(tiny, tmp_path,
                                                        monkeypatch):
   config, _, g = tiny
-  path = exports.export_savedmodel(g, config, str(tmp_path))
+  path = export.export_savedmodel(g, config, str(tmp_path))
   (tmp_path / 'savedmodel' / 'stray.txt').write_text('from an older export')
-  archive = type(exports.keras.export.ExportArchive())  # the backend's
+  archive = type(keras.export.ExportArchive())  # the backend's
   def cut_short(self, folder, **kwargs):
     os.makedirs(os.path.join(folder, 'variables', 'variables_temp'))
     raise KeyboardInterrupt  # Ctrl-C while TensorFlow writes
   monkeypatch.setattr(archive, 'write_out', cut_short)
   with pytest.raises(KeyboardInterrupt):
-    exports.export_savedmodel(g, config, str(tmp_path))
+    export.export_savedmodel(g, config, str(tmp_path))
   assert sorted(os.listdir(tmp_path)) == ['savedmodel']  # nothing beside it
   assert (tmp_path / 'savedmodel' / 'stray.txt').exists()  # the old one, whole
   monkeypatch.undo()
-  assert exports.export_savedmodel(g, config, str(tmp_path)) == path
+  assert export.export_savedmodel(g, config, str(tmp_path)) == path
   assert sorted(os.listdir(tmp_path)) == ['savedmodel']
   assert not (tmp_path / 'savedmodel' / 'stray.txt').exists()  # replaced
   z = latents.sample_latents(config, 2, 0, 1)

@@ -3,6 +3,8 @@
 import ast
 import glob
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -53,3 +55,11 @@ def test_no_long_class_or_function(package):
       if limit and node.end_lineno - node.lineno + 1 > limit:
         long.append(f'{os.path.relpath(path, ROOT)}:{node.name}')
   assert not long
+
+
+def test_ruff_finds_nothing():
+  """The linter configuration of ruff.toml holds for the whole repository."""
+  pytest.importorskip('ruff')  # in requirements.txt: CI has it
+  r = subprocess.run([sys.executable, '-m', 'ruff', 'check', '--no-cache',
+                      ROOT], capture_output=True, text=True, cwd=ROOT)
+  assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-1000:]

@@ -100,7 +100,8 @@ def test_mixed_precision_auto_is_bfloat16_only_on_native_bfloat16_cpus(monkeypat
   gpu = bool(tf.config.list_logical_devices('GPU'))
   for native, expected in ((True, 'off' if gpu else 'mixed_bfloat16'),
                            (False, 'off')):
-    monkeypatch.setattr(hardware, 'cpu_has_native_bfloat16', lambda: native)
+    monkeypatch.setattr(hardware, 'cpu_has_native_bfloat16',
+                        lambda native=native: native)
     assert resolve_mixed_precision('auto') == expected
     assert resolve_mixed_precision('mixed_float16') == 'mixed_float16'
   gan = GAN(get_config('tiny', mixed_precision='auto'))

@@ -21,7 +21,8 @@ from common import files
 from configs.presets import Config
 from models.generator import Generator
 from training import rundir
-from training.rundir import CHECKPOINT_DIR, RunDirError, first_line
+from configs.errors import first_line
+from training.rundir import CHECKPOINT_DIR, RunDirError
 
 
 # Layer classes that hold the same variables under one name: fused and Keras

@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from common import files
-from configs.errors import FaceganError
+from configs.errors import FaceganError, first_line
 from configs.presets import Config
 from data import pipeline as data_pipeline
 from models import latents
@@ -449,7 +449,7 @@ class _Trainer:
       kept = self.manager.latest_checkpoint or 'no checkpoint yet'
       raise rundir.RunDirError(
           f'Saving the checkpoint of step {gan.steps_done} failed '
-          f'({rundir.first_line(e, 160)}): '
+          f'({first_line(e, 160)}): '
           f'is the disk full? Kept: {kept}. Free some space and rerun the '
           'same command to resume from it.') from e
 
@@ -484,7 +484,7 @@ class _Trainer:
       _BudgetSpent: max_seconds of training have passed.
       TrainingDiverged: a loss became NaN/Inf.
     """
-    config, gan = self.config, self.gan
+    config = self.config
     steps_per_epoch = self.steps_per_epoch
     done = min(int(self.images_var) // config.batch_size, steps_per_epoch)
     bar = keras.utils.Progbar(steps_per_epoch, unit_name='step',

@@ -13,7 +13,7 @@ import socket
 from typing import Dict
 
 from common.files import atomic_write
-from configs.errors import FaceganError, first_line
+from configs.errors import FaceganError
 from configs.presets import ADDED_ARCH_FIELDS, Config
 from pictures.images import SAMPLES_DIR
 
