@@ -40,9 +40,9 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)
   with interrupts.deferred():  # Imported here so --help answers at once.
     from explorer.app import create_app, make_server
-    from training import checkpoints
+    from models import checkpoint
   try:
-    config, run_dir, generator = checkpoints.load_generator(
+    config, run_dir, generator = checkpoint.load_generator(
         FLAGS.checkpoint, use_ema=not FLAGS.no_ema)
   except FaceganError as e:
     sys.exit(f'error: {e}')

@@ -71,13 +71,13 @@ def main(argv):
   with interrupts.deferred():
     from models import latents
     from pictures import exports
-    from training import checkpoints
+    from models import checkpoint
   extra = tuple(m for m, asked in (('savedmodel', FLAGS.export_savedmodel),
                                     ('tflite', FLAGS.export_tflite))
                 if asked and m != FLAGS.mode)
   modes = (exports.ALL_MODES if FLAGS.mode == 'all' else (FLAGS.mode,)) + extra
   try:
-    config, run_dir, generator = checkpoints.load_generator(
+    config, run_dir, generator = checkpoint.load_generator(
         FLAGS.checkpoint, use_ema=not FLAGS.no_ema)
     opts = exports.Options(
         seed=FLAGS.seed, num=FLAGS.num, grid_cols=FLAGS.grid_cols,

@@ -56,9 +56,9 @@ def main(argv):
     from metrics import nearest
     from models import projection
     from pictures import exports
-    from training import checkpoints
+    from models import checkpoint
   try:
-    config, run_dir, generator = checkpoints.load_generator(
+    config, run_dir, generator = checkpoint.load_generator(
         FLAGS.checkpoint, use_ema=not FLAGS.no_ema)
     target = photos.prepare(photos.read(FLAGS.image, config), config)
     if FLAGS.nearest:  # the training images are checked before any work

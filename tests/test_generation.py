@@ -12,6 +12,7 @@ import tensorflow as tf
 from PIL import Image
 
 from configs.presets import get_config
+from models import checkpoint
 from models import export
 from models import latents
 from models.gan import GAN
@@ -326,7 +327,7 @@ def test_a_checkpoint_rotated_away_while_read_falls_back_to_the_newest(
                      os.path.join(ckpt_dir, 'ckpt-12')])
     picked.append(os.path.basename(prefix))
     return run_dir, prefix
-  monkeypatch.setattr(checkpoints, 'find_checkpoint', rotated)
+  monkeypatch.setattr(checkpoint, 'find_checkpoint', rotated)
   _, _, g = checkpoints.load_generator(run)
   assert picked == ['ckpt-8', 'ckpt-12']
   # evaluate.py reads the same way.

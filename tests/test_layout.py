@@ -20,9 +20,12 @@ def _trees(package):
 
 
 def _imports(package):
-  """The facegan packages `package` imports, at any depth of its code."""
+  """The facegan packages `package` (or a top-level script) imports, at any
+  depth of its code."""
   found = set()
-  for _, tree in _trees(package):
+  trees = (_trees(package) if not package.endswith('.py') else
+           [(package, ast.parse(open(os.path.join(ROOT, package)).read()))])
+  for _, tree in trees:
     for node in ast.walk(tree):
       if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
         names = [node.module]
@@ -44,6 +47,18 @@ def test_no_package_imports_one_that_imports_it_back():
   assert graph['common'] == set()  # the leaf
   assert graph['models'] <= {'common', 'configs', 'data'}
   assert 'training' not in graph['metrics'] | graph['pictures']
+
+
+@pytest.mark.parametrize('script', ['generate.py', 'project.py', 'explore.py'])
+def test_the_inference_scripts_need_no_training_code(script):
+  graph = {p: _imports(p) for p in PACKAGES}
+  reached, todo = set(), list(_imports(script))
+  while todo:  # every package the script reaches, directly or not
+    p = todo.pop()
+    if p not in reached:
+      reached.add(p)
+      todo += graph[p]
+  assert 'models' in reached and 'training' not in reached
 
 
 @pytest.mark.parametrize('package', ['models', 'data'])

@@ -13,12 +13,11 @@ import socket
 from typing import Dict
 
 from common.files import atomic_write
-from configs.errors import FaceganError
 from configs.presets import ADDED_ARCH_FIELDS, Config
+from configs.run_files import (CHECKPOINT_DIR, CONFIG_FILE, RunDirError,
+                               load_config)
 from pictures.images import SAMPLES_DIR
 
-CONFIG_FILE = 'config.json'
-CHECKPOINT_DIR = 'checkpoints'
 FIXED_LATENT_FILE = 'fixed_latent.npy'
 LOCK_FILE = 'train.lock'
 EVAL_DIR = 'eval'
@@ -38,24 +37,6 @@ INCOMPATIBLE_FIELDS = ('preset', 'arch', 'image_height', 'image_width',
                        'g_spectral_norm', 'd_spectral_norm', 'd_batch_norm',
                        'optimizer', 'latent_dist', 'crop', 'dataset',
                        'g_upsample', 'd_mbstd_group')
-
-
-class RunDirError(FaceganError, ValueError):
-  """The run directory cannot be used as asked; the message says why."""
-
-
-def load_config(workdir: str) -> Config:
-  """The Config saved in `workdir/config.json`."""
-  path = os.path.join(workdir, CONFIG_FILE)
-  if not os.path.isfile(path):
-    raise RunDirError(f'{workdir!r} has no {CONFIG_FILE}: it is not a facegan '
-                      'run directory (train.py writes one at the start).')
-  try:
-    with open(path) as f:
-      return Config.from_json(f.read()).validate()
-  except (ValueError, TypeError) as e:
-    raise RunDirError(f'{path} cannot be read by this version of facegan: '
-                      f'{e}') from e
 
 
 def _is_run_file(name: str) -> bool:
