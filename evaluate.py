@@ -56,7 +56,7 @@ def main(argv):
   # Imported here so --help answers without loading TensorFlow.
   with interrupts.deferred():
     from metrics import evaluation
-    from training import evaluation as run_evaluation
+    from training import run_eval
   weights = FLAGS.inception_weights or 'imagenet'
   config = None
   if not FLAGS.checkpoint:
@@ -70,7 +70,7 @@ def main(argv):
   try:
     metrics = evaluation.parse_metrics(FLAGS.metrics)
     if FLAGS.checkpoint:
-      result = run_evaluation.evaluate_run(
+      result = run_eval.evaluate_run(
           FLAGS.checkpoint, metrics, FLAGS.num_samples, FLAGS.seed, weights,
           use_ema=not FLAGS.no_ema, data_dir=FLAGS.data_dir,
           batch_size=FLAGS.batch_size, compare_real=FLAGS.real_vs_real,
@@ -89,7 +89,7 @@ def main(argv):
     try:
       os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)),
                   exist_ok=True)
-      run_evaluation.write_json(FLAGS.output, result)
+      run_eval.write_json(FLAGS.output, result)
     except OSError as e:
       sys.exit(f'error: cannot write --output {FLAGS.output!r} '
                f'({e.strerror}); the metrics were:\n'

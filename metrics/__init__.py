@@ -2,4 +2,4 @@
 inception.py), precision/recall/density/coverage (coverage.py), nearest
 training images (nearest.py), and scoring two image sets or a generator
 during training (evaluation.py). Scoring a run directory is
-training/evaluation.py's."""
+training/run_eval.py's."""

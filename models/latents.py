@@ -137,7 +137,15 @@ def default_dims(latent_dim: int) -> Tuple[int, ...]:
 
 def sample_latents(config: Config, n: int, seed: int, stream: int,
                    truncation: Optional[float] = None) -> np.ndarray:
-  """n float32 latents from the run's distribution, optionally truncated.
+  """n float32 latents from the run's distribution (see draw_latents)."""
+  return draw_latents(config.latent_dim, config.latent_dist, n, seed, stream,
+                      truncation)
+
+
+def draw_latents(latent_dim: int, latent_dist: str, n: int, seed: int,
+                 stream: int, truncation: Optional[float] = None) -> np.ndarray:
+  """n float32 latents of `latent_dist` ('normal' or 'uniform'), optionally
+  truncated: facegan's one sampler of latents outside the train step.
 
   `stream` is one of models/streams.py's latent-batch ids, so each kind of
   output has latents of its own: changing --num does not change the
@@ -150,8 +158,8 @@ def sample_latents(config: Config, n: int, seed: int, stream: int,
   if truncation is not None and truncation <= 0:
     raise LatentError(f'--truncation must be positive, got {truncation}.')
   rng = np.random.default_rng([seed, stream])
-  shape = (n, config.latent_dim)
-  if config.latent_dist == 'uniform':
+  shape = (n, latent_dim)
+  if latent_dist == 'uniform':
     z = rng.uniform(-1.0, 1.0, shape)
     if truncation is not None:
       z *= min(truncation, 1.0)

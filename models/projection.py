@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from common.files import from_float, to_float
+from models import latents
 from models import streams
 
 # Normal latents beyond 4 sd are drawn about once in 16,000 components.
@@ -51,10 +52,8 @@ class Projection:
 def start_latents(latent_dim: int, latent_dist: str, starts: int,
                   seed: int) -> np.ndarray:
   """The starting latents (starts, latent_dim), drawn on their own stream."""
-  rng = np.random.default_rng([seed, streams.PROJECTION])
-  if latent_dist == 'uniform':
-    return rng.uniform(-1.0, 1.0, (starts, latent_dim)).astype(np.float32)
-  return rng.standard_normal((starts, latent_dim)).astype(np.float32)
+  return latents.draw_latents(latent_dim, latent_dist, starts, seed,
+                              streams.PROJECTION)
 
 
 def project(generate, target: np.ndarray, latent_dim: int,

@@ -331,11 +331,11 @@ def test_a_checkpoint_rotated_away_while_read_falls_back_to_the_newest(
   _, _, g = checkpoints.load_generator(run)
   assert picked == ['ckpt-8', 'ckpt-12']
   # evaluate.py reads the same way.
-  from training import evaluation
+  from training import run_eval
   picked.clear()
   second = _copy(tiny_run, tmp_path, 'training_too')
   ckpt_dir = os.path.join(second, 'checkpoints')
-  result = evaluation.evaluate_run(second, ('swd',), num_samples=16)
+  result = run_eval.evaluate_run(second, ('swd',), num_samples=16)
   assert picked == ['ckpt-8', 'ckpt-12']
   assert result['swd']['avg'] > 0 and os.path.exists(result['output'])
   ckpt_dir = os.path.join(run, 'checkpoints')

@@ -18,7 +18,7 @@ from metrics import evaluation, fid, inception, swd
 from tests import helpers
 from models import latents
 from training import checkpoints, loop, rundir
-from training import evaluation as run_evaluation
+from training import run_eval
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -263,7 +263,7 @@ def test_inception_features_shape_with_random_weights():
 # --- evaluate_run and evaluate.py -------------------------------------------
 
 def test_evaluate_run_writes_swd_for_ema_and_raw_g(tiny_run):
-  result = run_evaluation.evaluate_run(tiny_run, ['swd'], num_samples=32, seed=0)
+  result = run_eval.evaluate_run(tiny_run, ['swd'], num_samples=32, seed=0)
   assert result['generator'] == 'ema_generator' and result['step'] == 8
   path = os.path.join(tiny_run, 'eval', 'metrics_step8_n32_seed0.json')
   assert result['output'] == path
@@ -271,16 +271,16 @@ def test_evaluate_run_writes_swd_for_ema_and_raw_g(tiny_run):
     saved = json.load(f)
   assert list(saved['swd']) == ['32x32', '16x16', 'avg']
   # An 8-step G is far from the data: well above the real-vs-real floor.
-  floor = run_evaluation.evaluate_run(tiny_run, ['swd'], 32, compare_real=True)
+  floor = run_eval.evaluate_run(tiny_run, ['swd'], 32, compare_real=True)
   assert os.path.isfile(os.path.join(tiny_run, 'eval',
                                      'real_vs_real_n32_seed0.json'))
   assert saved['swd']['avg'] > 2 * floor['swd']['avg']
-  raw = run_evaluation.evaluate_run(tiny_run, ['swd'], 32, use_ema=False)
+  raw = run_eval.evaluate_run(tiny_run, ['swd'], 32, use_ema=False)
   assert raw['generator'] == 'generator'
   assert raw['output'].endswith('metrics_step8_n32_seed0_no_ema.json')
   assert raw['swd'] != saved['swd']
   # Another N or seed adds a file; the first stays as it was.
-  other = run_evaluation.evaluate_run(tiny_run, ['swd'], 16, seed=1)
+  other = run_eval.evaluate_run(tiny_run, ['swd'], 16, seed=1)
   assert other['output'].endswith('metrics_step8_n16_seed1.json')
   with open(path) as f:
     assert json.load(f) == saved
@@ -289,7 +289,7 @@ def test_evaluate_run_writes_swd_for_ema_and_raw_g(tiny_run):
 
 def test_evaluate_run_plumbs_fid_and_kid(tiny_run):
   # Random InceptionV3 weights: checks the path, not the values.
-  result = run_evaluation.evaluate_run(tiny_run, ['fid', 'kid'], 8,
+  result = run_eval.evaluate_run(tiny_run, ['fid', 'kid'], 8,
                                    inception_weights=None, write=False)
   assert result['fid'] > 0 and np.isfinite(result['kid']['mean'])
   assert 'output' not in result and 'swd' not in result
@@ -320,10 +320,10 @@ def test_a_checkpoint_without_the_generator_is_refused(tiny_run, tmp_path):
   with pytest.raises(rundir.RunDirError,
                      match=r'into the ema_generator .*: (\d+) of its \1 '
                            'variables are missing'):
-    run_evaluation.evaluate_run(run, ['swd'], 16)
+    run_eval.evaluate_run(run, ['swd'], 16)
   assert not os.path.exists(os.path.join(run, rundir.EVAL_DIR))
   with pytest.raises(rundir.RunDirError, match='No checkpoint found'):
-    run_evaluation.evaluate_run(str(tmp_path / 'missing'), ['swd'], 16)
+    run_eval.evaluate_run(str(tmp_path / 'missing'), ['swd'], 16)
   with pytest.raises(evaluation.EvaluationError, match='choose from'):
     evaluation.parse_metrics(['swd', 'is'])
 
