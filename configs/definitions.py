@@ -1,4 +1,5 @@
-"""absl flag definitions: one flag per Config field, plus the run flags.
+"""absl flag definitions the entry scripts share: one flag per Config field,
+the generator flags, finite-float flags, generate.py's modes.
 
 Every Config field becomes a flag of the same name whose default is None,
 meaning "keep the preset's value"; so the preset table stays the one place
