@@ -19,7 +19,7 @@ from absl import flags
 from common import interrupts
 from configs import definitions
 from configs import presets
-from configs.errors import FaceganError
+from configs import errors
 
 definitions.define_generator_flags(required=False)  # not with --real_vs_real
 flags.DEFINE_list('metrics', ['swd'], 'Comma-separated: swd, fid, kid, '
@@ -80,8 +80,6 @@ def main(argv):
       result = evaluation.real_vs_real(
           config, metrics, FLAGS.num_samples, FLAGS.seed, weights,
           coverage_inception=bool(FLAGS.inception_weights))
-  except FaceganError as e:
-    sys.exit(f'error: {e}')
   except OSError as e:  # <run>/eval cannot be written
     sys.exit(f'error: cannot write {e.filename!r} ({e.strerror}): pass '
              '--output=<file> somewhere writable.')
@@ -108,4 +106,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(interrupts.quit_quietly(main))
+  app.run(interrupts.quit_quietly(errors.one_line(main)))

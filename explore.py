@@ -19,7 +19,7 @@ from absl import logging
 
 from common import interrupts
 from configs import definitions
-from configs.errors import FaceganError
+from configs import errors
 
 definitions.define_generator_flags()
 
@@ -41,11 +41,8 @@ def main(argv):
   with interrupts.deferred():  # Imported here so --help answers at once.
     from explorer.app import create_app, make_server
     from models import checkpoint
-  try:
-    config, run_dir, generator = checkpoint.load_generator(
-        FLAGS.checkpoint, use_ema=not FLAGS.no_ema)
-  except FaceganError as e:
-    sys.exit(f'error: {e}')
+  config, run_dir, generator = checkpoint.load_generator(
+      FLAGS.checkpoint, use_ema=not FLAGS.no_ema)
   web = create_app(generator, config, os.path.basename(os.path.abspath(run_dir)),
                    FLAGS.project_steps, host=FLAGS.host)
   try:
@@ -66,4 +63,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(errors.one_line(main))

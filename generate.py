@@ -18,7 +18,7 @@ from absl import logging
 
 from common import interrupts
 from configs import definitions
-from configs.errors import FaceganError
+from configs import errors
 
 definitions.define_generator_flags()
 
@@ -88,8 +88,6 @@ def main(argv):
         batch_size=FLAGS.batch_size)
     out_dir = FLAGS.out or os.path.join(run_dir, 'generated')
     paths = exports.generate(modes, generator, config, run_dir, out_dir, opts)
-  except FaceganError as e:
-    sys.exit(f'error: {e}')
   except OSError as e:  # --out (or <run>/generated) cannot be written
     sys.exit(f'error: cannot write {e.filename or out_dir!r} ({e.strerror}): '
              'pass a writable --out.')
@@ -100,4 +98,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(interrupts.quit_quietly(main))
+  app.run(interrupts.quit_quietly(errors.one_line(main)))

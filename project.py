@@ -20,7 +20,7 @@ from absl import logging
 
 from common import interrupts
 from configs import definitions
-from configs.errors import FaceganError
+from configs import errors
 
 definitions.define_generator_flags()
 
@@ -78,8 +78,6 @@ def main(argv):
       paths.append(exports.write_nearest(
           result.image, pool[index], distance,
           os.path.join(out_dir, f'{name}_nearest.png')))
-  except FaceganError as e:
-    sys.exit(f'error: {e}')
   except OSError as e:  # --out (or <run>/projections) cannot be written
     sys.exit(f'error: cannot write {e.filename or out_dir!r} ({e.strerror}): '
              'pass a writable --out.')
@@ -91,4 +89,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(interrupts.quit_quietly(main))
+  app.run(interrupts.quit_quietly(errors.one_line(main)))

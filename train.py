@@ -15,7 +15,7 @@ from absl import logging
 
 from common import interrupts
 from configs import definitions
-from configs.errors import FaceganError
+from configs import errors
 
 definitions.define_config_flags()
 flags.DEFINE_string('workdir', None, 'Run directory (default runs/<preset>).')
@@ -54,12 +54,9 @@ def _train(config, workdir):
   with interrupts.deferred():
     from training import loop
   logging.set_verbosity(logging.WARNING)  # progress is printed, not logged
-  try:
-    loop.run(config, workdir, overwrite=FLAGS.overwrite,
-             max_seconds=FLAGS.max_minutes and FLAGS.max_minutes * 60)
-  except FaceganError as e:
-    sys.exit(f'error: {e}')
+  loop.run(config, workdir, overwrite=FLAGS.overwrite,
+           max_seconds=FLAGS.max_minutes and FLAGS.max_minutes * 60)
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(errors.one_line(main))
