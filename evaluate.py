@@ -56,7 +56,7 @@ def main(argv):
   # Imported here so --help answers without loading TensorFlow.
   with interrupts.deferred():
     from metrics import evaluation
-    from training import run_eval
+    from metrics import run_eval
   weights = FLAGS.inception_weights or 'imagenet'
   config = None
   if not FLAGS.checkpoint:

@@ -1,5 +1,5 @@
 """What a run directory holds, as far as reading it back needs: its
-config.json and checkpoints/ folder (training.rundir writes them)."""
+config.json, checkpoints/ and eval/ folders (training.rundir writes them)."""
 
 import os
 
@@ -8,6 +8,7 @@ from configs.presets import Config
 
 CONFIG_FILE = 'config.json'
 CHECKPOINT_DIR = 'checkpoints'
+EVAL_DIR = 'eval'  # evaluations: during training and by evaluate.py
 
 
 class RunDirError(FaceganError, ValueError):

@@ -1,5 +1,4 @@
 """Sample-quality metrics: SWD (swd.py), FID and KID (fid.py on features from
 inception.py), precision/recall/density/coverage (coverage.py), nearest
 training images (nearest.py), and scoring two image sets or a generator
-during training (evaluation.py). Scoring a run directory is
-training/run_eval.py's."""
+during training (evaluation.py), and scoring a run directory (run_eval.py)."""

@@ -5,7 +5,7 @@ function on the evaluation latent stream; `real_images` draws n images of the
 config's dataset through the training pipeline (same crop and resize);
 `compute_metrics` scores two sets. `TrainingEvaluator` does it during
 training, `real_vs_real` measures the floor between two disjoint real sets.
-Nothing here knows run directories (training/run_eval.py does).
+Nothing here knows run directories (run_eval.py does).
 """
 
 import dataclasses

@@ -134,6 +134,11 @@ def find_checkpoint(path: str) -> Tuple[str, str]:
 
 
 
+def checkpoint_step(prefix: str) -> int:
+  """The step counter stored in checkpoint `prefix`."""
+  return int(tf.train.load_variable(prefix, 'step/.ATTRIBUTES/VARIABLE_VALUE'))
+
+
 def generator_key(config: Config, use_ema: bool = True) -> str:
   """The checkpoint key of the G to sample: the EMA copy when asked and kept."""
   return 'ema_generator' if use_ema and config.ema_decay > 0 else 'generator'

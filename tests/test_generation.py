@@ -331,7 +331,7 @@ def test_a_checkpoint_rotated_away_while_read_falls_back_to_the_newest(
   _, _, g = checkpoints.load_generator(run)
   assert picked == ['ckpt-8', 'ckpt-12']
   # evaluate.py reads the same way.
-  from training import run_eval
+  from metrics import run_eval
   picked.clear()
   second = _copy(tiny_run, tmp_path, 'training_too')
   ckpt_dir = os.path.join(second, 'checkpoints')

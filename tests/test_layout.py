@@ -49,7 +49,8 @@ def test_no_package_imports_one_that_imports_it_back():
   assert 'training' not in graph['metrics'] | graph['pictures']
 
 
-@pytest.mark.parametrize('script', ['generate.py', 'project.py', 'explore.py'])
+@pytest.mark.parametrize('script', ['generate.py', 'project.py', 'explore.py',
+                                    'evaluate.py'])
 def test_the_inference_scripts_need_no_training_code(script):
   graph = {p: _imports(p) for p in PACKAGES}
   reached, todo = set(), list(_imports(script))

@@ -18,7 +18,7 @@ from metrics import evaluation, fid, inception, swd
 from tests import helpers
 from models import latents
 from training import checkpoints, loop, rundir
-from training import run_eval
+from metrics import run_eval
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -18,7 +18,8 @@ from common import files
 from configs.errors import first_line
 from configs.run_files import CHECKPOINT_DIR, RunDirError
 # The loader of G and the checkpoint keys, used here and re-exported.
-from models.checkpoint import (compare_shapes, find_checkpoint,  # noqa: F401
+from models.checkpoint import (checkpoint_step, compare_shapes,  # noqa: F401
+                               find_checkpoint,
                                generator_key, load_generator,
                                load_generator_from, model_state, run_config,
                                uses_positional_keys, wanted_shapes)
@@ -63,11 +64,6 @@ def complete_checkpoints(ckpt_dir: str) -> List[Tuple[int, str]]:
     if match and shards and all(os.path.isfile(p) for p in shards):
       found.append((int(match.group(1)), prefix))
   return sorted(found)
-
-
-def checkpoint_step(prefix: str) -> int:
-  """The step counter stored in checkpoint `prefix`."""
-  return int(tf.train.load_variable(prefix, 'step/.ATTRIBUTES/VARIABLE_VALUE'))
 
 
 def has_checkpoint_files(ckpt_dir: str) -> bool:

@@ -14,13 +14,12 @@ from typing import Dict
 
 from common.files import atomic_write
 from configs.presets import ADDED_ARCH_FIELDS, Config
-from configs.run_files import (CHECKPOINT_DIR, CONFIG_FILE, RunDirError,
-                               load_config)
+from configs.run_files import (CHECKPOINT_DIR, CONFIG_FILE, EVAL_DIR,
+                               RunDirError, load_config)
 from pictures.images import SAMPLES_DIR
 
 FIXED_LATENT_FILE = 'fixed_latent.npy'
 LOCK_FILE = 'train.lock'
-EVAL_DIR = 'eval'
 SPEED_CHOICE_FILE = 'speed_choice.json'
 CONFIG_HISTORY_FILE = 'config_history.jsonl'
 # Everything train.py, generate.py and evaluate.py write into a run

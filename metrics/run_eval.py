@@ -14,9 +14,9 @@ import time
 from typing import Dict, Optional, Sequence
 
 from common import files
+from configs import run_files
 from metrics import evaluation
-from training import checkpoints
-from training import rundir
+from models import checkpoint
 
 
 def evaluate_run(path: str, metrics: Sequence[str] = ('swd',),
@@ -42,7 +42,7 @@ def evaluate_run(path: str, metrics: Sequence[str] = ('swd',),
     coverage_inception: compute coverage on Inception features too.
 
   Raises:
-    training.rundir.RunDirError: no run or checkpoint at `path`, or a
+    configs.run_files.RunDirError: no run or checkpoint at `path`, or a
       checkpoint without every weight of the generator.
     metrics.evaluation.EvaluationError: unknown metrics, or too few real
       images.
@@ -52,21 +52,21 @@ def evaluate_run(path: str, metrics: Sequence[str] = ('swd',),
   metrics = evaluation.parse_metrics(metrics)
   evaluation.check_counts(metrics, num_samples)
   if compare_real:
-    run_dir, prefix = checkpoints.find_checkpoint(path)
-    config = rundir.load_config(run_dir)
+    run_dir, prefix = checkpoint.find_checkpoint(path)
+    config = run_files.load_config(run_dir)
   else:
     # The newest checkpoint, even if a running train.py rotates it away.
-    config, run_dir, prefix, generator = checkpoints.load_generator_from(
+    config, run_dir, prefix, generator = checkpoint.load_generator_from(
         path, use_ema)
   if data_dir:
     config = dataclasses.replace(config, data_dir=data_dir)
-  step = checkpoints.checkpoint_step(prefix)
+  step = checkpoint.checkpoint_step(prefix)
   if compare_real:
     result = evaluation.real_vs_real(config, metrics, num_samples, seed,
                                      inception_weights, coverage_inception)
     name = f'real_vs_real_n{num_samples}_seed{seed}.json'
   else:
-    key = checkpoints.generator_key(config, use_ema)
+    key = checkpoint.generator_key(config, use_ema)
     extract = evaluation.feature_extractor(metrics, inception_weights,
                                            batch_size, coverage_inception)
     tick = time.perf_counter()
@@ -84,8 +84,8 @@ def evaluate_run(path: str, metrics: Sequence[str] = ('swd',),
             f'{"_no_ema" if no_ema else ""}.json')
   result.update(run_dir=run_dir, checkpoint=prefix, step=step)
   if write:
-    os.makedirs(os.path.join(run_dir, rundir.EVAL_DIR), exist_ok=True)
-    result['output'] = os.path.join(run_dir, rundir.EVAL_DIR, name)
+    os.makedirs(os.path.join(run_dir, run_files.EVAL_DIR), exist_ok=True)
+    result['output'] = os.path.join(run_dir, run_files.EVAL_DIR, name)
     write_json(result['output'], result)
   return result
 
