@@ -21,9 +21,6 @@ from typing import Callable, Sequence, Tuple
 
 import tensorflow as tf
 
-from configs.presets import DIFFAUGMENT
-
-POLICIES = DIFFAUGMENT
 # The paper's strengths: shifts up to 1/8 of the side, a cutout of half of it.
 TRANSLATION_RATIO = 0.125
 CUTOUT_RATIO = 0.5

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from data import augment
-from configs.presets import get_config
+from configs.presets import DIFFAUGMENT, get_config
 from models.gan import GAN
 
 
@@ -44,7 +44,7 @@ def test_cutout_zeroes_a_quarter_of_the_image():
 def test_each_image_draws_its_own_transform():
   x = tf.ones((64, 16, 16, 3))
   uniform = lambda k, shape: tf.random.stateless_uniform(shape, (k, 7))
-  y = augment.diff_augment(x, augment.POLICIES, uniform).numpy()
+  y = augment.diff_augment(x, DIFFAUGMENT, uniform).numpy()
   per_image = y.reshape(64, -1)
   assert len({row.tobytes() for row in per_image}) == 64
 
@@ -54,7 +54,7 @@ def test_diff_augment_is_differentiable():
   uniform = lambda k, shape: tf.random.stateless_uniform(shape, (k, 3))
   with tf.GradientTape() as tape:
     tape.watch(x)
-    y = augment.diff_augment(x, augment.POLICIES, uniform)
+    y = augment.diff_augment(x, DIFFAUGMENT, uniform)
     loss = tf.reduce_sum(y * y)
   grad = tape.gradient(loss, x).numpy()
   assert np.isfinite(grad).all()
