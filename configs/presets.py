@@ -37,6 +37,7 @@ CHOICES = {
     'jit_compile': ('auto', 'on', 'off'),
     'mixed_precision': ('auto', 'off', 'mixed_float16', 'mixed_bfloat16'),
     'strategy': ('default', 'mirrored', 'multiworker'),
+    'keep_best': ('', 'swd', 'coverage', 'fid', 'kid'),
 }
 
 
@@ -182,6 +183,10 @@ class Config:
                        'generalisation, not memorisation.')
   eval_num_samples: int = _f(1024, 'Generated and real images per '
                              'evaluation.')
+  keep_best: str = _f('swd', 'With --eval_every, also keep the checkpoint '
+                      'of the best evaluation so far in <run>/best/, by '
+                      'this metric: swd, fid or kid (lowest) or coverage '
+                      "(highest); '' keeps none.")
   inception_weights: str = _f('', 'InceptionV3 weights file for FID/KID '
                               "('': Keras' download, when online).")
 
@@ -237,6 +242,11 @@ class Config:
                        'few for coverage, which needs 6 images a set (k=5 '
                        'neighbours); raise it or drop coverage from '
                        '--eval_metrics.')
+    if (self.eval_every and self.keep_best and
+        self.keep_best not in self.eval_metrics.split(',')):
+      raise ValueError(f'keep_best={self.keep_best} ranks evaluations by a '
+                       f'metric that --eval_metrics={self.eval_metrics} does '
+                       'not compute; add it there or pick one of those.')
     if not 0 < self.augment_p <= 1:
       raise ValueError(f'augment_p must be in (0, 1], got {self.augment_p}.')
     if self.d_mbstd_group and self.arch == 'mlp':

@@ -1,5 +1,5 @@
 """What a run directory holds, as far as reading it back needs: its
-config.json, checkpoints/ and eval/ folders (training.rundir writes them)."""
+config.json, checkpoints/, best/ and eval/ folders (training writes them)."""
 
 import os
 
@@ -9,6 +9,7 @@ from configs.presets import Config
 CONFIG_FILE = 'config.json'
 CHECKPOINT_DIR = 'checkpoints'
 EVAL_DIR = 'eval'  # evaluations: during training and by evaluate.py
+BEST_DIR = 'best'  # the checkpoint of the best evaluation (--keep_best)
 
 
 class RunDirError(FaceganError, ValueError):

@@ -33,3 +33,42 @@ def test_sample_diversity_separates_varied_from_identical_samples():
   warning = watch.observe_diversity(collapse.sample_diversity(same), 9)
   assert warning and 'lost their diversity' in warning
   assert watch.observe_diversity(0.0, 12) is None  # once only
+
+
+def test_partial_collapse_remedies_leave_out_what_the_run_uses():
+  from configs.presets import get_config
+  plain = collapse.partial_remedies(get_config('celeba157x128'))
+  for flag in ('--r1_gamma=1', '--augment_p=0.5', '--d_mbstd_group=4',
+               '--checkpoint=<run>/best'):
+    assert flag in plain, flag
+  tried = collapse.partial_remedies(get_config(
+      'celeba157x128', r1_gamma=1.0, augment_p=0.5, d_mbstd_group=4))
+  assert '--r1_gamma' not in tried and '--augment_p' not in tried
+  assert '--d_mbstd_group' not in tried and '--checkpoint=<run>/best' in tried
+  watch = collapse.CollapseWatch(remedies=tried)
+  assert watch.observe_duplicates(0.0, 100) is None
+  assert '--r1_gamma' not in watch.observe_duplicates(0.9, 200)
+
+
+def test_the_best_evaluation_is_kept_across_a_resume(tmp_path):
+  import tensorflow as tf
+  from training import checkpoints
+  weight = tf.Variable(0.0)
+  ckpt = tf.train.Checkpoint(weight=weight)
+  keeper = checkpoints.BestKeeper(ckpt, str(tmp_path), 'swd')
+  kept = {}
+  for step, swd in ((100, 50.0), (200, 60.0), (300, 40.0), (400, float('nan'))):
+    weight.assign(float(step))
+    kept[step] = keeper.offer({'eval/swd': swd, 'eval/coverage': 0.5}, step)
+  assert kept[100] and kept[200] is None and kept[300] and kept[400] is None
+  assert tf.train.latest_checkpoint(str(tmp_path / 'best')) == kept[300]
+  assert tf.train.load_variable(kept[300], 'weight/.ATTRIBUTES/VARIABLE_VALUE') == 300
+  assert not tf.io.gfile.glob(kept[100] + '.index')  # one kept
+  # A resumed run knows the best so far; a new metric starts afresh.
+  resumed = checkpoints.BestKeeper(ckpt, str(tmp_path), 'swd')
+  assert resumed.offer({'eval/swd': 45.0}, 500) is None
+  assert resumed.offer({'eval/swd': 39.0}, 600)
+  by_coverage = checkpoints.BestKeeper(ckpt, str(tmp_path), 'coverage')
+  assert by_coverage.offer({'eval/coverage': 0.3}, 700)
+  assert by_coverage.offer({'eval/coverage': 0.2}, 800) is None
+  assert by_coverage.offer({'eval/coverage': 0.4}, 900)

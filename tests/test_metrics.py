@@ -17,6 +17,7 @@ from configs.presets import get_config
 from metrics import evaluation, fid, inception, swd
 from tests import helpers
 from models import latents
+from models.checkpoint import load_generator_from
 from training import checkpoints, loop, rundir
 from metrics import run_eval
 
@@ -368,6 +369,15 @@ def test_eval_every_logs_swd_to_tensorboard(tmp_path):
   assert sorted(coverage) == [4, 8]
   assert all(0 <= v <= 1 for v in coverage.values())
   assert all(abs(e['eval/channel_mean_diff/g']) < 255 for e in logged)
+  # The better of the two SWDs is kept in best/ (--keep_best=swd by default)
+  # and loads like a run directory.
+  with open(os.path.join(workdir, 'best', 'best.json')) as f:
+    best = json.load(f)
+  best_step = min(swd_steps, key=swd_steps.get)
+  assert best['step'] == best_step and best['metric'] == 'swd'
+  assert best['value'] == pytest.approx(swd_steps[best_step], rel=1e-5)
+  _, run_dir, prefix, _ = load_generator_from(os.path.join(workdir, 'best'))
+  assert run_dir == workdir and prefix.endswith(f'ckpt-{best_step}')
 
 
 def test_eval_split_draws_the_real_set_from_held_out_faces(celeba_dir, tmp_path):

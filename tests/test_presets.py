@@ -68,10 +68,19 @@ def test_unknown_preset_and_bad_values_are_value_errors():
     ('d_mbstd_group', -1, 'd_mbstd_group must not be negative'),
     ('r1_every', 0, 'r1_every must be positive'),
     ('g_upsample', 'pixelshuffle', 'g_upsample=.* is not one of'),
+    ('keep_best', 'median', 'keep_best=.* is not one of'),
 ])
 def test_nonsense_values_are_refused(field, value, match):
   with pytest.raises(ValueError, match=match):
     presets.get_config('tiny', **{field: value})
+
+
+def test_keep_best_needs_its_metric_only_when_evaluating():
+  presets.get_config('tiny', keep_best='fid')  # no --eval_every: unused
+  with pytest.raises(ValueError, match='keep_best=fid ranks evaluations'):
+    presets.get_config('tiny', keep_best='fid', eval_every=100)
+  presets.get_config('tiny', keep_best='', eval_every=100,
+                     eval_metrics='swd')
 
 
 @pytest.mark.slow

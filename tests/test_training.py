@@ -84,7 +84,7 @@ def test_collapse_watch_warns_once_and_does_not_stop_the_run(
   watch = loop.collapse.CollapseWatch(d_fake_floor=1.0, patience=2,
                                       min_diversity=10.0)
   watch.observe_diversity(20.0, 0)  # arm it: the samples "were" diverse
-  monkeypatch.setattr(loop.collapse, 'CollapseWatch', lambda: watch)
+  monkeypatch.setattr(loop.collapse, 'CollapseWatch', lambda **_: watch)
   workdir = str(tmp_path / 'run')
   loop.run(get_config('tiny', log_every=1), workdir)
   out = capsys.readouterr().out
@@ -115,9 +115,13 @@ def test_incompatible_run_dir_is_refused_unless_overwrite(tmp_path):
   other = get_config('tiny', epochs=1, latent_dim=8)
   with pytest.raises(rundir.RunDirError, match='latent_dim'):
     loop.run(other, workdir)
+  # The old run's best evaluation goes too: it is no checkpoint of the new G.
+  os.makedirs(os.path.join(workdir, 'best'))
+  open(os.path.join(workdir, 'best', 'best.json'), 'w').write('{}')
   loop.run(other, workdir, overwrite=True)
   assert rundir.load_config(workdir).latent_dim == 8
   assert helpers.checkpoint_step(workdir) == 4  # started again
+  assert not os.path.exists(os.path.join(workdir, 'best'))
 
 
 def test_interrupt_saves_a_checkpoint_and_resume_finishes_the_epoch(tmp_path, monkeypatch):

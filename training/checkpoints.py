@@ -7,6 +7,8 @@ pictures lives in models/checkpoint.py (re-exported here).
 """
 
 import glob
+import json
+import math
 import os
 import re
 import shutil
@@ -16,7 +18,7 @@ import tensorflow as tf
 
 from common import files
 from configs.errors import first_line
-from configs.run_files import CHECKPOINT_DIR, RunDirError
+from configs.run_files import BEST_DIR, CHECKPOINT_DIR, RunDirError
 # The loader of G and the checkpoint keys, used here and re-exported.
 from models.checkpoint import (checkpoint_step, compare_shapes,  # noqa: F401
                                find_checkpoint,
@@ -241,3 +243,52 @@ def restore(gan, counters: Dict[str, tf.Variable], workdir: str,
     write_checkpoint_state(
         ckpt_dir, [p for s, p in usable.complete if s <= usable.step])
   return prefix
+
+
+class BestKeeper:
+  """Keeps the checkpoint of the best evaluation so far in <run>/best/.
+
+  A run's last checkpoint is not always its best: coverage can fall and
+  SWD turn back up late in a run, after the rotation of checkpoints/ has
+  dropped the better ones. best/best.json names the metric, its value and
+  the step, and survives a resume, so a resumed run only replaces the kept
+  checkpoint with a better one.
+
+  Args:
+    checkpoint: the run's tf.train.Checkpoint (the whole train state, so
+      the kept one resumes as well as it samples).
+    workdir: the run directory.
+    metric: swd, fid or kid (lower is better) or coverage (higher).
+  """
+
+  def __init__(self, checkpoint: tf.train.Checkpoint, workdir: str,
+               metric: str):
+    self.metric, self.key = metric, f'eval/{metric}'
+    self.folder = os.path.join(workdir, BEST_DIR)
+    self.manager = tf.train.CheckpointManager(checkpoint, self.folder,
+                                              max_to_keep=1)
+    self.record_path = os.path.join(self.folder, 'best.json')
+    self.best = None
+    if os.path.isfile(self.record_path):
+      with open(self.record_path) as f:
+        record = json.load(f)
+      if record.get('metric') == metric:  # another metric starts afresh
+        self.best = record['value']
+
+  def better(self, value: float) -> bool:
+    """Whether `value` beats the best kept so far."""
+    if self.best is None:
+      return True
+    return value > self.best if self.metric == 'coverage' else value < self.best
+
+  def offer(self, scores: Dict[str, float], step: int) -> Optional[str]:
+    """Checkpoints now if `scores` is the best evaluation; returns the prefix."""
+    value = scores.get(self.key)
+    if value is None or not math.isfinite(value) or not self.better(value):
+      return None
+    prefix = self.manager.save(checkpoint_number=step)
+    files.atomic_write(self.record_path, lambda f: json.dump(
+        {'metric': self.metric, 'value': value, 'step': step,
+         'checkpoint': os.path.basename(prefix)}, f, indent=1))
+    self.best = value
+    return prefix

@@ -38,20 +38,39 @@ REMEDIES = (
     'it is your call whether to stop it.')
 
 
-PARTIAL_REMEDIES = (
-    'Remedies: an R1 penalty on D (--r1_gamma=1) kept coverage 0.03-0.08 '
-    'higher over 1,040 steps of 157x128 training; a minibatch-stddev channel '
-    'in D (--d_mbstd_group=4) lets D see a batch of near-copies; DiffAugment '
-    'on half of the images (--augment_p=0.5) raised coverage early; or '
-    'resume from the checkpoint of the best evaluation. The run goes on.')
-TURN_REMEDIES = ('Remedies: keep the checkpoint with the best evaluation '
-                 '(--keep_checkpoints); more training faces, where you have '
+BEST = ('sample the checkpoint of the best evaluation, which --keep_best '
+        'keeps (generate.py --checkpoint=<run>/best)')
+
+
+def partial_remedies(config=None) -> str:
+  """The partial-collapse remedies, leaving out those `config` already uses.
+
+  Args:
+    config: the run's presets.Config, or None for all of them.
+  """
+  uses = lambda test: config is not None and test(config)
+  options = []
+  if not uses(lambda c: c.r1_gamma > 0):
+    options.append('an R1 penalty on D (--r1_gamma=1) kept coverage 0.03-0.08 '
+                   'higher over 1,040 steps of 157x128 training')
+  if not uses(lambda c: c.augment_p < 1 or not c.diffaugment):
+    options.append('DiffAugment on half of the images (--augment_p=0.5) '
+                   'raised coverage early')
+  if not uses(lambda c: c.d_mbstd_group > 0):
+    options.append('a minibatch-stddev channel in D (--d_mbstd_group=4) lets '
+                   'D see a batch of near-copies')
+  options.append(BEST)
+  return f'Remedies: {"; ".join(options)}. The run goes on.'
+
+
+PARTIAL_REMEDIES = partial_remedies()
+TURN_REMEDIES = (f'Remedies: {BEST}; more training faces, where you have '
                  'them. The run goes on.')
 DRIFT_REMEDIES = (
-    "Remedies: pick the checkpoint with the best evaluation; G's colour "
-    'swings between evaluations and often comes back. Fewer augmented '
-    'images (--augment_p=0.5) or no colour augmentation did not stop it on '
-    '2,500 faces (docs/results.md). The run goes on.')
+    f"Remedies: {BEST}: G's colour swings between evaluations and often "
+    'comes back. Fewer augmented images (--augment_p=0.5) or no colour '
+    'augmentation did not stop it on 2,500 faces (docs/results.md). The run '
+    'goes on.')
 
 
 def near_duplicate_rate(images: np.ndarray, threshold: float = 0.1) -> float:
@@ -78,12 +97,15 @@ class CollapseWatch:
     d_fake_floor: mean D(G(z)) under this counts as D winning outright.
     patience: consecutive log intervals under the floor before warning.
     min_diversity: sample diversity under this counts as mode collapse.
+    remedies: the advice of a partial-collapse warning (partial_remedies
+      of the run's config names only what the run does not already use).
   """
 
   def __init__(self, d_fake_floor: float = 0.02, patience: int = 3,
                min_diversity: float = 0.05, max_duplicates: float = 0.25,
                coverage_drop: float = 0.8, min_density: float = 0.5,
-               max_color_drift: float = 6.0, color_grace: int = 4):
+               max_color_drift: float = 6.0, color_grace: int = 4,
+               remedies: str = PARTIAL_REMEDIES):
     self.d_fake_floor = d_fake_floor
     self.patience = patience
     self.min_diversity = min_diversity
@@ -92,6 +114,7 @@ class CollapseWatch:
     self.min_density = min_density
     self.max_color_drift = max_color_drift
     self.color_grace = color_grace
+    self.remedies = remedies
     self._color_evals = 0
     self.best_coverage = 0.0
     self.swds: List[float] = []
@@ -141,7 +164,7 @@ class CollapseWatch:
       return (f'warning: partial mode collapse at step {step}: {rate:.0%} of '
               'the fixed-latent samples have a near-copy among them (RMS '
               'under 0.1 at 16x16; distinct real faces are about 0.23 '
-              f'apart). {PARTIAL_REMEDIES}')
+              f'apart). {self.remedies}')
     return None
 
   def observe_samples(self, samples: np.ndarray, step: int
@@ -179,7 +202,7 @@ class CollapseWatch:
             f'warning: partial mode collapse at step {step}: coverage fell to '
             f'{cov:.2f} from its best {self.best_coverage:.2f} while density '
             f'stays {density:.2f}: the faces are realistic but fewer real '
-            f'faces have one near them. {PARTIAL_REMEDIES}')
+            f'faces have one near them. {self.remedies}')
     if 'eval/swd' in scores:
       self.swds.append(scores['eval/swd'])
       last = self.swds[-4:]

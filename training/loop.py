@@ -408,8 +408,13 @@ class _Trainer:
     if config.eval_every and chief:
       from metrics.evaluation import TrainingEvaluator  # numpy-heavy, on demand
       self.evaluate = TrainingEvaluator(config)
+    # A multi-worker save is collective, and only the chief evaluates.
+    self.best = (checkpoints.BestKeeper(ckpt, workdir, config.keep_best)
+                 if self.evaluate and config.keep_best and
+                 config.strategy != 'multiworker' else None)
     self.steps_per_epoch = pipeline.steps_per_epoch()
-    self.watch = collapse.CollapseWatch()
+    self.watch = collapse.CollapseWatch(
+        remedies=collapse.partial_remedies(config))
     self.out = {}
     self.step = gan.steps_done  # counted here: no read-back per step
     # One iterator for every epoch left, made at the first train_epoch.
@@ -463,6 +468,8 @@ class _Trainer:
     _log_eval(self.workdir, step, seconds, scores)
     for warning in self.watch.observe_eval(scores, step):
       print(f'\n{warning}', flush=True)
+    if self.best and self.gan.all_finite():
+      self.best.offer(scores, step)
     self.eval_seconds += time.perf_counter() - tick
 
   def _stream(self, epoch: int):

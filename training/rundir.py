@@ -14,7 +14,7 @@ from typing import Dict
 
 from common.files import atomic_write
 from configs.presets import ADDED_ARCH_FIELDS, Config
-from configs.run_files import (CHECKPOINT_DIR, CONFIG_FILE, EVAL_DIR,
+from configs.run_files import (BEST_DIR, CHECKPOINT_DIR, CONFIG_FILE, EVAL_DIR,
                                RunDirError, load_config)
 from pictures.images import SAMPLES_DIR
 
@@ -24,7 +24,8 @@ SPEED_CHOICE_FILE = 'speed_choice.json'
 CONFIG_HISTORY_FILE = 'config_history.jsonl'
 # Everything train.py, generate.py and evaluate.py write into a run
 # directory: what --overwrite may delete.
-RUN_FILES = (CONFIG_FILE, f'{CONFIG_FILE}.tmp*', CHECKPOINT_DIR, SAMPLES_DIR,
+RUN_FILES = (CONFIG_FILE, f'{CONFIG_FILE}.tmp*', CHECKPOINT_DIR, BEST_DIR,
+             SAMPLES_DIR,
              FIXED_LATENT_FILE, f'{FIXED_LATENT_FILE}.tmp*', 'progress.gif',
              'events.out.tfevents.*', EVAL_DIR, 'generated', LOCK_FILE,
              SPEED_CHOICE_FILE, f'{SPEED_CHOICE_FILE}.tmp*',
