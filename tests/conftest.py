@@ -38,13 +38,7 @@ _TRAINING_FIXTURES = {'tiny_run', 'run4'}
 
 
 def pytest_collection_modifyitems(items):
-  """Marks tests that train through a fixture as slow (-m "not slow").
-
-  Slow tests then run first: xdist hands tests out in collection order, so
-  a long test left for the end would keep one worker busy while the others
-  wait; started first, the short tests fill in around them.
-  """
+  """Marks tests that train through a fixture as slow (-m "not slow")."""
   for item in items:
     if _TRAINING_FIXTURES & set(getattr(item, 'fixturenames', ())):
       item.add_marker(pytest.mark.slow)
-  items.sort(key=lambda item: item.get_closest_marker('slow') is None)

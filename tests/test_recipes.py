@@ -35,7 +35,7 @@ COMMAND_FIELDS = {
     'mixed_precision', 'steps_per_call', 'strategy', 'epochs',
     'steps_per_epoch', 'seed', 'num_samples', 'log_every',
     'checkpoint_every_steps', 'checkpoint_every_secs', 'grid_every_secs',
-    'keep_checkpoints', 'eval_every',
+    'keep_checkpoints', 'keep_best', 'eval_every',
     'eval_metrics', 'eval_split', 'eval_num_samples', 'inception_weights'}
 
 # What each publication states, the numbers a reader checks against it; the
