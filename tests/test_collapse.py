@@ -68,7 +68,23 @@ def test_the_best_evaluation_is_kept_across_a_resume(tmp_path):
   resumed = checkpoints.BestKeeper(ckpt, str(tmp_path), 'swd')
   assert resumed.offer({'eval/swd': 45.0}, 500) is None
   assert resumed.offer({'eval/swd': 39.0}, 600)
+  (tmp_path / 'best' / 'best.json').write_text('{"metric": "swd", "val')
+  assert checkpoints.BestKeeper(ckpt, str(tmp_path), 'swd').best is None
   by_coverage = checkpoints.BestKeeper(ckpt, str(tmp_path), 'coverage')
   assert by_coverage.offer({'eval/coverage': 0.3}, 700)
   assert by_coverage.offer({'eval/coverage': 0.2}, 800) is None
   assert by_coverage.offer({'eval/coverage': 0.4}, 900)
+
+
+def test_a_best_checkpoint_that_cannot_be_written_does_not_stop_training(
+    tmp_path, capsys):
+  import tensorflow as tf
+  from training import checkpoints
+  keeper = checkpoints.BestKeeper(tf.train.Checkpoint(w=tf.Variable(1.0)),
+                                  str(tmp_path), 'swd')
+  def full_disk(**_):
+    raise OSError(28, 'No space left on device')
+  keeper.manager.save = full_disk
+  assert keeper.offer({'eval/swd': 10.0}, 100) is None
+  assert 'No space left on device' in capsys.readouterr().out
+  assert keeper.best is None  # the next evaluation tries again

@@ -269,11 +269,13 @@ class BestKeeper:
                                               max_to_keep=1)
     self.record_path = os.path.join(self.folder, 'best.json')
     self.best = None
-    if os.path.isfile(self.record_path):
+    try:
       with open(self.record_path) as f:
         record = json.load(f)
-      if record.get('metric') == metric:  # another metric starts afresh
-        self.best = record['value']
+      if record['metric'] == metric:  # another metric starts afresh
+        self.best = float(record['value'])
+    except (OSError, ValueError, KeyError, TypeError):
+      pass  # none yet, or unreadable: the next evaluation is kept
 
   def better(self, value: float) -> bool:
     """Whether `value` beats the best kept so far."""
@@ -286,9 +288,16 @@ class BestKeeper:
     value = scores.get(self.key)
     if value is None or not math.isfinite(value) or not self.better(value):
       return None
-    prefix = self.manager.save(checkpoint_number=step)
-    files.atomic_write(self.record_path, lambda f: json.dump(
-        {'metric': self.metric, 'value': value, 'step': step,
-         'checkpoint': os.path.basename(prefix)}, f, indent=1))
+    try:
+      prefix = self.manager.save(checkpoint_number=step)
+      files.atomic_write(self.record_path, lambda f: json.dump(
+          {'metric': self.metric, 'value': value, 'step': step,
+           'checkpoint': os.path.basename(prefix)}, f, indent=1))
+    except (OSError, tf.errors.OpError) as e:
+      # The run's own checkpoints matter more: training goes on.
+      print(f'\nwarning: the best evaluation so far (step {step}) could not '
+            f'be kept in {self.folder} ({first_line(e, 160)}); training goes '
+            'on.', flush=True)
+      return None
     self.best = value
     return prefix
