@@ -3,8 +3,9 @@
 python bench/score_runs.py --data_dir=<CelebA folder> --out=runs/study157 \
     base=runs/study157/base nearest=runs/study157/nearest ...
 
-Each NAME=RUN is a run directory (train.py's or bench/real_faces.py's). Every
-run's newest checkpoint (its EMA generator) draws --num_eval images on the
+Each NAME=RUN is a run directory (train.py's or bench/real_faces.py's) or a
+checkpoint prefix in one. Every run's newest checkpoint (its EMA generator, and
+its raw G too with --raw_too) draws --num_eval images on the
 evaluation latents; they are compared with --num_eval faces of CelebA's valid
 and test partitions (people no run trained on), through each run's own crop
 and resize. The reference row "train vs held-out" compares as many training
@@ -29,6 +30,8 @@ flags.DEFINE_string('data_dir', None, 'CelebA folder with list_eval_partition.tx
 flags.DEFINE_integer('num_eval', 1024, 'N: generated and held-out images.')
 flags.DEFINE_integer('seed', 0, 'Latents, real-image order, SWD draws.')
 flags.DEFINE_string('out', None, 'Output folder.')
+flags.DEFINE_bool('raw_too', False, 'Also score each checkpoint\'s raw G '
+                  '(the weights training updates) beside its EMA copy.')
 flags.mark_flags_as_required(['data_dir', 'out'])
 FLAGS = flags.FLAGS
 
@@ -68,7 +71,8 @@ def main(argv):
   os.makedirs(FLAGS.out, exist_ok=True)
   rows, strips, reference = [], [], None
   for name, path in runs:
-    config = dataclasses.replace(rundir.load_config(path),
+    run_dir, prefix = checkpoints.find_checkpoint(path)
+    config = dataclasses.replace(rundir.load_config(run_dir),
                                  data_dir=FLAGS.data_dir, split='train')
     held = evaluation.real_images(dataclasses.replace(config, split='heldout'),
                                   FLAGS.num_eval, FLAGS.seed)
@@ -77,15 +81,16 @@ def main(argv):
       reference = _row('train vs held-out', evaluation.compute_metrics(
           train, held, ['swd', 'coverage'], FLAGS.seed), 0)
       rows.append(reference)
-    _, prefix = checkpoints.find_checkpoint(path)
-    _, _, generator = checkpoints.load_generator(prefix)
-    fake = evaluation.generate_images(generator, config, FLAGS.num_eval,
-                                      FLAGS.seed)
-    rows.append(_row(name, evaluation.compute_metrics(
-        fake, held, ['swd', 'coverage'], FLAGS.seed),
-                     checkpoints.checkpoint_step(prefix)))
-    strips.append(img.make_grid(fake[:16], cols=16))
-    print(_markdown(rows[-1:]), flush=True)
+    for use_ema in (True, False) if FLAGS.raw_too else (True,):
+      _, _, generator = checkpoints.load_generator(prefix, use_ema=use_ema)
+      fake = evaluation.generate_images(generator, config, FLAGS.num_eval,
+                                        FLAGS.seed)
+      rows.append(_row(name if use_ema else f'{name} (raw G)',
+                       evaluation.compute_metrics(
+                           fake, held, ['swd', 'coverage'], FLAGS.seed),
+                       checkpoints.checkpoint_step(prefix)))
+      strips.append(img.make_grid(fake[:16], cols=16))
+      print(_markdown(rows[-1:]), flush=True)
   with open(os.path.join(FLAGS.out, 'scores.json'), 'w') as f:
     json.dump(dict(num_eval=FLAGS.num_eval, seed=FLAGS.seed, rows=rows,
                    command=' '.join(sys.argv)), f, indent=1)
