@@ -113,6 +113,18 @@ def lazy_r1_gradients(config: Config, discriminator, real_in, step, scaled):
   return tf.cond(step % c.r1_every == 0, r1_grads, zeros)
 
 
+def xla_compile(gan, names):
+  """Replaces the methods `names` of `gan` with XLA-compiled tf.functions.
+
+  XLA compiles the forward and gradient computations only: applying
+  gradients needs a cross-replica all-reduce, which an XLA cluster cannot
+  contain. Without XLA they are plain calls, traced into the step's graph
+  (a nested tf.function could not all-reduce either).
+  """
+  for name in names:
+    setattr(gan, name, tf.function(getattr(gan, name), jit_compile=True))
+
+
 class Target(typing.NamedTuple):
   """What the D step hands the G step: D's features of the real batch (the
   feature-matching target) and the real labels (smoothed G targets)."""
@@ -155,17 +167,10 @@ class GAN:
     self._g_layers = grad_norms.layer_groups(self.generator.trainable_variables)
     self._d_layers = grad_norms.layer_groups(
         self.discriminator.trainable_variables)
-    self.metric_names = list(LOSS_METRICS) + ['grad_norm/g', 'grad_norm/d'] + [
-        f'grad_norm/{net}/{name}' for net, layers in (('g', self._g_layers),
-                                                       ('d', self._d_layers))
-        for name in layers]
+    self.metric_names = list(LOSS_METRICS) + grad_norms.metric_names(
+        dict(g=self._g_layers, d=self._d_layers))
     if self.jit_compile:
-      # XLA compiles the forward and gradient computations only: applying
-      # gradients needs a cross-replica all-reduce, which an XLA cluster
-      # cannot contain. Without XLA they are plain calls, traced into the
-      # step's graph (a nested tf.function could not all-reduce either).
-      for name in ('generate', 'd_gradients', 'g_gradients', 'g_loss'):
-        setattr(self, name, tf.function(getattr(self, name), jit_compile=True))
+      xla_compile(self, ('generate', 'd_gradients', 'g_gradients', 'g_loss'))
     self.sample = tf.function(  # float32 pictures from the sampler
         lambda z: tf.cast(self.sampler(z, training=False), tf.float32),
         reduce_retracing=True)

@@ -13,6 +13,13 @@ def layer_groups(variables):
   return groups
 
 
+def metric_names(groups_by_prefix):
+  """Names of every norm that norms() returns, for {prefix: layer_groups}."""
+  return [f'grad_norm/{p}' for p in groups_by_prefix] + [
+      f'grad_norm/{p}/{name}' for p, groups in groups_by_prefix.items()
+      for name in groups]
+
+
 def norms(prefix, grads, groups, scale):
   """'grad_norm/<prefix>' and 'grad_norm/<prefix>/<layer>' of `grads`.
 

@@ -56,6 +56,32 @@ def start_latents(latent_dim: int, latent_dist: str, starts: int,
                               streams.PROJECTION)
 
 
+def _errors(images, goal):
+  """Mean squared error of each image against the goal, in [-1, 1] units."""
+  return tf.reduce_mean(tf.square(images - goal), axis=[1, 2, 3])
+
+
+def _adam_step(generate, z, goal, optimizer, bound):
+  """A compiled Adam update of z, clipped to [-bound, bound].
+
+  Each call returns the errors and uint8 images of the latents it starts from.
+  """
+
+  @tf.function
+  def step():
+    with tf.GradientTape() as tape:
+      tape.watch(z)
+      images = tf.cast(generate(z), tf.float32)
+      errors = _errors(images, goal)
+      # A sum, not a mean: each start's gradient is its own error's.
+      loss = tf.reduce_sum(errors)
+    optimizer.apply_gradients([(tape.gradient(loss, z), z)])
+    z.assign(tf.clip_by_value(z, -bound, bound))
+    return errors, from_float(images)
+
+  return step
+
+
 def project(generate, target: np.ndarray, latent_dim: int,
             latent_dist: str = 'normal', starts: int = 4, *, steps: int,
             lr: float = 0.05, seed: int = 0,
@@ -79,20 +105,7 @@ def project(generate, target: np.ndarray, latent_dim: int,
   bound = 1.0 if latent_dist == 'uniform' else _NORMAL_BOUND
   z = tf.Variable(start_latents(latent_dim, latent_dist, starts, seed))
   goal = to_float(tf.constant(target))[None]
-  optimizer = keras.optimizers.Adam(lr)
-
-  @tf.function
-  def step():
-    with tf.GradientTape() as tape:
-      tape.watch(z)
-      images = tf.cast(generate(z), tf.float32)
-      errors = tf.reduce_mean(tf.square(images - goal), axis=[1, 2, 3])
-      # A sum, not a mean: each start's gradient is its own error's.
-      loss = tf.reduce_sum(errors)
-    optimizer.apply_gradients([(tape.gradient(loss, z), z)])
-    z.assign(tf.clip_by_value(z, -bound, bound))
-    return errors, from_float(images)
-
+  step = _adam_step(generate, z, goal, keras.optimizers.Adam(lr), bound)
   history, frames, frame_steps = [], [], []
   for i in range(steps):
     # Each call returns the error and images of the latents it starts from:
@@ -103,7 +116,7 @@ def project(generate, target: np.ndarray, latent_dim: int,
       frames.append(images.numpy())
       frame_steps.append(i)
   final = tf.cast(generate(z), tf.float32)
-  final_errors = tf.reduce_mean(tf.square(final - goal), axis=[1, 2, 3]).numpy()
+  final_errors = _errors(final, goal).numpy()
   frames.append(from_float(final).numpy())
   frame_steps.append(steps)
   best = int(np.argmin(final_errors))
