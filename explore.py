@@ -23,14 +23,22 @@ from configs import errors
 
 definitions.define_generator_flags()
 
-flags.DEFINE_string('host', '127.0.0.1', 'Address to listen on (0.0.0.0 '
-                    'shares the page with the network: anyone who reaches it '
-                    'can use it).')
-flags.DEFINE_integer('port', 8000, 'Port to listen on (0: any free one).',
-                     lower_bound=0, upper_bound=65535)
-flags.DEFINE_integer('project_steps', definitions.EXPLORER_PROJECTION_STEPS,
-                     'Adam steps of a photo projection in the page.',
-                     lower_bound=1)
+flags.DEFINE_string(
+  'host',
+  '127.0.0.1',
+  'Address to listen on (0.0.0.0 '
+  'shares the page with the network: anyone who reaches it '
+  'can use it).',
+)
+flags.DEFINE_integer(
+  'port', 8000, 'Port to listen on (0: any free one).', lower_bound=0, upper_bound=65535
+)
+flags.DEFINE_integer(
+  'project_steps',
+  definitions.EXPLORER_PROJECTION_STEPS,
+  'Adam steps of a photo projection in the page.',
+  lower_bound=1,
+)
 FLAGS = flags.FLAGS
 
 
@@ -41,21 +49,26 @@ def main(argv):
   with interrupts.deferred():  # Imported here so --help answers at once.
     from explorer.app import create_app, make_server
     from models import checkpoint
-  config, run_dir, generator = checkpoint.load_generator(
-      FLAGS.checkpoint, use_ema=not FLAGS.no_ema)
-  web = create_app(generator, config, os.path.basename(os.path.abspath(run_dir)),
-                   FLAGS.project_steps, host=FLAGS.host)
+  config, run_dir, generator = checkpoint.load_generator(FLAGS.checkpoint, use_ema=not FLAGS.no_ema)
+  web = create_app(
+    generator,
+    config,
+    os.path.basename(os.path.abspath(run_dir)),
+    FLAGS.project_steps,
+    host=FLAGS.host,
+  )
   try:
     # Tried first with a plain socket: werkzeug prints its own message and
     # exits on a busy port.
     socket.create_server((FLAGS.host, FLAGS.port)).close()
     server = make_server(web, FLAGS.host, FLAGS.port)
   except OSError as e:  # in use, or not an address of this machine
-    sys.exit(f'error: cannot listen on {FLAGS.host}:{FLAGS.port} '
-             f'({e.strerror}): pass another --port (or --port=0 for any free '
-             'one).')
-  print(f'Exploring {run_dir} at http://{FLAGS.host}:{server.port}/ '
-        '(Ctrl-C stops).', flush=True)
+    sys.exit(
+      f'error: cannot listen on {FLAGS.host}:{FLAGS.port} '
+      f'({e.strerror}): pass another --port (or --port=0 for any free '
+      'one).'
+    )
+  print(f'Exploring {run_dir} at http://{FLAGS.host}:{server.port}/ (Ctrl-C stops).', flush=True)
   try:
     server.serve_forever()
   except KeyboardInterrupt:

@@ -23,38 +23,56 @@ from configs import errors
 definitions.define_generator_flags()
 
 flags.DEFINE_string('out', None, 'Output folder (default <run dir>/generated).')
-flags.DEFINE_enum('mode', 'all', ['all', *definitions.GENERATE_MODES],
-                  'What to write; all = grid, interpolate, circle, walk and '
-                  'progress (plus savedmodel and tflite when their --export_ '
-                  'flags ask).')
+flags.DEFINE_enum(
+  'mode',
+  'all',
+  ['all', *definitions.GENERATE_MODES],
+  'What to write; all = grid, interpolate, circle, walk and '
+  'progress (plus savedmodel and tflite when their --export_ '
+  'flags ask).',
+)
 flags.DEFINE_integer('seed', 0, 'Seed of every latent drawn.')
 flags.DEFINE_integer('num', 64, 'Images in the sample grid.', lower_bound=1)
-flags.DEFINE_integer('grid_cols', 0, 'Grid columns (0: square-ish).',
-                     lower_bound=0)
+flags.DEFINE_integer('grid_cols', 0, 'Grid columns (0: square-ish).', lower_bound=0)
 definitions.define_finite_float(
-    'truncation', None, 'Truncate latents: normal components with |z| above '
-    'this are redrawn; uniform latents are scaled by min(this, 1). Default: '
-    'off.', positive=True)
-flags.DEFINE_enum('interpolation', 'slerp', ['slerp', 'linear'],
-                  'Path between two latents.')
-flags.DEFINE_integer('num_interpolations', 4, 'Latent pairs side by side in '
-                     'the interpolation and circle GIFs.', lower_bound=1)
+  'truncation',
+  None,
+  'Truncate latents: normal components with |z| above '
+  'this are redrawn; uniform latents are scaled by min(this, 1). Default: '
+  'off.',
+  positive=True,
+)
+flags.DEFINE_enum('interpolation', 'slerp', ['slerp', 'linear'], 'Path between two latents.')
+flags.DEFINE_integer(
+  'num_interpolations',
+  4,
+  'Latent pairs side by side in the interpolation and circle GIFs.',
+  lower_bound=1,
+)
 flags.DEFINE_integer('frames', 48, 'Frames per GIF.', lower_bound=2)
-definitions.define_finite_float('fps', 12.0, 'GIF frames per second '
-                                "(progress.gif keeps training's 4).",
-                                lower_bound=0.1)
-flags.DEFINE_list('dims', None, 'Latent dimensions to walk (default 25,50,75, '
-                  'or the quarter points of a latent of 75 or fewer).')
-definitions.define_finite_float('range', 3.0, 'Walks sweep a dimension '
-                                'over [-range, range].', lower_bound=0.0)
-flags.DEFINE_integer('walk_steps', 9, 'Images in each walk PNG strip.',
-                     lower_bound=2)
-flags.DEFINE_integer('batch_size', 64, 'Latents per generator call.',
-                     lower_bound=1)
-flags.DEFINE_bool('export_savedmodel', False, 'Also export G as a SavedModel '
-                  '(<out>/savedmodel) mapping float32 z to uint8 images.')
-flags.DEFINE_bool('export_tflite', False, 'Also export G as a TFLite model '
-                  '(<out>/generator.tflite) with the SavedModel\'s signature.')
+definitions.define_finite_float(
+  'fps', 12.0, "GIF frames per second (progress.gif keeps training's 4).", lower_bound=0.1
+)
+flags.DEFINE_list(
+  'dims',
+  None,
+  'Latent dimensions to walk (default 25,50,75, or the quarter points of a latent of 75 or fewer).',
+)
+definitions.define_finite_float(
+  'range', 3.0, 'Walks sweep a dimension over [-range, range].', lower_bound=0.0
+)
+flags.DEFINE_integer('walk_steps', 9, 'Images in each walk PNG strip.', lower_bound=2)
+flags.DEFINE_integer('batch_size', 64, 'Latents per generator call.', lower_bound=1)
+flags.DEFINE_bool(
+  'export_savedmodel',
+  False,
+  'Also export G as a SavedModel (<out>/savedmodel) mapping float32 z to uint8 images.',
+)
+flags.DEFINE_bool(
+  'export_tflite',
+  False,
+  "Also export G as a TFLite model (<out>/generator.tflite) with the SavedModel's signature.",
+)
 FLAGS = flags.FLAGS
 
 
@@ -72,29 +90,39 @@ def main(argv):
     from models import latents
     from pictures import exports
     from models import checkpoint
-  extra = tuple(m for m, asked in (('savedmodel', FLAGS.export_savedmodel),
-                                    ('tflite', FLAGS.export_tflite))
-                if asked and m != FLAGS.mode)
+  extra = tuple(
+    m
+    for m, asked in (('savedmodel', FLAGS.export_savedmodel), ('tflite', FLAGS.export_tflite))
+    if asked and m != FLAGS.mode
+  )
   modes = (exports.ALL_MODES if FLAGS.mode == 'all' else (FLAGS.mode,)) + extra
   try:
     config, run_dir, generator = checkpoint.load_generator(
-        FLAGS.checkpoint, use_ema=not FLAGS.no_ema)
+      FLAGS.checkpoint, use_ema=not FLAGS.no_ema
+    )
     opts = exports.Options(
-        seed=FLAGS.seed, num=FLAGS.num, grid_cols=FLAGS.grid_cols,
-        truncation=FLAGS.truncation, interpolation=FLAGS.interpolation,
-        num_interpolations=FLAGS.num_interpolations, frames=FLAGS.frames,
-        fps=FLAGS.fps, dims=dims or latents.default_dims(config.latent_dim),
-        range=FLAGS.range, walk_steps=FLAGS.walk_steps,
-        batch_size=FLAGS.batch_size)
+      seed=FLAGS.seed,
+      num=FLAGS.num,
+      grid_cols=FLAGS.grid_cols,
+      truncation=FLAGS.truncation,
+      interpolation=FLAGS.interpolation,
+      num_interpolations=FLAGS.num_interpolations,
+      frames=FLAGS.frames,
+      fps=FLAGS.fps,
+      dims=dims or latents.default_dims(config.latent_dim),
+      range=FLAGS.range,
+      walk_steps=FLAGS.walk_steps,
+      batch_size=FLAGS.batch_size,
+    )
     out_dir = FLAGS.out or os.path.join(run_dir, 'generated')
     paths = exports.generate(modes, generator, config, run_dir, out_dir, opts)
   except OSError as e:  # --out (or <run>/generated) cannot be written
-    sys.exit(f'error: cannot write {e.filename or out_dir!r} ({e.strerror}): '
-             'pass a writable --out.')
+    sys.exit(
+      f'error: cannot write {e.filename or out_dir!r} ({e.strerror}): pass a writable --out.'
+    )
   print(f'Wrote {len(paths)} file(s) to {out_dir}:')
   for p in paths:
     print(f'  {os.path.relpath(p, out_dir)}')
-
 
 
 if __name__ == '__main__':

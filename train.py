@@ -21,11 +21,13 @@ definitions.define_config_flags()
 flags.DEFINE_string('workdir', None, 'Run directory (default runs/<preset>).')
 flags.DEFINE_bool('dry_run', False, 'Print the resolved config and exit.')
 definitions.define_finite_float(
-    'max_minutes', None, 'Stop after this many minutes of training '
-    '(evaluation not counted), saving a checkpoint; rerunning continues.',
-    positive=True)
-flags.DEFINE_bool('overwrite', False, 'Delete an incompatible run in --workdir '
-                  'and start again.')
+  'max_minutes',
+  None,
+  'Stop after this many minutes of training '
+  '(evaluation not counted), saving a checkpoint; rerunning continues.',
+  positive=True,
+)
+flags.DEFINE_bool('overwrite', False, 'Delete an incompatible run in --workdir and start again.')
 FLAGS = flags.FLAGS
 
 
@@ -44,8 +46,7 @@ def main(argv):
   try:
     _train(config, workdir)
   except KeyboardInterrupt:  # setup, or a third Ctrl-C: no save is running
-    print('\nInterrupted: quit without saving; checkpoints already in '
-          f'{workdir} are kept.')
+    print(f'\nInterrupted: quit without saving; checkpoints already in {workdir} are kept.')
     sys.exit(130)
 
 
@@ -54,8 +55,12 @@ def _train(config, workdir):
   with interrupts.deferred():
     from training import loop
   logging.set_verbosity(logging.WARNING)  # progress is printed, not logged
-  loop.run(config, workdir, overwrite=FLAGS.overwrite,
-           max_seconds=FLAGS.max_minutes and FLAGS.max_minutes * 60)
+  loop.run(
+    config,
+    workdir,
+    overwrite=FLAGS.overwrite,
+    max_seconds=FLAGS.max_minutes and FLAGS.max_minutes * 60,
+  )
 
 
 if __name__ == '__main__':

@@ -13,8 +13,7 @@ def parse_overrides(items, config_cls):
     name, _, value = item.partition('=')
     kind = fields[name]
     kind = {'bool': bool, 'int': int, 'float': float, 'str': str}.get(kind, kind)
-    out[name] = (value.lower() in ('1', 'true', 'yes') if kind is bool
-                 else kind(value))
+    out[name] = value.lower() in ('1', 'true', 'yes') if kind is bool else kind(value)
   return out
 
 
@@ -38,11 +37,14 @@ def facegan_step_fn(config, real):
   import tensorflow as tf
   from models.gan import GAN
   from training.loop import make_train_steps
+
   gan = GAN(config)
   train_steps = make_train_steps(gan)
-  print(f'  {config.jit_compile}/{config.mixed_precision}: XLA '
-        f'{"on" if gan.jit_compile else "off"}, {gan.mixed_precision}',
-        flush=True)
+  print(
+    f'  {config.jit_compile}/{config.mixed_precision}: XLA '
+    f'{"on" if gan.jit_compile else "off"}, {gan.mixed_precision}',
+    flush=True,
+  )
   policy = {'off': 'float32'}.get(gan.mixed_precision, gan.mixed_precision)
   # One iterator for every timing: a fresh one per timing stalled steps for
   # seconds at random.
@@ -50,14 +52,15 @@ def facegan_step_fn(config, real):
   epochs = tf.zeros_like(positions)
   it = iter(tf.data.Dataset.from_tensors((epochs, positions, real)).repeat())
   epoch = tf.constant(0, tf.int64)
+
   def run(steps):
     # As train.py runs it: gradient norms on the logging steps only.
     done, out = 0, None
     while done < steps:
-      k = min(config.steps_per_call, steps - done,
-              config.log_every - done % config.log_every)
+      k = min(config.steps_per_call, steps - done, config.log_every - done % config.log_every)
       log = (done + k) % config.log_every == 0
       out, status = train_steps(it, tf.constant(k), epoch, tf.constant(log))
       done += int(status[0])
     return out['d_loss']
+
   return run, policy

@@ -47,12 +47,11 @@ def main(argv):
   from metrics import swd as swd_lib
   from models.gan import GAN
   from training import autotune, collapse
-  config = presets.get_config(FLAGS.preset, data_dir=FLAGS.data_dir,
-                              eval_split='heldout')
+
+  config = presets.get_config(FLAGS.preset, data_dir=FLAGS.data_dir, eval_split='heldout')
   with tempfile.TemporaryDirectory() as scratch:  # its speed_choice.json
     models = autotune.resolve(config, scratch, False)
-  real = tf.cast(evaluation.real_images(config, config.batch_size, 0),
-                 tf.float32) / 127.5 - 1.0
+  real = tf.cast(evaluation.real_images(config, config.batch_size, 0), tf.float32) / 127.5 - 1.0
   run, policy = common.facegan_step_fn(models, real)
   run(10)  # traced and warm
   step = _median_seconds(lambda: run(10), FLAGS.repeats) / 10
@@ -63,21 +62,21 @@ def main(argv):
   watch = collapse.CollapseWatch()
   scores = evaluator(sample)
   parts = {
-      f'generate {n} images': lambda: evaluation.generate_images(
-          sample, config, n, config.seed),
-      'SWD': lambda: swd_lib.swd(fake, evaluator.real, seed=config.seed),
-      'coverage + channel means': lambda: (
-          evaluator.balls.score(evaluator.pixels(fake)),
-          coverage.channel_stats(fake)),
-      'collapse watch': lambda: watch.observe_eval(scores, 0),
+    f'generate {n} images': lambda: evaluation.generate_images(sample, config, n, config.seed),
+    'SWD': lambda: swd_lib.swd(fake, evaluator.real, seed=config.seed),
+    'coverage + channel means': lambda: (
+      evaluator.balls.score(evaluator.pixels(fake)),
+      coverage.channel_stats(fake),
+    ),
+    'collapse watch': lambda: watch.observe_eval(scores, 0),
   }
-  seconds = {name: _median_seconds(fn, FLAGS.repeats)
-             for name, fn in parts.items()}
-  print(f'{common.machine()}; {FLAGS.preset}, {policy}, batch '
-        f'{config.batch_size}: {step:.3f} s a step; N = {n}')
+  seconds = {name: _median_seconds(fn, FLAGS.repeats) for name, fn in parts.items()}
+  print(
+    f'{common.machine()}; {FLAGS.preset}, {policy}, batch '
+    f'{config.batch_size}: {step:.3f} s a step; N = {n}'
+  )
   for name, s in seconds.items():
-    shares = ', '.join(f'{100 * s / (int(e) * step):.2f}% at every {e}'
-                       for e in FLAGS.eval_every)
+    shares = ', '.join(f'{100 * s / (int(e) * step):.2f}% at every {e}' for e in FLAGS.eval_every)
     print(f'  {name:26s} {s:7.2f} s  ({shares})')
 
 

@@ -20,8 +20,9 @@ from absl import flags
 
 flags.DEFINE_string('checkpoint', None, 'Run directory or checkpoint prefix.')
 flags.DEFINE_integer('repeats', 50, 'Requests timed per kind.')
-flags.DEFINE_string('photo', 'tests/data/celeba/img_align_celeba/000001.jpg',
-                    'Photo for the projection timing.')
+flags.DEFINE_string(
+  'photo', 'tests/data/celeba/img_align_celeba/000001.jpg', 'Photo for the projection timing.'
+)
 flags.mark_flag_as_required('checkpoint')
 FLAGS = flags.FLAGS
 
@@ -31,25 +32,28 @@ def main(argv):
   import numpy as np
   from explorer.app import create_app
   from training import checkpoints
+
   config, _, generator = checkpoints.load_generator(FLAGS.checkpoint)
   client = create_app(generator, config).test_client()
   z = np.random.default_rng(0).standard_normal((2, config.latent_dim)).tolist()
   with open(FLAGS.photo, 'rb') as f:
     photo = f.read()
   requests = {
-      'slider move (/api/render, 1 face)':
-          lambda i: client.post('/api/render', json=dict(latents=[z[0]])),
-      'blend step (/api/slerp)':
-          lambda i: client.post('/api/slerp', json=dict(
-              z1=z[0], z2=z[1], t=(i % 100) / 100)),
-      'new faces (/api/latents, 16)':
-          lambda i: client.post('/api/latents', json=dict(seed=i, n=16)),
-      'photo projection (/api/project, 150 steps)':
-          lambda i: client.post('/api/project', data=dict(
-              file=(io.BytesIO(photo), 'face.jpg'))),
+    'slider move (/api/render, 1 face)': lambda i: client.post(
+      '/api/render', json=dict(latents=[z[0]])
+    ),
+    'blend step (/api/slerp)': lambda i: client.post(
+      '/api/slerp', json=dict(z1=z[0], z2=z[1], t=(i % 100) / 100)
+    ),
+    'new faces (/api/latents, 16)': lambda i: client.post('/api/latents', json=dict(seed=i, n=16)),
+    'photo projection (/api/project, 150 steps)': lambda i: client.post(
+      '/api/project', data=dict(file=(io.BytesIO(photo), 'face.jpg'))
+    ),
   }
-  print(f'{config.image_height}x{config.image_width}, {os.cpu_count()} CPU '
-        f'threads, {FLAGS.repeats} requests each (projection: 3)')
+  print(
+    f'{config.image_height}x{config.image_width}, {os.cpu_count()} CPU '
+    f'threads, {FLAGS.repeats} requests each (projection: 3)'
+  )
   for name, request in requests.items():
     assert request(0).status_code == 200  # warm-up: traces the functions
     seconds = []
@@ -57,8 +61,11 @@ def main(argv):
       tick = time.perf_counter()
       assert request(i + 1).status_code == 200
       seconds.append(time.perf_counter() - tick)
-    print(f'{name:45s} median {1e3 * np.median(seconds):7.1f} ms, p95 '
-          f'{1e3 * np.percentile(seconds, 95):7.1f} ms', flush=True)
+    print(
+      f'{name:45s} median {1e3 * np.median(seconds):7.1f} ms, p95 '
+      f'{1e3 * np.percentile(seconds, 95):7.1f} ms',
+      flush=True,
+    )
 
 
 if __name__ == '__main__':

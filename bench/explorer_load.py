@@ -28,10 +28,10 @@ import numpy as np
 
 flags.DEFINE_string('checkpoint', None, 'Run directory or checkpoint prefix.')
 flags.DEFINE_integer('clients', 8, 'Concurrent clients.', lower_bound=1)
-flags.DEFINE_integer('requests', 50, 'Requests per client and phase.',
-                     lower_bound=1)
-flags.DEFINE_string('photo', 'tests/data/celeba/img_align_celeba/000001.jpg',
-                    'Photo the projecting client uploads.')
+flags.DEFINE_integer('requests', 50, 'Requests per client and phase.', lower_bound=1)
+flags.DEFINE_string(
+  'photo', 'tests/data/celeba/img_align_celeba/000001.jpg', 'Photo the projecting client uploads.'
+)
 flags.mark_flag_as_required('checkpoint')
 FLAGS = flags.FLAGS
 
@@ -46,16 +46,15 @@ def _peak_mb() -> float:
 def _request(conn, kind: str, z, i: int):
   """Sends one request of `kind`; returns its status."""
   bodies = {
-      'slider': ('/api/render', dict(latents=[z[0]])),
-      'blend': ('/api/slerp', dict(z1=z[0], z2=z[1], t=(i % 100) / 100)),
-      'faces': ('/api/latents', dict(seed=i, n=16)),
+    'slider': ('/api/render', dict(latents=[z[0]])),
+    'blend': ('/api/slerp', dict(z1=z[0], z2=z[1], t=(i % 100) / 100)),
+    'faces': ('/api/latents', dict(seed=i, n=16)),
   }
   if kind == 'info':
     conn.request('GET', '/api/info')
   else:
     path, body = bodies[kind]
-    conn.request('POST', path, json.dumps(body),
-                 {'Content-Type': 'application/json'})
+    conn.request('POST', path, json.dumps(body), {'Content-Type': 'application/json'})
   response = conn.getresponse()
   response.read()
   return response.status
@@ -63,9 +62,14 @@ def _request(conn, kind: str, z, i: int):
 
 def _multipart(photo: bytes):
   boundary = 'facegan-bench-boundary'
-  body = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
-          'filename="face.jpg"\r\nContent-Type: image/jpeg\r\n\r\n'
-          ).encode() + photo + f'\r\n--{boundary}--\r\n'.encode()
+  body = (
+    (
+      f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+      'filename="face.jpg"\r\nContent-Type: image/jpeg\r\n\r\n'
+    ).encode()
+    + photo
+    + f'\r\n--{boundary}--\r\n'.encode()
+  )
   return body, {'Content-Type': f'multipart/form-data; boundary={boundary}'}
 
 
@@ -105,8 +109,7 @@ def _phase(port: int, z, photo: bytes, project: bool):
   if side:
     side.start()
     time.sleep(1.0)  # the first projection is under way
-  threads = [threading.Thread(target=client, args=(c,))
-             for c in range(FLAGS.clients)]
+  threads = [threading.Thread(target=client, args=(c,)) for c in range(FLAGS.clients)]
   tick = time.perf_counter()
   for t in threads:
     t.start()
@@ -124,6 +127,7 @@ def main(argv):
   logging.getLogger('werkzeug').setLevel(logging.WARNING)  # no line a request
   from explorer.app import create_app, make_server
   from training import checkpoints
+
   config, _, generator = checkpoints.load_generator(FLAGS.checkpoint)
   web = create_app(generator, config)
   server = make_server(web, '127.0.0.1', 0)
@@ -142,21 +146,28 @@ def main(argv):
   assert response.status == 200, response.status
   conn.close()
   baseline = _peak_mb()
-  print(f'{config.image_height}x{config.image_width}, {os.cpu_count()} CPU '
-        f'threads, {FLAGS.clients} clients x {FLAGS.requests} requests; peak '
-        f'memory after warm-up {baseline:.0f} MB')
+  print(
+    f'{config.image_height}x{config.image_width}, {os.cpu_count()} CPU '
+    f'threads, {FLAGS.clients} clients x {FLAGS.requests} requests; peak '
+    f'memory after warm-up {baseline:.0f} MB'
+  )
   for project in (False, True):
     times, errors, wall = _phase(server.port, z, photo, project)
     total = sum(len(v) for k, v in times.items() if k != 'projection')
-    print(f'\n{"with" if project else "without"} a projection running: '
-          f'{total / wall:.1f} requests/s, {len(errors)} errors '
-          f'{sorted(set(errors))[:4]}, peak memory {_peak_mb():.0f} MB')
+    print(
+      f'\n{"with" if project else "without"} a projection running: '
+      f'{total / wall:.1f} requests/s, {len(errors)} errors '
+      f'{sorted(set(errors))[:4]}, peak memory {_peak_mb():.0f} MB'
+    )
     for kind, seconds in sorted(times.items()):
       if seconds:
         ms = 1e3 * np.asarray(seconds)
-        print(f'  {kind:10s} n={len(ms):4d}  p50 {np.percentile(ms, 50):7.1f} '
-              f'ms  p95 {np.percentile(ms, 95):7.1f} ms  p99 '
-              f'{np.percentile(ms, 99):7.1f} ms', flush=True)
+        print(
+          f'  {kind:10s} n={len(ms):4d}  p50 {np.percentile(ms, 50):7.1f} '
+          f'ms  p95 {np.percentile(ms, 95):7.1f} ms  p99 '
+          f'{np.percentile(ms, 99):7.1f} ms',
+          flush=True,
+        )
   server.shutdown()
 
 

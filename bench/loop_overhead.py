@@ -33,18 +33,15 @@ flags.DEFINE_string('preset', 'celeba48', 'Preset to run.')
 flags.DEFINE_string('data_dir', '', 'CelebA (or image) folder to train on.')
 flags.DEFINE_string('dataset', 'celeba', 'Dataset kind of --data_dir.')
 flags.DEFINE_integer('epochs', 8, 'Epochs to run.')
-flags.DEFINE_float('max_seconds', 0, 'Stop after this much training (0: '
-                   'run every epoch).')
+flags.DEFINE_float('max_seconds', 0, 'Stop after this much training (0: run every epoch).')
 flags.DEFINE_list('set', [], 'Config overrides, field=value (e.g. cache=memory).')
-flags.DEFINE_string('code', '', 'Checkout whose training loop to time '
-                    '(default: this one).')
+flags.DEFINE_string('code', '', 'Checkout whose training loop to time (default: this one).')
 FLAGS = flags.FLAGS
 
 
 def main(argv):
   del argv
-  code = os.path.abspath(FLAGS.code or os.path.dirname(
-      os.path.dirname(os.path.abspath(__file__))))
+  code = os.path.abspath(FLAGS.code or os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
   sys.path.insert(0, code)
   import dataclasses
   import tensorflow as tf
@@ -65,30 +62,39 @@ def main(argv):
       ends.append(time.perf_counter())
       calls.append(ends[-1] - tick)
       return result
+
     return timed
+
   loop.make_train_steps = make
 
-  config = presets.get_config(FLAGS.preset, dataset=FLAGS.dataset,
-                              data_dir=FLAGS.data_dir, epochs=FLAGS.epochs)
-  config = dataclasses.replace(
-      config, **common.parse_overrides(FLAGS.set, presets.Config))
+  config = presets.get_config(
+    FLAGS.preset, dataset=FLAGS.dataset, data_dir=FLAGS.data_dir, epochs=FLAGS.epochs
+  )
+  config = dataclasses.replace(config, **common.parse_overrides(FLAGS.set, presets.Config))
   with tempfile.TemporaryDirectory() as workdir:
     metrics = loop.run(config, workdir, max_seconds=FLAGS.max_seconds or None)
     end = time.perf_counter()
   wall, inside = end - ends[0], sum(calls[1:])
-  result = dict(code=code, preset=FLAGS.preset, overrides=FLAGS.set,
-                epochs=FLAGS.epochs, calls=len(calls),
-                wall_s=round(wall, 1), in_steps_s=round(inside, 1),
-                in_steps=round(inside / wall, 3),
-                median_call_s=round(sorted(calls[1:])[len(calls) // 2 - 1], 3),
-                images_per_s=round(sum(steps_run[1:]) * config.batch_size /
-                                   wall, 1),
-                d_loss=round(metrics.get('d_loss', float('nan')), 3),
-                machine=common.machine(),
-                tensorflow=tf.__version__)
-  print(f'{FLAGS.preset} {",".join(FLAGS.set) or "defaults"}: '
-        f'{result["in_steps"]:.1%} of {wall:.1f} s inside train steps '
-        f'({len(calls) - 1} calls after the first)')
+  result = dict(
+    code=code,
+    preset=FLAGS.preset,
+    overrides=FLAGS.set,
+    epochs=FLAGS.epochs,
+    calls=len(calls),
+    wall_s=round(wall, 1),
+    in_steps_s=round(inside, 1),
+    in_steps=round(inside / wall, 3),
+    median_call_s=round(sorted(calls[1:])[len(calls) // 2 - 1], 3),
+    images_per_s=round(sum(steps_run[1:]) * config.batch_size / wall, 1),
+    d_loss=round(metrics.get('d_loss', float('nan')), 3),
+    machine=common.machine(),
+    tensorflow=tf.__version__,
+  )
+  print(
+    f'{FLAGS.preset} {",".join(FLAGS.set) or "defaults"}: '
+    f'{result["in_steps"]:.1%} of {wall:.1f} s inside train steps '
+    f'({len(calls) - 1} calls after the first)'
+  )
   print(json.dumps(result))
 
 

@@ -4,9 +4,18 @@ import math
 
 from PIL import Image, ImageDraw
 
-COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40),
-           (148, 103, 189), (140, 86, 75), (227, 119, 194), (127, 127, 127),
-           (188, 189, 34), (23, 190, 207)]
+COLOURS = [
+  (31, 119, 180),
+  (255, 127, 14),
+  (44, 160, 44),
+  (214, 39, 40),
+  (148, 103, 189),
+  (140, 86, 75),
+  (227, 119, 194),
+  (127, 127, 127),
+  (188, 189, 34),
+  (23, 190, 207),
+]
 
 
 def swd_plot(series, floor, path, title, xlabel='step'):
@@ -20,8 +29,11 @@ def swd_plot(series, floor, path, title, xlabel='step'):
   xs = [s for v in series.values() for s, _ in v]
   ys = [y for v in series.values() for _, y in v] + [floor]
   x1 = max(xs)
-  ticks = [t for t in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000)
-           if min(ys) / 1.5 <= t <= max(ys) * 1.5]
+  ticks = [
+    t
+    for t in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000)
+    if min(ys) / 1.5 <= t <= max(ys) * 1.5
+  ]
   lo, hi = math.log(min(ys + ticks) / 1.1), math.log(max(ys + ticks) * 1.1)
   im = Image.new('RGB', (W, H), 'white')
   d = ImageDraw.Draw(im)
@@ -47,11 +59,9 @@ def swd_plot(series, floor, path, title, xlabel='step'):
     d.line([(px(s), py(v)) for s, v in pts], fill=c, width=2)
     for s, v in pts:
       d.ellipse([px(s) - 2, py(v) - 2, px(s) + 2, py(v) + 2], fill=c)
-    d.line([(W - R + 10, T + 16 * i + 6), (W - R + 28, T + 16 * i + 6)],
-           fill=c, width=2)
+    d.line([(W - R + 10, T + 16 * i + 6), (W - R + 28, T + 16 * i + 6)], fill=c, width=2)
     d.text((W - R + 32, T + 16 * i), name, fill='black')
   i = len(series)
-  d.line([(W - R + 10, T + 16 * i + 6), (W - R + 28, T + 16 * i + 6)],
-         fill='grey')
+  d.line([(W - R + 10, T + 16 * i + 6), (W - R + 28, T + 16 * i + 6)], fill='grey')
   d.text((W - R + 32, T + 16 * i), 'real floor', fill='black')
   im.save(path)

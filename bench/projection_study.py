@@ -32,8 +32,7 @@ flags.DEFINE_integer('num', 32, 'Faces per set.')
 flags.DEFINE_integer('steps', 300, 'Adam steps per face.')
 flags.DEFINE_integer('starts', 4, 'Starting latents per face.')
 flags.DEFINE_float('lr', 0.05, 'Adam learning rate on z.')
-flags.DEFINE_string('out', 'docs/results/projection', 'Output path without '
-                    'extension.')
+flags.DEFINE_string('out', 'docs/results/projection', 'Output path without extension.')
 flags.mark_flag_as_required('checkpoint')
 FLAGS = flags.FLAGS
 
@@ -45,31 +44,47 @@ def main(argv):
   from models import projection
   from pictures import images as img
   from training import checkpoints
+
   config, run_dir, generator = checkpoints.load_generator(FLAGS.checkpoint)
   if FLAGS.data_dir:
     config = dataclasses.replace(config, data_dir=FLAGS.data_dir)
-  result = dict(checkpoint=FLAGS.checkpoint, preset=config.preset,
-                num=FLAGS.num, steps=FLAGS.steps, starts=FLAGS.starts,
-                lr=FLAGS.lr, machine=platform.processor() or platform.machine())
+  result = dict(
+    checkpoint=FLAGS.checkpoint,
+    preset=config.preset,
+    num=FLAGS.num,
+    steps=FLAGS.steps,
+    starts=FLAGS.starts,
+    lr=FLAGS.lr,
+    machine=platform.processor() or platform.machine(),
+  )
   rows = []
   for split in ('train', 'heldout'):
-    faces = evaluation.real_images(dataclasses.replace(config, split=split),
-                                   FLAGS.num, seed=1)
+    faces = evaluation.real_images(dataclasses.replace(config, split=split), FLAGS.num, seed=1)
     errors, recons, tick = [], [], time.perf_counter()
     for face in faces:
-      p = projection.project(generator, face, config.latent_dim,
-                             config.latent_dist, starts=FLAGS.starts,
-                             steps=FLAGS.steps, lr=FLAGS.lr)
+      p = projection.project(
+        generator,
+        face,
+        config.latent_dim,
+        config.latent_dist,
+        starts=FLAGS.starts,
+        steps=FLAGS.steps,
+        lr=FLAGS.lr,
+      )
       errors.append(p.rms)
       recons.append(p.image)
     seconds = (time.perf_counter() - tick) / len(faces)
-    result[split] = dict(rms_mean=float(np.mean(errors)),
-                         rms_median=float(np.median(errors)),
-                         rms=[round(float(e), 2) for e in errors],
-                         seconds_per_face=round(seconds, 2))
-    print(f'{split}: RMS error mean {np.mean(errors):.1f}, median '
-          f'{np.median(errors):.1f} (of 255), {seconds:.1f} s a face',
-          flush=True)
+    result[split] = dict(
+      rms_mean=float(np.mean(errors)),
+      rms_median=float(np.median(errors)),
+      rms=[round(float(e), 2) for e in errors],
+      seconds_per_face=round(seconds, 2),
+    )
+    print(
+      f'{split}: RMS error mean {np.mean(errors):.1f}, median '
+      f'{np.median(errors):.1f} (of 255), {seconds:.1f} s a face',
+      flush=True,
+    )
     rows += [faces[:8], np.stack(recons[:8])]
   os.makedirs(os.path.dirname(os.path.abspath(FLAGS.out)), exist_ok=True)
   with open(FLAGS.out + '.json', 'w') as f:

@@ -39,14 +39,16 @@ from bench import plotting
 from bench.common import machine, parse_overrides
 
 flags.DEFINE_string('preset', 'celeba48', 'Preset to train.')
-flags.DEFINE_string('data_dir', None, 'CelebA folder (official layout, with '
-                    'list_eval_partition.txt).')
+flags.DEFINE_string(
+  'data_dir', None, 'CelebA folder (official layout, with list_eval_partition.txt).'
+)
 flags.DEFINE_float('minutes', 60.0, 'Training budget (evaluation excluded).')
 flags.DEFINE_integer('eval_every', 400, 'Steps between SWD evaluations.')
 flags.DEFINE_integer('num_eval', 1024, 'N: generated and held-out images.')
 flags.DEFINE_string('out', None, 'Run directory (default runs/real_<preset>).')
-flags.DEFINE_multi_string('set', [], 'Config overrides field=value, for '
-                          'variants of a preset (repeatable).')
+flags.DEFINE_multi_string(
+  'set', [], 'Config overrides field=value, for variants of a preset (repeatable).'
+)
 flags.mark_flag_as_required('data_dir')
 FLAGS = flags.FLAGS
 
@@ -54,19 +56,21 @@ FLAGS = flags.FLAGS
 def floor(config, out):
   """SWD between N train and N held-out faces (cached in eval/floor.json)."""
   from metrics import evaluation
+
   path = os.path.join(out, 'eval', 'floor.json')
   if os.path.isfile(path):
     with open(path) as f:
       return json.load(f)
   n = config.eval_num_samples
   train = evaluation.real_images(config, n, config.seed)
-  held = evaluation.real_images(
-      dataclasses.replace(config, split='heldout'), n, config.seed)
-  scores = evaluation.compute_metrics(train, held, ['swd', 'coverage'],
-                                      config.seed)
-  result = dict(num_samples=n, train_vs_heldout=scores['swd'],
-                coverage_train_vs_heldout=scores['coverage'],
-                channels_heldout=scores['channels']['real'])
+  held = evaluation.real_images(dataclasses.replace(config, split='heldout'), n, config.seed)
+  scores = evaluation.compute_metrics(train, held, ['swd', 'coverage'], config.seed)
+  result = dict(
+    num_samples=n,
+    train_vs_heldout=scores['swd'],
+    coverage_train_vs_heldout=scores['coverage'],
+    channels_heldout=scores['channels']['real'],
+  )
   os.makedirs(os.path.dirname(path), exist_ok=True)
   with open(path, 'w') as f:
     json.dump(result, f, indent=1)
@@ -77,17 +81,22 @@ def main(argv):
   del argv
   import tensorflow as tf
   from training import loop
+
   out = os.path.expanduser(FLAGS.out or f'runs/real_{FLAGS.preset}')
   # The budget, not the preset's epoch count, ends the run: 20 epochs of a
   # few thousand faces take minutes.
   overrides = {'epochs': 1_000_000, **parse_overrides(FLAGS.set, presets.Config)}
   config = presets.get_config(
-      FLAGS.preset, data_dir=FLAGS.data_dir, split='train',
-      eval_every=FLAGS.eval_every, eval_split='heldout',
-      eval_num_samples=FLAGS.num_eval, **overrides)
+    FLAGS.preset,
+    data_dir=FLAGS.data_dir,
+    split='train',
+    eval_every=FLAGS.eval_every,
+    eval_split='heldout',
+    eval_num_samples=FLAGS.num_eval,
+    **overrides,
+  )
   base = floor(config, out)['train_vs_heldout']['avg']
-  print(f'Floor (train vs held-out, N={FLAGS.num_eval}): SWD {base:.2f}',
-        flush=True)
+  print(f'Floor (train vs held-out, N={FLAGS.num_eval}): SWD {base:.2f}', flush=True)
   tick = time.time()
   loop.run(config, out, max_seconds=FLAGS.minutes * 60)
   wall = time.time() - tick
@@ -101,27 +110,35 @@ def main(argv):
       offset += last
     last = e['train_seconds']
     points.append(((offset + last) / 60, e['eval/swd']))
-  plotting.swd_plot({FLAGS.preset: points}, base, os.path.join(out, 'swd.png'),
-                    f'{FLAGS.preset} on real CelebA: SWD x1e3 vs held-out '
-                    f'faces, N={FLAGS.num_eval}', xlabel='training minutes')
+  plotting.swd_plot(
+    {FLAGS.preset: points},
+    base,
+    os.path.join(out, 'swd.png'),
+    f'{FLAGS.preset} on real CelebA: SWD x1e3 vs held-out faces, N={FLAGS.num_eval}',
+    xlabel='training minutes',
+  )
   samples = sorted(os.listdir(os.path.join(out, 'samples')))
-  shutil.copy(os.path.join(out, 'samples', samples[-1]),
-              os.path.join(out, 'final_grid.png'))
+  shutil.copy(os.path.join(out, 'samples', samples[-1]), os.path.join(out, 'final_grid.png'))
   final = evals[-1]
   summary = dict(
-      preset=FLAGS.preset, overrides=FLAGS.set, data_dir=FLAGS.data_dir,
-      machine=machine(), tensorflow=tf.__version__,
-      budget_minutes=FLAGS.minutes, wall_minutes_this_call=round(wall / 60, 1),
-      last_eval_step=final['step'], final_swd=final['eval/swd'],
-      best_swd=min(e['eval/swd'] for e in evals), floor=base,
-      final_ratio=final['eval/swd'] / base,
-      final_coverage=final.get('eval/coverage'),
-      coverage_ceiling=floor(config, out).get(
-          'coverage_train_vs_heldout', {}).get('coverage'),
-      final_channel_mean_diff=[final.get(f'eval/channel_mean_diff/{c}')
-                               for c in 'rgb'],
-      curve_minutes_swd=[(round(m, 1), round(s, 2)) for m, s in points],
-      command=' '.join(sys.argv))
+    preset=FLAGS.preset,
+    overrides=FLAGS.set,
+    data_dir=FLAGS.data_dir,
+    machine=machine(),
+    tensorflow=tf.__version__,
+    budget_minutes=FLAGS.minutes,
+    wall_minutes_this_call=round(wall / 60, 1),
+    last_eval_step=final['step'],
+    final_swd=final['eval/swd'],
+    best_swd=min(e['eval/swd'] for e in evals),
+    floor=base,
+    final_ratio=final['eval/swd'] / base,
+    final_coverage=final.get('eval/coverage'),
+    coverage_ceiling=floor(config, out).get('coverage_train_vs_heldout', {}).get('coverage'),
+    final_channel_mean_diff=[final.get(f'eval/channel_mean_diff/{c}') for c in 'rgb'],
+    curve_minutes_swd=[(round(m, 1), round(s, 2)) for m, s in points],
+    command=' '.join(sys.argv),
+  )
   with open(os.path.join(out, 'summary.json'), 'w') as f:
     json.dump(summary, f, indent=1)
   print(json.dumps(summary, indent=1), flush=True)

@@ -30,31 +30,44 @@ flags.DEFINE_string('data_dir', None, 'CelebA folder with list_eval_partition.tx
 flags.DEFINE_integer('num_eval', 1024, 'N: generated and held-out images.')
 flags.DEFINE_integer('seed', 0, 'Latents, real-image order, SWD draws.')
 flags.DEFINE_string('out', None, 'Output folder.')
-flags.DEFINE_bool('raw_too', False, 'Also score each checkpoint\'s raw G '
-                  '(the weights training updates) beside its EMA copy.')
+flags.DEFINE_bool(
+  'raw_too',
+  False,
+  "Also score each checkpoint's raw G (the weights training updates) beside its EMA copy.",
+)
 flags.mark_flags_as_required(['data_dir', 'out'])
 FLAGS = flags.FLAGS
 
 
 def _row(name, result, steps):
   swd, cov = result['swd'], result['coverage']
-  return dict(name=name, steps=steps, swd=swd, coverage=cov['coverage'],
-              density=cov['density'], precision=cov['precision'],
-              recall=cov['recall'], channels=result['channels'])
+  return dict(
+    name=name,
+    steps=steps,
+    swd=swd,
+    coverage=cov['coverage'],
+    density=cov['density'],
+    precision=cov['precision'],
+    recall=cov['recall'],
+    channels=result['channels'],
+  )
 
 
 def _markdown(rows):
   levels = [k for k in rows[0]['swd'] if k != 'avg']
-  head = (['run', 'steps', 'SWD avg'] + [f'SWD {l}' for l in levels] +
-          ['coverage', 'density', 'precision', 'recall', 'RGB mean (held-out '
-           'faces: see the first row)'])
+  head = (
+    ['run', 'steps', 'SWD avg']
+    + [f'SWD {l}' for l in levels]
+    + ['coverage', 'density', 'precision', 'recall', 'RGB mean (held-out faces: see the first row)']
+  )
   lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
   for r in rows:
-    cells = ([r['name'], str(r['steps']), f'{r["swd"]["avg"]:.1f}'] +
-             [f'{r["swd"][l]:.1f}' for l in levels] +
-             [f'{r[k]:.3f}' for k in ('coverage', 'density', 'precision',
-                                       'recall')] +
-             [' '.join(f'{m:.0f}' for m in r['channels']['generated']['mean'])])
+    cells = (
+      [r['name'], str(r['steps']), f'{r["swd"]["avg"]:.1f}']
+      + [f'{r["swd"][l]:.1f}' for l in levels]
+      + [f'{r[k]:.3f}' for k in ('coverage', 'density', 'precision', 'recall')]
+      + [' '.join(f'{m:.0f}' for m in r['channels']['generated']['mean'])]
+    )
     lines.append('| ' + ' | '.join(cells) + ' |')
   return '\n'.join(lines) + '\n'
 
@@ -65,6 +78,7 @@ def main(argv):
   from pictures import images as img
   from training import checkpoints
   from training import rundir
+
   runs = [a.rsplit('=', 1) for a in argv[1:]]  # names may hold '='
   if not runs or any(len(r) != 2 for r in runs):
     raise app.UsageError('Pass runs as NAME=RUN_DIR arguments.')
@@ -72,28 +86,38 @@ def main(argv):
   rows, strips, reference = [], [], None
   for name, path in runs:
     run_dir, prefix = checkpoints.find_checkpoint(path)
-    config = dataclasses.replace(rundir.load_config(run_dir),
-                                 data_dir=FLAGS.data_dir, split='train')
-    held = evaluation.real_images(dataclasses.replace(config, split='heldout'),
-                                  FLAGS.num_eval, FLAGS.seed)
+    config = dataclasses.replace(
+      rundir.load_config(run_dir), data_dir=FLAGS.data_dir, split='train'
+    )
+    held = evaluation.real_images(
+      dataclasses.replace(config, split='heldout'), FLAGS.num_eval, FLAGS.seed
+    )
     if reference is None:
       train = evaluation.real_images(config, FLAGS.num_eval, FLAGS.seed)
-      reference = _row('train vs held-out', evaluation.compute_metrics(
-          train, held, ['swd', 'coverage'], FLAGS.seed), 0)
+      reference = _row(
+        'train vs held-out',
+        evaluation.compute_metrics(train, held, ['swd', 'coverage'], FLAGS.seed),
+        0,
+      )
       rows.append(reference)
     for use_ema in (True, False) if FLAGS.raw_too else (True,):
       _, _, generator = checkpoints.load_generator(prefix, use_ema=use_ema)
-      fake = evaluation.generate_images(generator, config, FLAGS.num_eval,
-                                        FLAGS.seed)
-      rows.append(_row(name if use_ema else f'{name} (raw G)',
-                       evaluation.compute_metrics(
-                           fake, held, ['swd', 'coverage'], FLAGS.seed),
-                       checkpoints.checkpoint_step(prefix)))
+      fake = evaluation.generate_images(generator, config, FLAGS.num_eval, FLAGS.seed)
+      rows.append(
+        _row(
+          name if use_ema else f'{name} (raw G)',
+          evaluation.compute_metrics(fake, held, ['swd', 'coverage'], FLAGS.seed),
+          checkpoints.checkpoint_step(prefix),
+        )
+      )
       strips.append(img.make_grid(fake[:16], cols=16))
       print(_markdown(rows[-1:]), flush=True)
   with open(os.path.join(FLAGS.out, 'scores.json'), 'w') as f:
-    json.dump(dict(num_eval=FLAGS.num_eval, seed=FLAGS.seed, rows=rows,
-                   command=' '.join(sys.argv)), f, indent=1)
+    json.dump(
+      dict(num_eval=FLAGS.num_eval, seed=FLAGS.seed, rows=rows, command=' '.join(sys.argv)),
+      f,
+      indent=1,
+    )
   with open(os.path.join(FLAGS.out, 'scores.md'), 'w') as f:
     f.write(_markdown(rows))
   img.save_png(os.path.join(FLAGS.out, 'grids.png'), np.concatenate(strips))

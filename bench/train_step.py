@@ -35,35 +35,44 @@ from bench import common
 from configs import presets
 
 flags.DEFINE_list('presets', ['celeba64'], 'Presets to time.')
-flags.DEFINE_list('variants', ['plain', 'auto', 'float32'],
-                  'plain | alternating | auto (the preset as train.py runs '
-                  'it here) | float32 | reuse | xla | bf16 | fp16 | '
-                  'xla_bf16 | reuse_bf16 | calls4 | xla_bf16_calls8')
-flags.DEFINE_string('reference_script', '', 'A stand-alone reference step '
-                    'script (a plain TF-tutorial DCGAN step, say) run '
-                    'as `python SCRIPT BATCH` once per repeat, between the '
-                    'variants; its printed median img/s joins the table.')
+flags.DEFINE_list(
+  'variants',
+  ['plain', 'auto', 'float32'],
+  'plain | alternating | auto (the preset as train.py runs '
+  'it here) | float32 | reuse | xla | bf16 | fp16 | '
+  'xla_bf16 | reuse_bf16 | calls4 | xla_bf16_calls8',
+)
+flags.DEFINE_string(
+  'reference_script',
+  '',
+  'A stand-alone reference step '
+  'script (a plain TF-tutorial DCGAN step, say) run '
+  'as `python SCRIPT BATCH` once per repeat, between the '
+  'variants; its printed median img/s joins the table.',
+)
 flags.DEFINE_integer('batch_size', 0, 'Override the preset batch (0: keep).')
 flags.DEFINE_integer('steps', 5, 'Steps per timing.')
 flags.DEFINE_integer('repeats', 5, 'Timings per variant (median reported).')
-flags.DEFINE_integer('peak_size', 2048, 'Side of the square matrix product '
-                     'timed as the machine\'s peak (0: skip FLOP figures).')
+flags.DEFINE_integer(
+  'peak_size',
+  2048,
+  "Side of the square matrix product timed as the machine's peak (0: skip FLOP figures).",
+)
 FLAGS = flags.FLAGS
 
 F32 = dict(jit_compile='off', mixed_precision='off')
 VARIANTS = {
-    'auto': {},  # the preset as train.py runs it on this machine
-    'float32': F32,
-    'reuse': dict(F32, reuse_fake=True),
-    'xla': dict(F32, jit_compile='on'),
-    'bf16': dict(F32, mixed_precision='mixed_bfloat16'),
-    'fp16': dict(F32, mixed_precision='mixed_float16'),
-    'xla_bf16': dict(jit_compile='on', mixed_precision='mixed_bfloat16'),
-    'reuse_bf16': dict(F32, reuse_fake=True, mixed_precision='mixed_bfloat16'),
-    'calls4': dict(F32, steps_per_call=4),
-    # What a GPU would run: XLA and bfloat16, 8 steps per tf.function call.
-    'xla_bf16_calls8': dict(jit_compile='on', mixed_precision='mixed_bfloat16',
-                            steps_per_call=8),
+  'auto': {},  # the preset as train.py runs it on this machine
+  'float32': F32,
+  'reuse': dict(F32, reuse_fake=True),
+  'xla': dict(F32, jit_compile='on'),
+  'bf16': dict(F32, mixed_precision='mixed_bfloat16'),
+  'fp16': dict(F32, mixed_precision='mixed_float16'),
+  'xla_bf16': dict(jit_compile='on', mixed_precision='mixed_bfloat16'),
+  'reuse_bf16': dict(F32, reuse_fake=True, mixed_precision='mixed_bfloat16'),
+  'calls4': dict(F32, steps_per_call=4),
+  # What a GPU would run: XLA and bfloat16, 8 steps per tf.function call.
+  'xla_bf16_calls8': dict(jit_compile='on', mixed_precision='mixed_bfloat16', steps_per_call=8),
 }
 
 
@@ -80,6 +89,7 @@ def plain_step_fn(config, real, alternating=False):
   from models import blocks
   from models.discriminator import Discriminator
   from models.generator import Generator
+
   kit = blocks.Kit(batch_norm='keras')  # stock Keras BN: the tutorial's way
   G, D = Generator(config, kit), Discriminator(config, kit)
   g_opt = keras.optimizers.Adam(config.g_lr, config.g_beta1)
@@ -94,15 +104,14 @@ def plain_step_fn(config, real, alternating=False):
       rl, fl = D(real, training=True), D(fake, training=True)
       dl = bce(tf.ones_like(rl), rl) + bce(tf.zeros_like(fl), fl)
       gl = bce(tf.ones_like(fl), fl)
-    d_opt.apply_gradients(zip(dt.gradient(dl, D.trainable_variables),
-                              D.trainable_variables))
+    d_opt.apply_gradients(zip(dt.gradient(dl, D.trainable_variables), D.trainable_variables))
     if alternating:
       with tf.GradientTape() as gt:
         fl = D(G(z, training=True), training=True)
         gl = bce(tf.ones_like(fl), fl)
-    g_opt.apply_gradients(zip(gt.gradient(gl, G.trainable_variables),
-                              G.trainable_variables))
+    g_opt.apply_gradients(zip(gt.gradient(gl, G.trainable_variables), G.trainable_variables))
     return dl
+
   return lambda steps: [step(real) for _ in range(steps)][-1]
 
 
@@ -112,18 +121,20 @@ def forward_flops(config):
   from models import blocks
   from models.discriminator import Discriminator
   from models.generator import Generator
+
   kit = blocks.Kit('float32', 'fused')
   G, D = Generator(config, kit), Discriminator(config, kit)
+
   def count(fn, shape):
-    graph = tf.function(fn).get_concrete_function(
-        tf.TensorSpec(shape, tf.float32)).graph
+    graph = tf.function(fn).get_concrete_function(tf.TensorSpec(shape, tf.float32)).graph
     options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
     options['output'] = 'none'
-    return tf.compat.v1.profiler.profile(
-        graph, options=options).total_float_ops
-  return (count(lambda z: G(z, training=False), [1, config.latent_dim]),
-          count(lambda x: D(x, training=False),
-                [1, config.image_height, config.image_width, 3]))
+    return tf.compat.v1.profiler.profile(graph, options=options).total_float_ops
+
+  return (
+    count(lambda z: G(z, training=False), [1, config.latent_dim]),
+    count(lambda x: D(x, training=False), [1, config.image_height, config.image_width, 3]),
+  )
 
 
 def step_flops(config, g_flops, d_flops):
@@ -135,25 +146,27 @@ def step_flops(config, g_flops, d_flops):
 def peak_flops(dtype, n, repeats=5):
   """FLOP/s of an n x n matrix product in `dtype` (median of `repeats`)."""
   import tensorflow as tf
+
   a = tf.cast(tf.random.uniform((n, n)), dtype)
   b = tf.cast(tf.random.uniform((n, n)), dtype)
-  product = tf.function(lambda a, b: tf.reduce_sum(
-      tf.cast(tf.matmul(a, b)[:1, :1], tf.float32)))
+  product = tf.function(lambda a, b: tf.reduce_sum(tf.cast(tf.matmul(a, b)[:1, :1], tf.float32)))
   product(a, b).numpy()
   times = []
   for _ in range(repeats):
     t = time.perf_counter()
     product(a, b).numpy()
     times.append(time.perf_counter() - t)
-  return 2 * n ** 3 / sorted(times)[repeats // 2]
+  return 2 * n**3 / sorted(times)[repeats // 2]
 
 
 def reference_rate(script, batch):
   """Median img/s printed by a reference script (its own process)."""
   import re
   import subprocess
-  out = subprocess.run([sys.executable, script, str(batch)], check=True,
-                       capture_output=True, text=True).stdout
+
+  out = subprocess.run(
+    [sys.executable, script, str(batch)], check=True, capture_output=True, text=True
+  ).stdout
   return float(re.search(r'median ([0-9.]+) img/s', out).group(1))
 
 
@@ -161,22 +174,23 @@ def main(argv):
   del argv
   import numpy as np
   import tensorflow as tf
-  print(f'TensorFlow {tf.__version__}; devices: '
-        f'{[d.name for d in tf.config.list_logical_devices()]}')
+
+  print(
+    f'TensorFlow {tf.__version__}; devices: {[d.name for d in tf.config.list_logical_devices()]}'
+  )
   for name in FLAGS.presets:
     base = presets.get_config(name)
     batch = FLAGS.batch_size or base.batch_size
     real = tf.random.uniform((batch, base.image_height, base.image_width, 3), -1, 1)
     runners, flops = {}, {}
-    g_flops, d_flops = (forward_flops(base) if FLAGS.peak_size else (0, 0))
+    g_flops, d_flops = forward_flops(base) if FLAGS.peak_size else (0, 0)
     for variant in FLAGS.variants:
       if variant in ('plain', 'alternating'):
         runners[variant] = plain_step_fn(
-            presets.get_config(name, batch_size=batch), real,
-            variant == 'alternating')
+          presets.get_config(name, batch_size=batch), real, variant == 'alternating'
+        )
         # The plain step shares one G forward pass between D and G.
-        flops[variant] = ('float32', (4 if variant == 'alternating' else 3) *
-                          g_flops + 8 * d_flops)
+        flops[variant] = ('float32', (4 if variant == 'alternating' else 3) * g_flops + 8 * d_flops)
       else:
         config = presets.get_config(name, batch_size=batch, **VARIANTS[variant])
         runners[variant], policy = common.facegan_step_fn(config, real)
@@ -185,13 +199,18 @@ def main(argv):
     peaks = {}
     if FLAGS.peak_size:
       for policy in sorted({p for p, _ in flops.values()}):
-        dtype = {'mixed_bfloat16': tf.bfloat16,
-                 'mixed_float16': tf.float16}.get(policy, tf.float32)
+        dtype = {'mixed_bfloat16': tf.bfloat16, 'mixed_float16': tf.float16}.get(policy, tf.float32)
         peaks[policy] = peak_flops(dtype, FLAGS.peak_size)
-        print(f'peak ({FLAGS.peak_size}^2 matrix product, {dtype.name}): '
-              f'{peaks[policy] / 1e12:.3f} TFLOP/s', flush=True)
-      print(f'{name}: G forward {g_flops / 1e6:.1f} MFLOP, D forward '
-            f'{d_flops / 1e6:.1f} MFLOP per image', flush=True)
+        print(
+          f'peak ({FLAGS.peak_size}^2 matrix product, {dtype.name}): '
+          f'{peaks[policy] / 1e12:.3f} TFLOP/s',
+          flush=True,
+        )
+      print(
+        f'{name}: G forward {g_flops / 1e6:.1f} MFLOP, D forward '
+        f'{d_flops / 1e6:.1f} MFLOP per image',
+        flush=True,
+      )
     rates = {v: [] for v in runners}
     if FLAGS.reference_script:
       rates['reference'] = []
@@ -209,11 +228,12 @@ def main(argv):
       if peaks and variant in flops:
         policy, per_image = flops[variant]
         rate = per_image * np.median(r)
-        achieved = (f'  {rate / 1e12:.3f} TFLOP/s = '
-                    f'{rate / peaks[policy]:.1%} of the {policy} peak')
-      print(f'{name} batch {batch} {variant:>9}: median {np.median(r):7.1f} img/s '
-            f'(min {min(r):.1f}, max {max(r):.1f}){ratio}{achieved}',
-            flush=True)
+        achieved = f'  {rate / 1e12:.3f} TFLOP/s = {rate / peaks[policy]:.1%} of the {policy} peak'
+      print(
+        f'{name} batch {batch} {variant:>9}: median {np.median(r):7.1f} img/s '
+        f'(min {min(r):.1f}, max {max(r):.1f}){ratio}{achieved}',
+        flush=True,
+      )
 
 
 if __name__ == '__main__':

@@ -42,15 +42,17 @@ def main(argv):
   samples = rng.uniform(-1, 1, (64, h, w, 3)).astype(np.float32)
   real = rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8)
   fake = rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8)
-  print(f'near-duplicate rate, 64 samples: '
-        f'{_seconds(lambda: collapse.near_duplicate_rate(samples), 10):.3f} s')
+  print(
+    f'near-duplicate rate, 64 samples: '
+    f'{_seconds(lambda: collapse.near_duplicate_rate(samples), 10):.3f} s'
+  )
   tick = time.perf_counter()
   pixels = coverage.PixelFeatures(real)
   balls = coverage.RealBalls(pixels(real))
-  print(f'coverage, fit the real side ({n} images): '
-        f'{time.perf_counter() - tick:.2f} s')
-  print(f'coverage, score {n} generated images: '
-        f'{_seconds(lambda: balls.score(pixels(fake)), 3):.2f} s')
+  print(f'coverage, fit the real side ({n} images): {time.perf_counter() - tick:.2f} s')
+  print(
+    f'coverage, score {n} generated images: {_seconds(lambda: balls.score(pixels(fake)), 3):.2f} s'
+  )
 
 
 if __name__ == '__main__':

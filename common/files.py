@@ -44,9 +44,11 @@ def write_whole(path: str, write) -> None:
 
 def atomic_write(path: str, write, binary: bool = False) -> None:
   """write_whole for writers of an open file: calls write(file)."""
+
   def to_path(tmp):
     with open(tmp, 'wb' if binary else 'w') as f:
       write(f)
+
   write_whole(path, to_path)
 
 

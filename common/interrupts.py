@@ -33,9 +33,11 @@ def quit_quietly(main):
   For the scripts that only write files whole (or not at all), so an
   interrupt leaves nothing to clean up.
   """
+
   def run(argv):
     try:
       main(argv)
     except KeyboardInterrupt:
       sys.exit('\nInterrupted.')
+
   return run

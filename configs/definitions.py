@@ -18,38 +18,52 @@ from configs import presets
 PROJECTION_STEPS = 300
 EXPLORER_PROJECTION_STEPS = 150
 
-_DEFINE = {bool: flags.DEFINE_bool, int: flags.DEFINE_integer,
-           float: flags.DEFINE_float, str: flags.DEFINE_string}
+_DEFINE = {
+  bool: flags.DEFINE_bool,
+  int: flags.DEFINE_integer,
+  float: flags.DEFINE_float,
+  str: flags.DEFINE_string,
+}
 
 
 def define_config_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
   """Defines --preset and one override flag per Config field."""
-  flags.DEFINE_enum('preset', 'celeba64', list(presets.PRESETS),
-                    'Preset: celeba48, celeba64, celeba157x128, quick48 (CPU '
-                    'quickstart on synthetic faces) or tiny (tests).',
-                    flag_values=flag_values)
+  flags.DEFINE_enum(
+    'preset',
+    'celeba64',
+    list(presets.PRESETS),
+    'Preset: celeba48, celeba64, celeba157x128, quick48 (CPU '
+    'quickstart on synthetic faces) or tiny (tests).',
+    flag_values=flag_values,
+  )
   for field in dataclasses.fields(presets.Config):
     if field.name == 'preset':
       continue
     help_text = field.metadata['help'] + ' Default: from the preset.'
     if field.name in presets.CHOICES:
-      flags.DEFINE_enum(field.name, None, presets.CHOICES[field.name],
-                        help_text, flag_values=flag_values)
+      flags.DEFINE_enum(
+        field.name, None, presets.CHOICES[field.name], help_text, flag_values=flag_values
+      )
     else:
       _DEFINE[field.type](field.name, None, help_text, flag_values=flag_values)
 
 
-def define_finite_float(name: str, default, help_text: str,
-                        lower_bound=None, positive: bool = False,
-                        flag_values: flags.FlagValues = flags.FLAGS) -> None:
+def define_finite_float(
+  name: str,
+  default,
+  help_text: str,
+  lower_bound=None,
+  positive: bool = False,
+  flag_values: flags.FlagValues = flags.FLAGS,
+) -> None:
   """DEFINE_float that also refuses nan and inf (absl's bounds let nan by)."""
-  flags.DEFINE_float(name, default, help_text, lower_bound=lower_bound,
-                     flag_values=flag_values)
+  flags.DEFINE_float(name, default, help_text, lower_bound=lower_bound, flag_values=flag_values)
   flags.register_validator(
-      name, lambda v: v is None or (math.isfinite(v) and (v > 0 or
-                                                          not positive)),
-      message=f'--{name} must be a {"positive" if positive else "finite"} '
-      'number.', flag_values=flag_values)
+    name,
+    lambda v: v is None or (math.isfinite(v) and (v > 0 or not positive)),
+    message=f'--{name} must be a {"positive" if positive else "finite"} number.',
+    flag_values=flag_values,
+  )
 
 
 # generate.py's outputs (pictures.exports writes them); --mode=all writes the
@@ -59,14 +73,19 @@ PICTURE_MODES = ('grid', 'interpolate', 'circle', 'walk', 'progress')
 GENERATE_MODES = PICTURE_MODES + ('savedmodel', 'tflite')
 
 
-def define_generator_flags(flag_values: flags.FlagValues = flags.FLAGS,
-                           required: bool = True) -> None:
+def define_generator_flags(
+  flag_values: flags.FlagValues = flags.FLAGS, required: bool = True
+) -> None:
   """--checkpoint and --no_ema: the trained G a tool loads."""
-  flags.DEFINE_string('checkpoint', None, 'Run directory, its checkpoints/ '
-                      'folder or a checkpoint prefix '
-                      '(runs/x/checkpoints/ckpt-N).', flag_values=flag_values)
-  flags.DEFINE_bool('no_ema', False, 'Use the raw G instead of its EMA copy.',
-                    flag_values=flag_values)
+  flags.DEFINE_string(
+    'checkpoint',
+    None,
+    'Run directory, its checkpoints/ folder or a checkpoint prefix (runs/x/checkpoints/ckpt-N).',
+    flag_values=flag_values,
+  )
+  flags.DEFINE_bool(
+    'no_ema', False, 'Use the raw G instead of its EMA copy.', flag_values=flag_values
+  )
   if required:
     flags.mark_flag_as_required('checkpoint', flag_values=flag_values)
 
@@ -77,7 +96,9 @@ def config_from_flags(values: flags.FlagValues) -> presets.Config:
   Raises:
     ValueError: an invalid combination (message fit for the user).
   """
-  overrides = {f.name: values[f.name].value
-               for f in dataclasses.fields(presets.Config)
-               if f.name != 'preset' and values[f.name].value is not None}
+  overrides = {
+    f.name: values[f.name].value
+    for f in dataclasses.fields(presets.Config)
+    if f.name != 'preset' and values[f.name].value is not None
+  }
   return presets.get_config(values.preset, **overrides)

@@ -27,9 +27,11 @@ def one_line(main):
   The one way every entry script turns an error the user can fix into its
   message (exit status 1); anything else, a bug, keeps its traceback.
   """
+
   def run(argv):
     try:
       return main(argv)
     except FaceganError as e:
       sys.exit(f'error: {e}')
+
   return run

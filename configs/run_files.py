@@ -20,11 +20,12 @@ def load_config(workdir: str) -> Config:
   """The Config saved in `workdir/config.json`."""
   path = os.path.join(workdir, CONFIG_FILE)
   if not os.path.isfile(path):
-    raise RunDirError(f'{workdir!r} has no {CONFIG_FILE}: it is not a facegan '
-                      'run directory (train.py writes one at the start).')
+    raise RunDirError(
+      f'{workdir!r} has no {CONFIG_FILE}: it is not a facegan '
+      'run directory (train.py writes one at the start).'
+    )
   try:
     with open(path) as f:
       return Config.from_json(f.read()).validate()
   except (ValueError, TypeError) as e:
-    raise RunDirError(f'{path} cannot be read by this version of facegan: '
-                      f'{e}') from e
+    raise RunDirError(f'{path} cannot be read by this version of facegan: {e}') from e

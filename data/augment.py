@@ -53,8 +53,7 @@ def _shift_axis(x, shift, axis):
   size = tf.shape(x)[axis]
   src = tf.range(size)[None, :] - shift[:, None]  # source index per output
   inside = tf.logical_and(src >= 0, src < size)
-  gathered = tf.gather(x, tf.clip_by_value(src, 0, size - 1), axis=axis,
-                       batch_dims=1)
+  gathered = tf.gather(x, tf.clip_by_value(src, 0, size - 1), axis=axis, batch_dims=1)
   mask_shape = [-1, 1, 1, 1]
   mask_shape[axis] = size
   return gathered * tf.reshape(tf.cast(inside, x.dtype), mask_shape)
@@ -68,8 +67,7 @@ def translation(x, uniform: Uniform, ratio: float = TRANSLATION_RATIO):
     limit = tf.cast(side * ratio + 0.5, tf.int32)
     # Integer shifts uniform in [-limit, limit].
     span = tf.cast(2 * limit + 1, tf.float32)
-    shift = tf.cast(tf.floor(uniform(k, tf.reshape(n, [1])) * span),
-                    tf.int32) - limit
+    shift = tf.cast(tf.floor(uniform(k, tf.reshape(n, [1])) * span), tf.int32) - limit
     x = _shift_axis(x, shift, axis)
   return x
 
@@ -80,12 +78,10 @@ def cutout(x, uniform: Uniform, ratio: float = CUTOUT_RATIO):
   masks = []
   for k, size in ((5, h), (6, w)):
     cut = tf.cast(tf.cast(size, tf.float32) * ratio + 0.5, tf.int32)
-    centre = tf.cast(tf.floor(uniform(k, tf.reshape(n, [1])) *
-                              tf.cast(size, tf.float32)), tf.int32)
+    centre = tf.cast(tf.floor(uniform(k, tf.reshape(n, [1])) * tf.cast(size, tf.float32)), tf.int32)
     start = centre - cut // 2
     idx = tf.range(size)[None, :]
-    masks.append(tf.logical_and(idx >= start[:, None],
-                                idx < (start + cut)[:, None]))
+    masks.append(tf.logical_and(idx >= start[:, None], idx < (start + cut)[:, None]))
   hole = tf.logical_and(masks[0][:, :, None], masks[1][:, None, :])
   return x * tf.cast(tf.logical_not(hole), x.dtype)[..., None]
 

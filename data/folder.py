@@ -35,6 +35,9 @@ def list_images(root: str) -> List[str]:
       seen_files.add(target)
       paths.append(path)
   if repeats:
-    logging.warning('%s: skipped %d symlinked folder(s) or file(s) already '
-                    'listed under another path.', root, repeats)
+    logging.warning(
+      '%s: skipped %d symlinked folder(s) or file(s) already listed under another path.',
+      root,
+      repeats,
+    )
   return paths

@@ -56,14 +56,15 @@ def _to_rgb(image: Image.Image, name: str) -> np.ndarray:
     grey = ((grey * 255 + 32767) // 65535).astype(np.uint8)
     return np.repeat(grey[..., None], 3, axis=-1)
   if image.mode in ('I', 'F') or image.mode.startswith('I;'):
-    raise PhotoError(f'{name} is a {image.mode!r} image (32-bit integer, '
-                     'float or signed pixels), which has no standard 8-bit '
-                     'reading: save it as an 8- or 16-bit image.')
+    raise PhotoError(
+      f'{name} is a {image.mode!r} image (32-bit integer, '
+      'float or signed pixels), which has no standard 8-bit '
+      'reading: save it as an 8- or 16-bit image.'
+    )
   return np.asarray(image.convert('RGB'))
 
 
-def decode(data: bytes, name: str = 'the photo',
-           config: Optional[Config] = None) -> np.ndarray:
+def decode(data: bytes, name: str = 'the photo', config: Optional[Config] = None) -> np.ndarray:
   """uint8 RGB (H, W, 3) from the bytes of a JPEG, PNG, WebP... file.
 
   EXIF rotation is applied, so a phone photo stands upright. 16-bit grey
@@ -82,8 +83,10 @@ def decode(data: bytes, name: str = 'the photo',
       a pixel format with no 8-bit reading.
   """
   if len(data) > MAX_BYTES:
-    raise PhotoError(f'{name} is {len(data) / 2**20:.1f} MB, over the '
-                     f'{MAX_BYTES // 2**20} MB limit: use a smaller file.')
+    raise PhotoError(
+      f'{name} is {len(data) / 2**20:.1f} MB, over the '
+      f'{MAX_BYTES // 2**20} MB limit: use a smaller file.'
+    )
   cap = run_pixel_cap(config) if config else MAX_PIXELS
   try:
     with warnings.catch_warnings():
@@ -95,22 +98,25 @@ def decode(data: bytes, name: str = 'the photo',
           side = needed_side(config)  # square: EXIF may turn the photo
           image.draft('RGB', (side, side))  # no-op for formats but JPEG
         if image.width * image.height > cap:
-          limit = (f'the {cap / 10**6:.0f} megapixel limit for this run (it '
-                   f'uses about {needed_side(config) // 2} pixels across)'
-                   if config else f'the {cap // 10**6} megapixel limit (a '
-                   'decompression bomb?)')
-          raise PhotoError(f'{name} is {image.width}x{image.height} pixels, '
-                           f'over {limit}: use a smaller image.')
+          limit = (
+            f'the {cap / 10**6:.0f} megapixel limit for this run (it '
+            f'uses about {needed_side(config) // 2} pixels across)'
+            if config
+            else f'the {cap // 10**6} megapixel limit (a decompression bomb?)'
+          )
+          raise PhotoError(
+            f'{name} is {image.width}x{image.height} pixels, over {limit}: use a smaller image.'
+          )
         image.load()
         return _to_rgb(ImageOps.exif_transpose(image), name)
   except PhotoError:
     raise
   except Image.DecompressionBombError as e:
-    raise PhotoError(f'{name} decodes to too many pixels (a decompression '
-                     'bomb?): use a smaller image.') from e
+    raise PhotoError(
+      f'{name} decodes to too many pixels (a decompression bomb?): use a smaller image.'
+    ) from e
   except (OSError, SyntaxError, ValueError) as e:  # UnidentifiedImageError too
-    raise PhotoError(f'{name} is not an image PIL can read (JPEG, PNG, WebP, '
-                     'BMP...).') from e
+    raise PhotoError(f'{name} is not an image PIL can read (JPEG, PNG, WebP, BMP...).') from e
 
 
 def read(path: str, config: Optional[Config] = None) -> np.ndarray:

@@ -21,8 +21,13 @@ from data import celeba, folder
 from configs.presets import FRAME_WIDTH, Config, missing_data_message
 
 AUTOTUNE = tf.data.AUTOTUNE
-TFDS_SPLITS = {'train': 'train', 'valid': 'validation', 'test': 'test',
-               'heldout': 'validation+test', 'all': 'all'}
+TFDS_SPLITS = {
+  'train': 'train',
+  'valid': 'validation',
+  'test': 'test',
+  'heldout': 'validation+test',
+  'all': 'all',
+}
 
 
 class DataError(FaceganError, ValueError):
@@ -46,9 +51,10 @@ def _epoch_order(size, seed, epoch, start):
   epoch inside tf.data); the permutation itself is numpy's, seeded per
   epoch, so every way of reading an epoch gives the same order.
   """
+
   def permutation(e):
-    return np.random.default_rng(epoch_seed(seed, int(e))).permutation(
-        size).astype(np.int64)
+    return np.random.default_rng(epoch_seed(seed, int(e))).permutation(size).astype(np.int64)
+
   order = tf.numpy_function(permutation, [epoch], tf.int64, stateful=False)
   order = tf.ensure_shape(order, [size])
   start = tf.cast(start, tf.int64)
@@ -83,15 +89,15 @@ class FileSource:
 
   def order(self, seed, epoch):
     """The item indices of `epoch` in its order (a dataset)."""
-    return tf.data.Dataset.from_tensor_slices(
-        _epoch_order(self.size, seed, epoch, 0)[1])
+    return tf.data.Dataset.from_tensor_slices(_epoch_order(self.size, seed, epoch, 0)[1])
 
   def stream(self, seed, epoch, start):
     positions, order = _epoch_order(self.size, seed, epoch, start)
     paths = tf.gather(tf.constant(self.paths), order)
     ds = tf.data.Dataset.from_tensor_slices((positions, paths))
-    return ds.map(lambda i, p: (i, _decode(tf.io.read_file(p))),
-                  num_parallel_calls=AUTOTUNE, deterministic=True)
+    return ds.map(
+      lambda i, p: (i, _decode(tf.io.read_file(p))), num_parallel_calls=AUTOTUNE, deterministic=True
+    )
 
 
 class SyntheticSource:
@@ -101,6 +107,7 @@ class SyntheticSource:
 
   def __init__(self, seed, size):
     from data import synthetic  # numpy/PIL only; imported where needed
+
     self.synthetic = synthetic
     self.seed, self.size = seed, size
 
@@ -115,9 +122,10 @@ class SyntheticSource:
     shape = (self.synthetic.HEIGHT, self.synthetic.WIDTH, 3)
     ds = tf.data.Dataset.from_tensor_slices((positions, order))
     return ds.map(
-        lambda i, k: (i, tf.ensure_shape(
-            tf.numpy_function(render, [k], tf.uint8), shape)),
-        num_parallel_calls=AUTOTUNE, deterministic=True)
+      lambda i, k: (i, tf.ensure_shape(tf.numpy_function(render, [k], tf.uint8), shape)),
+      num_parallel_calls=AUTOTUNE,
+      deterministic=True,
+    )
 
 
 class TfdsSource:
@@ -130,15 +138,21 @@ class TfdsSource:
 
   def __init__(self, split, data_dir, download):
     import tensorflow_datasets as tfds
+
     self.key = ('tfds', split, os.path.abspath(os.path.expanduser(data_dir)))
     try:
       self.ds, info = tfds.load(
-          'celeb_a', split=TFDS_SPLITS[split],
-          data_dir=os.path.expanduser(data_dir) or None,
-          download=download, shuffle_files=False, with_info=True)
+        'celeb_a',
+        split=TFDS_SPLITS[split],
+        data_dir=os.path.expanduser(data_dir) or None,
+        download=download,
+        shuffle_files=False,
+        with_info=True,
+      )
     except Exception as e:  # TFDS raises AssertionError/FileNotFound/...
-      raise DataError(missing_data_message('tfds', data_dir) +
-                      f' (TFDS said: {str(e).splitlines()[0][:300]})') from e
+      raise DataError(
+        missing_data_message('tfds', data_dir) + f' (TFDS said: {str(e).splitlines()[0][:300]})'
+      ) from e
     try:
       self.size = info.splits[TFDS_SPLITS[split]].num_examples
     except KeyError:  # no split metadata (tfds.testing.mock_data): count
@@ -160,8 +174,7 @@ class TfdsSource:
 
   @staticmethod
   def _shuffled(ds, seed, epoch):
-    return ds.shuffle(10_000, seed=epoch_seed(seed, epoch),
-                      reshuffle_each_iteration=False)
+    return ds.shuffle(10_000, seed=epoch_seed(seed, epoch), reshuffle_each_iteration=False)
 
 
 def open_source(config: Config):
@@ -199,16 +212,19 @@ def check_eval_split(config: Config) -> None:
     image_dir = celeba.find_image_dir(data_dir) if data_dir else None
     if image_dir and celeba.find_partition_file(data_dir, image_dir):
       return
-    why = (f'{config.data_dir or "the data folder"} has no '
-           'list_eval_partition.txt, so every split is every image')
+    why = (
+      f'{config.data_dir or "the data folder"} has no '
+      'list_eval_partition.txt, so every split is every image'
+    )
   else:
     why = f'the {config.dataset} source has no partitions'
   raise DataError(
-      f'--eval_split={config.eval_split} cannot hold images out of training: '
-      f'{why}, and the scores would be on training images. Put CelebA\'s '
-      'list_eval_partition.txt beside img_align_celeba/ (or use '
-      '--dataset=tfds), or drop --eval_split to score against the training '
-      'images knowingly.')
+    f'--eval_split={config.eval_split} cannot hold images out of training: '
+    f"{why}, and the scores would be on training images. Put CelebA's "
+    'list_eval_partition.txt beside img_align_celeba/ (or use '
+    '--dataset=tfds), or drop --eval_split to score against the training '
+    'images knowingly.'
+  )
 
 
 def resized_frame_size(height, width, config: Config):
@@ -224,19 +240,17 @@ def resized_frame_size(height, width, config: Config):
   sx = config.image_width / side
   new_h = tf.cast(tf.round(tf.cast(height, tf.float32) * sy), tf.int32)
   new_w = tf.cast(tf.round(tf.cast(width, tf.float32) * sx), tf.int32)
-  return (tf.maximum(new_h, config.image_height),
-          tf.maximum(new_w, config.image_width))
+  return (tf.maximum(new_h, config.image_height), tf.maximum(new_w, config.image_width))
 
 
 def crop_and_resize(image, config: Config):
   """uint8 image of any size -> uint8 (H, W, 3): centre crop, antialiased resize."""
   h, w = config.image_height, config.image_width
   if config.crop > 0:
-    new_h, new_w = resized_frame_size(tf.shape(image)[0], tf.shape(image)[1],
-                                      config)
+    new_h, new_w = resized_frame_size(tf.shape(image)[0], tf.shape(image)[1], config)
     image = tf.image.resize(image, (new_h, new_w), antialias=True)
     top, left = (new_h - h) // 2, (new_w - w) // 2
-    image = image[top:top + h, left:left + w]
+    image = image[top : top + h, left : left + w]
   else:
     image = tf.image.resize(image, (h, w), antialias=True)
   image = tf.ensure_shape(image, (h, w, 3))
@@ -256,11 +270,11 @@ class _CacheLock:
     self._file = open(f'{path}.facegan-lock', 'a+')
     try:
       import fcntl
+
       try:
         fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
       except OSError:
-        logging.warning('Waiting for another process to fill the cache %s.',
-                        path)
+        logging.warning('Waiting for another process to fill the cache %s.', path)
         fcntl.flock(self._file, fcntl.LOCK_EX)
     except ImportError:  # no flock (Windows): leftovers are kept
       return
@@ -268,8 +282,7 @@ class _CacheLock:
     for leftover in stale:
       os.remove(leftover)
     if stale:
-      logging.warning('Removed %d file(s) of an unfinished cache fill (%s).',
-                      len(stale), path)
+      logging.warning('Removed %d file(s) of an unfinished cache fill (%s).', len(stale), path)
 
   def release(self):
     self._file.close()
@@ -305,9 +318,10 @@ class Pipeline:
       self._fill_cache()
     if self.size < config.batch_size:
       raise DataError(
-          f'The {config.dataset} source has {self.size} usable images, fewer '
-          f'than one batch of {config.batch_size}: lower --batch_size or add '
-          f'images.')
+        f'The {config.dataset} source has {self.size} usable images, fewer '
+        f'than one batch of {config.batch_size}: lower --batch_size or add '
+        f'images.'
+      )
 
   def steps_per_epoch(self) -> int:
     """Full batches in an epoch, capped by config.steps_per_epoch."""
@@ -319,8 +333,11 @@ class Pipeline:
   def _images(self, seed, epoch, start):
     """(position, uint8 image) pairs, unreadable files dropped."""
     ds = self.source.stream(seed, epoch, start)
-    ds = ds.map(lambda i, x: (i, crop_and_resize(x, self.config)),
-                num_parallel_calls=AUTOTUNE, deterministic=True)
+    ds = ds.map(
+      lambda i, x: (i, crop_and_resize(x, self.config)),
+      num_parallel_calls=AUTOTUNE,
+      deterministic=True,
+    )
     return ds.ignore_errors(log_warning=True)
 
   def cache_path(self) -> str:
@@ -331,8 +348,7 @@ class Pipeline:
     so a cache is never served to a run that would decode other images.
     """
     c = self.config
-    key = json.dumps([self.source.fingerprint(), c.crop, c.image_height,
-                      c.image_width, c.seed])
+    key = json.dumps([self.source.fingerprint(), c.crop, c.image_height, c.image_width, c.seed])
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     return f'{os.path.expanduser(c.cache)}-{digest}'
 
@@ -360,16 +376,16 @@ class Pipeline:
     self._cache = cache
     count = int(cache[1].sum())
     if count < self.size:
-      logging.warning('Skipped %d unreadable image(s) while caching.',
-                      self.size - count)
+      logging.warning('Skipped %d unreadable image(s) while caching.', self.size - count)
     self.size = count
 
   def _decode_all(self, shape, path):
     """(images, readable) of every item, written to `path` when given."""
     c = self.config
     tmp = f'{path}.images.tmp{os.getpid()}.npy'
-    images = (np.lib.format.open_memmap(tmp, 'w+', np.uint8, shape) if path
-              else np.zeros(shape, np.uint8))
+    images = (
+      np.lib.format.open_memmap(tmp, 'w+', np.uint8, shape) if path else np.zeros(shape, np.uint8)
+    )
     readable = np.zeros(shape[0], bool)
     # Epoch 0's order, decoded in parallel; its positions give the items.
     items = next(iter(self.source.order(c.seed, 0).batch(shape[0]))).numpy()
@@ -380,8 +396,7 @@ class Pipeline:
       images.flush()
       del images
       os.replace(tmp, f'{path}.images.npy')
-      files.write_whole(f'{path}.readable.npy',
-                        lambda p: np.save(p, readable))
+      files.write_whole(f'{path}.readable.npy', lambda p: np.save(p, readable))
       return _load_cache(path, shape)
     return images, readable
 
@@ -413,14 +428,17 @@ class Pipeline:
 
   def _batched(self, ds):
     images = self._cache[0] if self._cache is not None else None
+
     def to_float_batch(*xs):
       x = xs[-1]
       if images is not None:  # item indices: one numpy read per batch
-        x = tf.ensure_shape(tf.numpy_function(
-            lambda k: np.asarray(images[k]), [x], tf.uint8, stateful=False),
-                            (self.config.batch_size, *images.shape[1:]))
+        x = tf.ensure_shape(
+          tf.numpy_function(lambda k: np.asarray(images[k]), [x], tf.uint8, stateful=False),
+          (self.config.batch_size, *images.shape[1:]),
+        )
       # Converted to float per batch: one vectorised op, not one per image.
       return (*xs[:-1], to_float(x))
+
     ds = ds.batch(self.config.batch_size, drop_remainder=True)
     return ds.map(to_float_batch, num_parallel_calls=AUTOTUNE)
 
@@ -428,8 +446,9 @@ class Pipeline:
     """Batches (positions, images) of epoch `epoch`, after `start` consumed."""
     return self._batched(self._epoch_images(epoch, start)).prefetch(AUTOTUNE)
 
-  def stream(self, epoch: int = 0, start: int = 0, skip_batches: int = 0,
-             epochs: int = None) -> tf.data.Dataset:
+  def stream(
+    self, epoch: int = 0, start: int = 0, skip_batches: int = 0, epochs: int = None
+  ) -> tf.data.Dataset:
     """Batches (epochs, positions, images) of every epoch from `epoch` on.
 
     One dataset for the rest of the run, so one iterator serves every epoch
@@ -444,20 +463,21 @@ class Pipeline:
     """
     steps = self.steps_per_epoch()
     if not self.spans_epochs:
-      ds = self._epoch_images(epoch, start).map(
-          lambda i, x: (tf.constant(epoch, tf.int64), i, x))
+      ds = self._epoch_images(epoch, start).map(lambda i, x: (tf.constant(epoch, tf.int64), i, x))
       return self._batched(ds).take(steps - skip_batches).prefetch(AUTOTUNE)
     first = tf.constant(epoch, tf.int64)
 
     def one_epoch(e):
       resuming = tf.equal(e, first)
-      ds = self._epoch_images(e, tf.where(resuming, tf.constant(start, tf.int64),
-                                          tf.constant(0, tf.int64)))
+      ds = self._epoch_images(
+        e, tf.where(resuming, tf.constant(start, tf.int64), tf.constant(0, tf.int64))
+      )
       ds = self._batched(ds.map(lambda i, x: (e, i, x)))
-      return ds.take(tf.where(resuming, tf.constant(steps - skip_batches,
-                                                    tf.int64),
-                              tf.constant(steps, tf.int64)))
+      return ds.take(
+        tf.where(
+          resuming, tf.constant(steps - skip_batches, tf.int64), tf.constant(steps, tf.int64)
+        )
+      )
 
     last = self.config.epochs if epochs is None else epochs
-    return tf.data.Dataset.range(epoch, last).flat_map(one_epoch).prefetch(
-        AUTOTUNE)
+    return tf.data.Dataset.range(epoch, last).flat_map(one_epoch).prefetch(AUTOTUNE)

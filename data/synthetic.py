@@ -25,23 +25,38 @@ HEIGHT = 218
 WIDTH = 178
 
 ATTRIBUTE_NAMES = (
-    'skin_tone', 'face_width', 'face_height', 'jaw_width', 'offset_x',
-    'offset_y', 'scale', 'hair_color', 'hair_style', 'bangs', 'eye_color',
-    'eye_spacing', 'eyebrow_thickness', 'smile', 'mouth_open', 'glasses',
-    'sunglasses',
+  'skin_tone',
+  'face_width',
+  'face_height',
+  'jaw_width',
+  'offset_x',
+  'offset_y',
+  'scale',
+  'hair_color',
+  'hair_style',
+  'bangs',
+  'eye_color',
+  'eye_spacing',
+  'eyebrow_thickness',
+  'smile',
+  'mouth_open',
+  'glasses',
+  'sunglasses',
 )
 HAIR_COLORS = ('black', 'brown', 'blonde', 'red', 'gray')
 HAIR_STYLES = ('bald', 'short', 'long')
 EYE_COLORS = ('blue', 'green', 'brown', 'gray')
 
 # Skin tone anchors from very light to very dark; tone t in [0,1] interpolates.
-_SKIN = np.array([[255, 226, 204], [241, 194, 160], [224, 172, 130],
-                  [198, 134, 94], [141, 85, 54], [92, 58, 38]], np.float64)
-_HAIR_RGB = np.array([[28, 22, 20], [92, 58, 36], [214, 178, 112],
-                      [158, 68, 34], [168, 166, 160]], np.float64)
+_SKIN = np.array(
+  [[255, 226, 204], [241, 194, 160], [224, 172, 130], [198, 134, 94], [141, 85, 54], [92, 58, 38]],
+  np.float64,
+)
+_HAIR_RGB = np.array(
+  [[28, 22, 20], [92, 58, 36], [214, 178, 112], [158, 68, 34], [168, 166, 160]], np.float64
+)
 _HAIR_P = (0.3, 0.3, 0.18, 0.1, 0.12)
-_EYE_RGB = np.array([[70, 120, 185], [80, 130, 80], [95, 60, 35],
-                     [120, 130, 140]], np.float64)
+_EYE_RGB = np.array([[70, 120, 185], [80, 130, 80], [95, 60, 35], [120, 130, 140]], np.float64)
 _EYE_P = (0.2, 0.15, 0.5, 0.15)
 
 _RAMP_Y = np.linspace(0.0, 1.0, HEIGHT)[:, None, None]
@@ -80,27 +95,28 @@ def _background(rng):
 class _Face:
   """What the drawing steps share: geometry (pixels at 218x178), colours,
   the features later steps place things by, and the attributes so far."""
+
   attrs: dict
-  s: float = 0.0      # overall scale
-  cx: float = 0.0     # face centre
+  s: float = 0.0  # overall scale
+  cx: float = 0.0  # face centre
   cy: float = 0.0
-  fw: float = 0.0     # face half-width and half-height
+  fw: float = 0.0  # face half-width and half-height
   fh: float = 0.0
   jaw: float = 0.0
   chin: float = 0.0
-  ey: float = 0.0     # eye line
+  ey: float = 0.0  # eye line
   skin: np.ndarray = None
   shadow: np.ndarray = None
   hair: np.ndarray = None
   hair_index: int = 0
-  style: int = 0      # index into HAIR_STYLES
+  style: int = 0  # index into HAIR_STYLES
   bangs: bool = False
-  hv: float = 0.0     # hair volume beyond the face
-  top: float = 0.0    # top of the hair mass
-  ex: float = 0.0     # eye offset from the centre, eye half-size
+  hv: float = 0.0  # hair volume beyond the face
+  top: float = 0.0  # top of the hair mass
+  ex: float = 0.0  # eye offset from the centre, eye half-size
   ew: float = 0.0
   eh: float = 0.0
-  ny: float = 0.0     # nose tip
+  ny: float = 0.0  # nose tip
 
 
 def _geometry(rng, f: _Face):
@@ -126,8 +142,7 @@ def _colours(rng, f: _Face):
   f.skin = np.clip(skin * rng.uniform(0.95, 1.05, 3), 0, 255)
   f.shadow = f.skin * 0.82
   f.hair_index = hc = rng.choice(len(HAIR_COLORS), p=_HAIR_P)
-  f.hair = np.clip(_HAIR_RGB[hc] * rng.uniform(0.8, 1.2) +
-                   rng.uniform(-12, 12, 3), 0, 255)
+  f.hair = np.clip(_HAIR_RGB[hc] * rng.uniform(0.8, 1.2) + rng.uniform(-12, 12, 3), 0, 255)
   a['hair_color'] = hc
   f.style = a['hair_style'] = rng.choice(3, p=(0.07, 0.5, 0.43))
   f.bangs = a['bangs'] = f.style != 0 and rng.random() < 0.35
@@ -145,38 +160,45 @@ def _draw_body(d, rng, f: _Face):
   f.top = cy - fh - rng.uniform(4, 14) * s
   bottom = rng.uniform(cy + 0.85 * fh, 216.0)
   if style == 2:
-    d.rounded_rectangle((cx - fw - hv, cy - 0.4 * fh, cx + fw + hv, bottom),
-                        radius=14, fill=_c(f.hair))
+    d.rounded_rectangle(
+      (cx - fw - hv, cy - 0.4 * fh, cx + fw + hv, bottom), radius=14, fill=_c(f.hair)
+    )
   nw = fw * rng.uniform(0.5, 0.62)
   d.rectangle((cx - nw, cy + 0.3 * fh, cx + nw, HEIGHT), fill=_c(f.shadow, 255))
   d.ellipse((cx - sw, sy, cx + sw, sy + 130), fill=_c(rng.uniform(15, 235, 3)))
   if rng.random() < 0.4:  # V-neckline
-    d.polygon([(cx - nw * 1.2, sy + 5), (cx + nw * 1.2, sy + 5),
-               (cx, sy + rng.uniform(16, 30))], fill=_c(f.shadow, 255))
+    d.polygon(
+      [(cx - nw * 1.2, sy + 5), (cx + nw * 1.2, sy + 5), (cx, sy + rng.uniform(16, 30))],
+      fill=_c(f.shadow, 255),
+    )
   if style == 2 and bottom > sy + 4:  # strands in front of the shoulders
     for side in (-1, 1):
       xo, xi = cx + side * (fw + hv), cx + side * (nw + 1)
-      d.rounded_rectangle((min(xo, xi), sy - 10, max(xo, xi), bottom),
-                          radius=6, fill=_c(f.hair))
+      d.rounded_rectangle((min(xo, xi), sy - 10, max(xo, xi), bottom), radius=6, fill=_c(f.hair))
   if style != 2:
     for side in (-1, 1):
       x = cx + side * fw * 0.97
-      d.ellipse((x - 6 * s, f.ey - 4 * s, x + 6 * s, f.ey + 16 * s),
-                fill=_c(f.skin * 0.9, 255))
+      d.ellipse((x - 6 * s, f.ey - 4 * s, x + 6 * s, f.ey + 16 * s), fill=_c(f.skin * 0.9, 255))
 
 
 def _draw_head(d, f: _Face):
   """The hair mass behind the head, then the face: ellipse + jaw polygon."""
   cx, cy, fw, fh, hv, chin, jaw = f.cx, f.cy, f.fw, f.fh, f.hv, f.chin, f.jaw
   if f.style != 0:
-    d.ellipse((cx - fw - hv, f.top, cx + fw + hv, cy + 0.3 * fh),
-              fill=_c(f.hair))
+    d.ellipse((cx - fw - hv, f.top, cx + fw + hv, cy + 0.3 * fh), fill=_c(f.hair))
   d.ellipse((cx - fw, cy - fh, cx + fw, cy + fh * 0.9), fill=_c(f.skin, 255))
-  d.polygon([(cx - fw * 0.99, cy), (cx - fw * jaw, cy + 0.72 * fh),
-             (cx - 0.28 * fw, cy + chin * fh * 0.97), (cx, cy + chin * fh),
-             (cx + 0.28 * fw, cy + chin * fh * 0.97),
-             (cx + fw * jaw, cy + 0.72 * fh), (cx + fw * 0.99, cy)],
-            fill=_c(f.skin, 255))
+  d.polygon(
+    [
+      (cx - fw * 0.99, cy),
+      (cx - fw * jaw, cy + 0.72 * fh),
+      (cx - 0.28 * fw, cy + chin * fh * 0.97),
+      (cx, cy + chin * fh),
+      (cx + 0.28 * fw, cy + chin * fh * 0.97),
+      (cx + fw * jaw, cy + 0.72 * fh),
+      (cx + fw * 0.99, cy),
+    ],
+    fill=_c(f.skin, 255),
+  )
 
 
 def _draw_front_hair(d, rng, f: _Face):
@@ -187,14 +209,13 @@ def _draw_front_hair(d, rng, f: _Face):
   hl = f.ey - (rng.uniform(15, 24) if f.bangs else rng.uniform(30, 42)) * s
   dip, asym = rng.uniform(6, 22) * s, rng.uniform(-8, 8) * s
   xs = np.linspace(-1.0, 1.0, 15)
-  ys = hl + dip * xs ** 2 + asym * xs
+  ys = hl + dip * xs**2 + asym * xs
   if f.bangs:
     ys = ys + np.where(np.arange(15) % 2 == 0, rng.uniform(2, 6) * s, 0.0)
   line = [(cx + x * (fw + 1), y) for x, y in zip(xs, ys)]
   # Closed along the upper arc of the hair mass ellipse.
   mid, half = (top + cy + 0.3 * fh) / 2, (cy + 0.3 * fh - top) / 2
-  arc = [(cx + (fw + hv) * np.cos(t), mid - half * np.sin(t))
-         for t in np.linspace(0.0, np.pi, 9)]
+  arc = [(cx + (fw + hv) * np.cos(t), mid - half * np.sin(t)) for t in np.linspace(0.0, np.pi, 9)]
   d.polygon(line + arc, fill=_c(f.hair))
 
 
@@ -213,20 +234,23 @@ def _draw_eyes(d, rng, f: _Face):
   by, arch = ey - rng.uniform(9, 13) * s, rng.uniform(1, 4) * s
   for side in (-1, 1):
     x0 = cx + side * ex
-    d.ellipse((x0 - ew, ey - eh, x0 + ew, ey + eh),
-              fill=_c((245, 245, 240), 255))
+    d.ellipse((x0 - ew, ey - eh, x0 + ew, ey + eh), fill=_c((245, 245, 240), 255))
     ir = eh * 0.95
-    d.ellipse((x0 + gaze - ir, ey - ir, x0 + gaze + ir, ey + ir),
-              fill=_c(iris, 255))
+    d.ellipse((x0 + gaze - ir, ey - ir, x0 + gaze + ir, ey + ir), fill=_c(iris, 255))
     pr = ir * 0.45
-    d.ellipse((x0 + gaze - pr, ey - pr, x0 + gaze + pr, ey + pr),
-              fill=_c((15, 12, 12), 255))
+    d.ellipse((x0 + gaze - pr, ey - pr, x0 + gaze + pr, ey + pr), fill=_c((15, 12, 12), 255))
     d.point((x0 + gaze - 1, ey - 1), fill=_c((255, 255, 255), 255))
-    d.arc((x0 - ew, ey - eh, x0 + ew, ey + eh), 195, 345,
-          fill=_c(f.skin * 0.35, 255), width=2)
-    d.line([(x0 - side * ew * 1.1, by + 2), (x0 + side * 0.1, by - arch),
-            (x0 + side * ew * 1.25, by + 1.5)],
-           fill=_c(brow, 255), width=int(round(bt * s)), joint='curve')
+    d.arc((x0 - ew, ey - eh, x0 + ew, ey + eh), 195, 345, fill=_c(f.skin * 0.35, 255), width=2)
+    d.line(
+      [
+        (x0 - side * ew * 1.1, by + 2),
+        (x0 + side * 0.1, by - arch),
+        (x0 + side * ew * 1.25, by + 1.5),
+      ],
+      fill=_c(brow, 255),
+      width=int(round(bt * s)),
+      joint='curve',
+    )
 
 
 def _draw_nose(d, rng, f: _Face):
@@ -234,13 +258,14 @@ def _draw_nose(d, rng, f: _Face):
   s, cx, ey, skin = f.s, f.cx, f.ey, f.skin
   f.ny = ny = ey + rng.uniform(20, 26) * s
   side = rng.choice((-1, 1))
-  d.line([(cx + side * 4 * s, ey + 4), (cx + side * 5 * s, ny - 2)],
-         fill=_c(skin * 0.85, 255), width=2)
-  d.ellipse((cx - 6 * s, ny - 5 * s, cx + 6 * s, ny + 2 * s),
-            fill=_c(skin * 0.93, 255))
+  d.line(
+    [(cx + side * 4 * s, ey + 4), (cx + side * 5 * s, ny - 2)], fill=_c(skin * 0.85, 255), width=2
+  )
+  d.ellipse((cx - 6 * s, ny - 5 * s, cx + 6 * s, ny + 2 * s), fill=_c(skin * 0.93, 255))
   for side in (-1, 1):
-    d.ellipse((cx + side * 4 * s - 2, ny - 1, cx + side * 4 * s + 2, ny + 1.5),
-              fill=_c(skin * 0.55, 255))
+    d.ellipse(
+      (cx + side * 4 * s - 2, ny - 1, cx + side * 4 * s + 2, ny + 1.5), fill=_c(skin * 0.55, 255)
+    )
 
 
 def _draw_mouth(d, rng, f: _Face):
@@ -252,8 +277,8 @@ def _draw_mouth(d, rng, f: _Face):
   opening = max(0.0, rng.uniform(-4, 6) + 3 * smile) * s
   a['mouth_open'] = min(opening / 9.0, 1.0)
   lip = f.skin * 0.75 + np.array([180, 60, 70]) * 0.25 * rng.uniform(0.6, 1.3)
-  bow = 1 - _T ** 2
-  yc = my - smile * 5 * s * _T ** 2 + smile * 1.5 * s
+  bow = 1 - _T**2
+  yc = my - smile * 5 * s * _T**2 + smile * 1.5 * s
   xs = cx + mw * _T
   up = yc - rng.uniform(2, 3.5) * s * np.sqrt(bow)
   lo = yc + opening * bow + rng.uniform(2.5, 4.5) * s * np.sqrt(bow)
@@ -261,8 +286,9 @@ def _draw_mouth(d, rng, f: _Face):
   if opening > 1.5:
     inner = list(zip(xs, yc)) + list(zip(xs[::-1], (yc + opening * bow)[::-1]))
     d.polygon(inner, fill=_c((70, 25, 30), 255))
-    teeth = (list(zip(xs[2:-2], yc[2:-2])) +
-             list(zip(xs[-3:1:-1], (yc + opening * bow * 0.5)[-3:1:-1])))
+    teeth = list(zip(xs[2:-2], yc[2:-2])) + list(
+      zip(xs[-3:1:-1], (yc + opening * bow * 0.5)[-3:1:-1])
+    )
     d.polygon(teeth, fill=_c((240, 236, 225), 255))
   else:
     d.line(list(zip(xs, yc)), fill=_c(lip * 0.55, 255), width=1)
@@ -280,12 +306,18 @@ def _draw_glasses(d, rng, f: _Face):
   gw, gh = f.ew + rng.uniform(3, 6) * s, f.eh + rng.uniform(4, 7) * s
   for side in (-1, 1):
     x0 = cx + side * ex
-    d.rounded_rectangle((x0 - gw, ey - gh, x0 + gw, ey + gh), radius=gh * 0.7,
-                        outline=frame, width=2,
-                        fill=_c((25, 25, 30)) if sun else None)
-    d.line([(x0 + side * gw, ey - gh * 0.4), (cx + side * f.fw * 0.99,
-                                              ey - gh * 0.2)],
-           fill=frame, width=2)
+    d.rounded_rectangle(
+      (x0 - gw, ey - gh, x0 + gw, ey + gh),
+      radius=gh * 0.7,
+      outline=frame,
+      width=2,
+      fill=_c((25, 25, 30)) if sun else None,
+    )
+    d.line(
+      [(x0 + side * gw, ey - gh * 0.4), (cx + side * f.fw * 0.99, ey - gh * 0.2)],
+      fill=frame,
+      width=2,
+    )
   d.line([(cx - ex + gw, ey - 1), (cx + ex - gw, ey - 1)], fill=frame, width=2)
 
 
@@ -295,8 +327,7 @@ def _finish(img, rng, f: _Face) -> np.ndarray:
   img = img.filter(ImageFilter.BoxBlur(rng.uniform(0.5, 1.1)))
   bands = img.split()  # planar (H, W) bands: numpy is ~3x faster on them
   lx, ly = f.cx + rng.uniform(-0.6, 0.6) * f.fw, f.cy - 0.35 * f.fh
-  r2 = (((_XX - lx) * (1.0 / (1.4 * f.fw))) ** 2 +
-        ((_YY - ly) * (1.0 / (1.4 * f.fh))) ** 2)
+  r2 = ((_XX - lx) * (1.0 / (1.4 * f.fw))) ** 2 + ((_YY - ly) * (1.0 / (1.4 * f.fh))) ** 2
   shade = np.maximum(0.12 - 0.4 * r2, -0.35)  # highlight near the light
   shade *= np.asarray(bands[3]).astype(np.float32)
   shade *= 1.0 / 255.0
@@ -306,10 +337,10 @@ def _finish(img, rng, f: _Face) -> np.ndarray:
   # Gaussian-like (std 2 before scaling), pure integer arithmetic, so
   # identical on every (little-endian) platform, and ~10x cheaper than
   # standard_normal.
-  bits = rng.integers(-2 ** 63, 2 ** 63 - 1, size=HEIGHT * WIDTH * 3 // 4,
-                      dtype=np.int64, endpoint=True)
-  noise = np.bitwise_count(bits.view(np.uint16)).reshape(
-      3, HEIGHT, WIDTH).astype(np.float32)
+  bits = rng.integers(
+    -(2**63), 2**63 - 1, size=HEIGHT * WIDTH * 3 // 4, dtype=np.int64, endpoint=True
+  )
+  noise = np.bitwise_count(bits.view(np.uint16)).reshape(3, HEIGHT, WIDTH).astype(np.float32)
   noise -= 8.0
   noise *= rng.uniform(0.5, 1.4)
   noise += 0.5  # round-half-up via truncation after clipping (values >= 0)

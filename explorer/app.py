@@ -59,7 +59,7 @@ def host_allowed(host: str, names) -> bool:
   """
   name = host.lower()
   if name.startswith('['):  # [v6]:port
-    name = name[1:name.find(']')] if ']' in name else ''
+    name = name[1 : name.find(']')] if ']' in name else ''
   elif name.count(':') == 1:
     name = name.rsplit(':', 1)[0]
   try:
@@ -77,18 +77,20 @@ def read_latent_file(data: bytes, dim: int) -> np.ndarray:
   """
   f = io.BytesIO(data)
   if data[:2] == b'PK':
-    raise BadRequest('The file is a .npz archive: upload one .npy array '
-                     '(np.save writes them).')
-  readers = {(1, 0): np.lib.format.read_array_header_1_0,
-             (2, 0): np.lib.format.read_array_header_2_0}
+    raise BadRequest('The file is a .npz archive: upload one .npy array (np.save writes them).')
+  readers = {
+    (1, 0): np.lib.format.read_array_header_1_0,
+    (2, 0): np.lib.format.read_array_header_2_0,
+  }
   try:
     shape, _, dtype = readers[np.lib.format.read_magic(f)](f)
   except (KeyError, ValueError, EOFError) as e:
-    raise BadRequest('The file is not a .npy array (np.save writes '
-                     'them).') from e
+    raise BadRequest('The file is not a .npy array (np.save writes them).') from e
   if math.prod(shape) != dim or dtype.kind not in 'fiu':
-    raise BadRequest(f'The latent must hold {dim} numbers (this run\'s latent '
-                     f'size), got a {dtype} array of shape {list(shape)}.')
+    raise BadRequest(
+      f"The latent must hold {dim} numbers (this run's latent "
+      f'size), got a {dtype} array of shape {list(shape)}.'
+    )
   try:
     return np.load(io.BytesIO(data), allow_pickle=False).reshape(-1)
   except (ValueError, OSError, EOFError) as e:  # truncated data
@@ -115,8 +117,9 @@ def number(data: dict, key: str, default, kind=float, low=None, high=None):
       raise ValueError
   except (TypeError, ValueError, OverflowError):
     raise BadRequest(f'{key} must be a finite number.') from None
-  if value is not None and ((low is not None and value < low) or
-                            (high is not None and value > high)):
+  if value is not None and (
+    (low is not None and value < low) or (high is not None and value > high)
+  ):
     raise BadRequest(f'{key} must be in [{low}, {high}], got {value}.')
   return value
 
@@ -126,8 +129,7 @@ def upload() -> bytes:
   file = flask.request.files.get('file')
   data = file.read(photos.MAX_BYTES + 1) if file is not None else b''
   if not data:
-    raise BadRequest('No file was uploaded (form field "file"), or it is '
-                     'empty.')
+    raise BadRequest('No file was uploaded (form field "file"), or it is empty.')
   return data
 
 
@@ -135,27 +137,31 @@ def refuse_foreign_pages(host_names):
   """A 403 reply for a request another web page may have made, else None."""
   host = flask.request.host
   if not host_allowed(host, host_names):
-    return flask.jsonify(error=f'Host {host!r} refused: open the page by the '
-                         'address explore.py printed.'), 403
+    return flask.jsonify(
+      error=f'Host {host!r} refused: open the page by the address explore.py printed.'
+    ), 403
   origin = flask.request.headers.get('Origin')
-  if (flask.request.method not in ('GET', 'HEAD') and origin is not None and
-      parse.urlsplit(origin).netloc.lower() != host.lower()):
-    return flask.jsonify(error=f'A request from the page {origin!r} was '
-                         'refused: only the explorer\'s own page may send '
-                         'requests.'), 403
+  if (
+    flask.request.method not in ('GET', 'HEAD')
+    and origin is not None
+    and parse.urlsplit(origin).netloc.lower() != host.lower()
+  ):
+    return flask.jsonify(
+      error=f'A request from the page {origin!r} was '
+      "refused: only the explorer's own page may send "
+      'requests.'
+    ), 403
   return None
 
 
-def make_server(app: flask.Flask, host: str, port: int,
-                idle_timeout: float = IDLE_TIMEOUT):
+def make_server(app: flask.Flask, host: str, port: int, idle_timeout: float = IDLE_TIMEOUT):
   """A threaded werkzeug server for `app` that closes idle connections."""
   from werkzeug import serving
 
   class Handler(serving.WSGIRequestHandler):
     timeout = idle_timeout  # socketserver sets it on each connection
 
-  return serving.make_server(host, port, app, threaded=True,
-                             request_handler=Handler)
+  return serving.make_server(host, port, app, threaded=True, request_handler=Handler)
 
 
 def png_data_url(image: np.ndarray) -> str:
@@ -165,9 +171,13 @@ def png_data_url(image: np.ndarray) -> str:
   return 'data:image/png;base64,' + base64.b64encode(buf.getvalue()).decode()
 
 
-def create_app(generator, config: Config, run_name: str = '',
-               project_steps: int = definitions.EXPLORER_PROJECTION_STEPS,
-               host: str = '127.0.0.1') -> flask.Flask:
+def create_app(
+  generator,
+  config: Config,
+  run_name: str = '',
+  project_steps: int = definitions.EXPLORER_PROJECTION_STEPS,
+  host: str = '127.0.0.1',
+) -> flask.Flask:
   """The Flask app exploring `generator` (a Keras G of `config`'s run).
 
   Args:
@@ -187,8 +197,7 @@ def create_app(generator, config: Config, run_name: str = '',
   # One photo decode and projection at a time; they run outside `lock`, so
   # slider moves are not queued behind a projection.
   upload_slot = threading.Semaphore(1)
-  render_fn = tf.function(lambda z: generator(z, training=False),
-                          reduce_retracing=True)
+  render_fn = tf.function(lambda z: generator(z, training=False), reduce_retracing=True)
 
   def render(z: np.ndarray) -> list:
     with lock:
@@ -204,8 +213,9 @@ def create_app(generator, config: Config, run_name: str = '',
     shape = (z.shape[0] if z.ndim == 2 else -1, dim) if many else (dim,)
     if z.shape != shape or (many and not 0 < len(z) <= MAX_LATENTS):
       want = f'a list of 1-{MAX_LATENTS} lists of' if many else 'a list of'
-      raise BadRequest(f'{name} must be {want} {dim} numbers (this run\'s '
-                       f'latent size), got shape {list(z.shape)}.')
+      raise BadRequest(
+        f"{name} must be {want} {dim} numbers (this run's latent size), got shape {list(z.shape)}."
+      )
     if not np.all(np.isfinite(z)):
       raise BadRequest(f'{name} holds NaN or infinite values.')
     return z
@@ -223,14 +233,14 @@ def create_app(generator, config: Config, run_name: str = '',
   @app.errorhandler(503)
   def busy(e):
     del e
-    return flask.jsonify(error='The explorer is busy with another photo: '
-                         'try again when it is done.'), 503
+    return flask.jsonify(
+      error='The explorer is busy with another photo: try again when it is done.'
+    ), 503
 
   @app.errorhandler(413)
   def too_large(e):
     del e
-    return flask.jsonify(error=f'The upload is over the '
-                         f'{photos.MAX_BYTES // 2**20} MB limit.'), 413
+    return flask.jsonify(error=f'The upload is over the {photos.MAX_BYTES // 2**20} MB limit.'), 413
 
   @app.get('/')
   def page():
@@ -238,9 +248,13 @@ def create_app(generator, config: Config, run_name: str = '',
 
   @app.get('/api/info')
   def info():
-    return flask.jsonify(latent_dim=dim, latent_dist=config.latent_dist,
-                         height=config.image_height, width=config.image_width,
-                         run=run_name)
+    return flask.jsonify(
+      latent_dim=dim,
+      latent_dist=config.latent_dist,
+      height=config.image_height,
+      width=config.image_width,
+      run=run_name,
+    )
 
   @app.post('/api/latents')
   def new_latents():
@@ -273,9 +287,11 @@ def create_app(generator, config: Config, run_name: str = '',
     z = latent_array(body().get('latent'), 'latent')
     buf = io.BytesIO()
     np.save(buf, z)
-    return flask.Response(buf.getvalue(), mimetype='application/octet-stream',
-                          headers={'Content-Disposition':
-                                   'attachment; filename="latent.npy"'})
+    return flask.Response(
+      buf.getvalue(),
+      mimetype='application/octet-stream',
+      headers={'Content-Disposition': 'attachment; filename="latent.npy"'},
+    )
 
   @app.post('/api/latent')
   def load_latent():
@@ -288,14 +304,17 @@ def create_app(generator, config: Config, run_name: str = '',
     if not upload_slot.acquire(blocking=False):
       flask.abort(503)
     try:
-      target = photos.prepare(photos.decode(data, 'The upload', config),
-                              config)
-      result = projection.project(render_fn, target, dim, config.latent_dist,
-                                  starts=4, steps=project_steps)
+      target = photos.prepare(photos.decode(data, 'The upload', config), config)
+      result = projection.project(
+        render_fn, target, dim, config.latent_dist, starts=4, steps=project_steps
+      )
     finally:
       upload_slot.release()
-    return flask.jsonify(photo=png_data_url(target), latent=result.z.tolist(),
-                         image=png_data_url(result.image),
-                         rmse=round(result.rms, 2))
+    return flask.jsonify(
+      photo=png_data_url(target),
+      latent=result.z.tolist(),
+      image=png_data_url(result.image),
+      rmse=round(result.rms, 2),
+    )
 
   return app

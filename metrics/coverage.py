@@ -31,8 +31,8 @@ import numpy as np
 from configs.errors import FaceganError
 
 K = 5
-PIXELS = 16          # side of the area-averaged images
-COMPONENTS = 64      # principal components kept
+PIXELS = 16  # side of the area-averaged images
+COMPONENTS = 64  # principal components kept
 
 
 class CoverageError(FaceganError, ValueError):
@@ -41,25 +41,27 @@ class CoverageError(FaceganError, ValueError):
 
 def ceiling(k: int = K) -> float:
   """Expected coverage of two samples of one distribution: 1 - 2^-k."""
-  return 1.0 - 0.5 ** k
+  return 1.0 - 0.5**k
 
 
 def check_sizes(n_real: int, n_fake: int, k: int = K) -> None:
   """Raises CoverageError unless both sets have n > k images and equal n."""
   if min(n_real, n_fake) < k + 1:
     raise CoverageError(
-        f'coverage with k={k} needs at least {k + 1} images in each set, got '
-        f'{n_real} real and {n_fake} generated: raise --num_samples.')
+      f'coverage with k={k} needs at least {k + 1} images in each set, got '
+      f'{n_real} real and {n_fake} generated: raise --num_samples.'
+    )
   if n_real != n_fake:
     raise CoverageError(
-        f'coverage compares sets of one size (its radii depend on it), got '
-        f'{n_real} real and {n_fake} generated images.')
+      f'coverage compares sets of one size (its radii depend on it), got '
+      f'{n_real} real and {n_fake} generated images.'
+    )
 
 
 def squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
   """|a_i - b_j|^2 for every pair, in float64 (exact enough for ranks)."""
   a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-  d = (np.sum(a * a, 1)[:, None] - 2.0 * a @ b.T + np.sum(b * b, 1)[None, :])
+  d = np.sum(a * a, 1)[:, None] - 2.0 * a @ b.T + np.sum(b * b, 1)[None, :]
   return np.maximum(d, 0.0)
 
 
@@ -83,18 +85,18 @@ class RealBalls:
     """Precision, recall, density and coverage of `fake_features`."""
     fake = np.asarray(fake_features, np.float64)
     check_sizes(len(self.features), len(fake), self.k)
-    d = squared_distances(self.features, fake)          # (real, fake)
+    d = squared_distances(self.features, fake)  # (real, fake)
     inside_real = d < self.radii[:, None]
     inside_fake = d < _radii(fake, self.k)[None, :]
     return dict(
-        precision=float(inside_real.any(axis=0).mean()),
-        recall=float(inside_fake.any(axis=1).mean()),
-        density=float(inside_real.sum(axis=0).mean() / self.k),
-        coverage=float((d.min(axis=1) < self.radii).mean()))
+      precision=float(inside_real.any(axis=0).mean()),
+      recall=float(inside_fake.any(axis=1).mean()),
+      density=float(inside_real.sum(axis=0).mean() / self.k),
+      coverage=float((d.min(axis=1) < self.radii).mean()),
+    )
 
 
-def prdc(real_features: np.ndarray, fake_features: np.ndarray,
-         k: int = K) -> Dict[str, float]:
+def prdc(real_features: np.ndarray, fake_features: np.ndarray, k: int = K) -> Dict[str, float]:
   """Precision, recall, density and coverage of fakes against reals.
 
   Raises:
@@ -122,8 +124,7 @@ def _area_weights(size: int, side: int) -> np.ndarray:
   """(size, side) matrix averaging `size` pixels into `side` equal bins."""
   edges = np.linspace(0.0, size, side + 1)
   lo, hi = np.arange(size)[:, None], np.arange(size)[:, None] + 1.0
-  overlap = np.clip(np.minimum(hi, edges[None, 1:]) -
-                    np.maximum(lo, edges[None, :-1]), 0.0, None)
+  overlap = np.clip(np.minimum(hi, edges[None, 1:]) - np.maximum(lo, edges[None, :-1]), 0.0, None)
   return (overlap / overlap.sum(0, keepdims=True)).astype(np.float32)
 
 
@@ -139,7 +140,7 @@ class PixelFeatures:
     self.mean = x.mean(0)
     # Rows of vt are the principal axes, by decreasing variance.
     _, _, vt = np.linalg.svd(x - self.mean, full_matrices=False)
-    self.axes = vt[:min(components, len(vt))].T
+    self.axes = vt[: min(components, len(vt))].T
 
   def __call__(self, images: np.ndarray) -> np.ndarray:
     return (downsample(images).astype(np.float64) - self.mean) @ self.axes
@@ -148,13 +149,17 @@ class PixelFeatures:
 def channel_stats(images: np.ndarray) -> Dict[str, list]:
   """Per-channel mean and std of uint8 images, in levels of 255."""
   x = np.asarray(images, np.float64).reshape(-1, 3)
-  return dict(mean=[round(float(v), 2) for v in x.mean(0)],
-              std=[round(float(v), 2) for v in x.std(0)])
+  return dict(
+    mean=[round(float(v), 2) for v in x.mean(0)], std=[round(float(v), 2) for v in x.std(0)]
+  )
 
 
-def pixel_prdc(real_images: np.ndarray, fake_images: np.ndarray,
-               k: int = K, features: Optional[PixelFeatures] = None
-               ) -> Dict[str, float]:
+def pixel_prdc(
+  real_images: np.ndarray,
+  fake_images: np.ndarray,
+  k: int = K,
+  features: Optional[PixelFeatures] = None,
+) -> Dict[str, float]:
   """prdc in the pixel-PCA space of `real_images` (fitted here if not given)."""
   check_sizes(len(real_images), len(fake_images), k)
   features = features or PixelFeatures(real_images)

@@ -36,8 +36,9 @@ def parse_metrics(names: Sequence[str]) -> Tuple[str, ...]:
   names = tuple(dict.fromkeys(n.strip().lower() for n in names if n.strip()))
   unknown = [n for n in names if n not in METRICS]
   if unknown or not names:
-    raise EvaluationError(f'Unknown or no metrics {unknown or list(names)}; '
-                          f'choose from {", ".join(METRICS)}.')
+    raise EvaluationError(
+      f'Unknown or no metrics {unknown or list(names)}; choose from {", ".join(METRICS)}.'
+    )
   return names
 
 
@@ -53,8 +54,9 @@ def check_counts(metrics: Sequence[str], n: int) -> None:
       raise EvaluationError(str(e)) from e
 
 
-def generate_images(generate, config: Config, n: int, seed: int,
-                    batch_size: int = 64) -> np.ndarray:
+def generate_images(
+  generate, config: Config, n: int, seed: int, batch_size: int = 64
+) -> np.ndarray:
   """n uint8 images from `generate` (latents -> images in [-1, 1]).
 
   `generate` is a generator in inference mode: a Keras generator itself or
@@ -75,12 +77,13 @@ def real_images(config: Config, n: int, seed: int) -> np.ndarray:
   """
   source = data_pipeline.open_source(config)  # the run's own seed: same faces
   if source.size < n:
-    raise EvaluationError(f'The {config.dataset} source has {source.size} '
-                          f'images, fewer than the {n} asked for: lower '
-                          '--num_samples.')
+    raise EvaluationError(
+      f'The {config.dataset} source has {source.size} '
+      f'images, fewer than the {n} asked for: lower '
+      '--num_samples.'
+    )
   # Batch size only groups reading; any n is reached exactly.
-  eval_config = dataclasses.replace(config, cache='', seed=seed,
-                                    batch_size=min(64, n))
+  eval_config = dataclasses.replace(config, cache='', seed=seed, batch_size=min(64, n))
   pipeline = data_pipeline.Pipeline(eval_config, source=source)
   out, count = [], 0
   for _, images in pipeline.epoch(0):
@@ -88,30 +91,34 @@ def real_images(config: Config, n: int, seed: int) -> np.ndarray:
     count += len(out[-1])
     if count >= n:
       return np.concatenate(out)[:n]
-  raise EvaluationError(f'Only {count} of the {config.dataset} images could be '
-                        f'read, fewer than the {n} asked for.')
+  raise EvaluationError(
+    f'Only {count} of the {config.dataset} images could be read, fewer than the {n} asked for.'
+  )
 
 
-def feature_extractor(metrics: Sequence[str],
-                      inception_weights: Optional[str] = 'imagenet',
-                      batch_size: int = 50, coverage_inception: bool = False):
+def feature_extractor(
+  metrics: Sequence[str],
+  inception_weights: Optional[str] = 'imagenet',
+  batch_size: int = 50,
+  coverage_inception: bool = False,
+):
   """InceptionFeatures when FID or KID is asked, else None.
 
   With `coverage_inception` (a weights file was named), coverage asks for
   them too, to be computed on Inception features beside the pixel ones.
   Built before any image is drawn, so missing weights fail in seconds.
   """
-  wanted = ('fid' in metrics or 'kid' in metrics or
-            ('coverage' in metrics and coverage_inception))
+  wanted = 'fid' in metrics or 'kid' in metrics or ('coverage' in metrics and coverage_inception)
   if not wanted:
     return None
   from metrics import inception  # keras.applications only when needed
+
   return inception.InceptionFeatures(inception_weights, batch_size)
 
 
-def compute_metrics(images_a: np.ndarray, images_b: np.ndarray,
-                    metrics: Sequence[str], seed: int = 0,
-                    extract=None) -> Dict[str, object]:
+def compute_metrics(
+  images_a: np.ndarray, images_b: np.ndarray, metrics: Sequence[str], seed: int = 0, extract=None
+) -> Dict[str, object]:
   """The asked metrics between two uint8 image sets, and seconds per metric.
 
   `images_b` is the real set. `extract` (from feature_extractor) is needed
@@ -131,23 +138,26 @@ def compute_metrics(images_a: np.ndarray, images_b: np.ndarray,
       coverage_lib.check_sizes(len(images_b), len(images_a))
     except coverage_lib.CoverageError as e:
       raise EvaluationError(str(e)) from e
-  if ('fid' in metrics or 'kid' in metrics) and min(len(images_a),
-                                                    len(images_b)) < 2:
+  if ('fid' in metrics or 'kid' in metrics) and min(len(images_a), len(images_b)) < 2:
     raise EvaluationError(
-        f'FID and KID need at least 2 images in each set (a covariance, '
-        f'pairs), got {len(images_a)} and {len(images_b)}: raise '
-        '--num_samples (thousands give stable values).')
+      f'FID and KID need at least 2 images in each set (a covariance, '
+      f'pairs), got {len(images_a)} and {len(images_b)}: raise '
+      '--num_samples (thousands give stable values).'
+    )
   if 'swd' in metrics:
     tick = time.perf_counter()
     out['swd'] = swd_lib.swd(images_a, images_b, seed=seed)
     seconds['swd'] = time.perf_counter() - tick
   if 'coverage' in metrics:
     tick = time.perf_counter()
-    out['coverage'] = dict(coverage_lib.pixel_prdc(images_b, images_a),
-                           ceiling=coverage_lib.ceiling(),
-                           features='pixel_pca64')
-    out['channels'] = dict(generated=coverage_lib.channel_stats(images_a),
-                           real=coverage_lib.channel_stats(images_b))
+    out['coverage'] = dict(
+      coverage_lib.pixel_prdc(images_b, images_a),
+      ceiling=coverage_lib.ceiling(),
+      features='pixel_pca64',
+    )
+    out['channels'] = dict(
+      generated=coverage_lib.channel_stats(images_a), real=coverage_lib.channel_stats(images_b)
+    )
     seconds['coverage'] = time.perf_counter() - tick
   if extract is not None:
     tick = time.perf_counter()
@@ -159,8 +169,10 @@ def compute_metrics(images_a: np.ndarray, images_b: np.ndarray,
       out['kid'] = fid_lib.kid(feats_a, feats_b, seed=seed)
     if 'coverage' in metrics:
       out['coverage_inception'] = dict(
-          coverage_lib.prdc(feats_b, feats_a), ceiling=coverage_lib.ceiling(),
-          features='inception_pool3')
+        coverage_lib.prdc(feats_b, feats_a),
+        ceiling=coverage_lib.ceiling(),
+        features='inception_pool3',
+      )
   out['seconds'] = seconds
   return out
 
@@ -177,11 +189,9 @@ class TrainingEvaluator:
     self.config = config
     self.metrics = parse_metrics(config.eval_metrics.split(','))
     # Built first: missing InceptionV3 weights fail before any image is read.
-    self.extract = feature_extractor(self.metrics,
-                                     config.inception_weights or 'imagenet')
+    self.extract = feature_extractor(self.metrics, config.inception_weights or 'imagenet')
     data_pipeline.check_eval_split(config)
-    real_config = dataclasses.replace(
-        config, split=config.eval_split or config.split)
+    real_config = dataclasses.replace(config, split=config.eval_split or config.split)
     self.real = real_images(real_config, config.eval_num_samples, config.seed)
     if 'coverage' in self.metrics:
       # The real side of coverage once: its PCA axes, features and radii.
@@ -196,11 +206,11 @@ class TrainingEvaluator:
     'eval/density', 'eval/precision', 'eval/recall',
     'eval/channel_mean_diff/<r|g|b>' (generated minus real, levels of 255)}.
     """
-    fake = generate_images(generate, self.config, len(self.real),
-                           self.config.seed)
+    fake = generate_images(generate, self.config, len(self.real), self.config.seed)
     metrics = [m for m in self.metrics if m != 'coverage']
-    result = compute_metrics(fake, self.real, metrics, self.config.seed,
-                             self.extract) if metrics else {}
+    result = (
+      compute_metrics(fake, self.real, metrics, self.config.seed, self.extract) if metrics else {}
+    )
     out = {}
     if 'coverage' in self.metrics:
       for name, value in self.balls.score(self.pixels(fake)).items():
@@ -217,10 +227,14 @@ class TrainingEvaluator:
     return out
 
 
-def real_vs_real(config: Config, metrics: Sequence[str] = ('swd',),
-                 num_samples: int = 2048, seed: int = 0,
-                 inception_weights: Optional[str] = 'imagenet',
-                 coverage_inception: bool = False) -> Dict[str, object]:
+def real_vs_real(
+  config: Config,
+  metrics: Sequence[str] = ('swd',),
+  num_samples: int = 2048,
+  seed: int = 0,
+  inception_weights: Optional[str] = 'imagenet',
+  coverage_inception: bool = False,
+) -> Dict[str, object]:
   """Metrics between two disjoint sets of num_samples real images: the floor.
 
   The sets are the first and second halves of 2 * num_samples images of one
@@ -228,15 +242,18 @@ def real_vs_real(config: Config, metrics: Sequence[str] = ('swd',),
   """
   metrics = parse_metrics(metrics)
   check_counts(metrics, num_samples)
-  extract = feature_extractor(metrics, inception_weights,
-                              coverage_inception=coverage_inception)
+  extract = feature_extractor(metrics, inception_weights, coverage_inception=coverage_inception)
   images = real_images(config, 2 * num_samples, seed)
-  result = compute_metrics(images[:num_samples], images[num_samples:], metrics,
-                           seed, extract)
-  return dict(mode='real_vs_real', dataset=config.dataset,
-              data_dir=config.data_dir,
-              image_size=[config.image_height, config.image_width],
-              num_samples=num_samples, seed=seed, **result)
+  result = compute_metrics(images[:num_samples], images[num_samples:], metrics, seed, extract)
+  return dict(
+    mode='real_vs_real',
+    dataset=config.dataset,
+    data_dir=config.data_dir,
+    image_size=[config.image_height, config.image_width],
+    num_samples=num_samples,
+    seed=seed,
+    **result,
+  )
 
 
 def format_table(result: Dict[str, object]) -> str:
@@ -248,22 +265,34 @@ def format_table(result: Dict[str, object]) -> str:
     rows.append(('FID', f'{result["fid"]:.2f}'))
   if 'kid' in result:
     kid = result['kid']
-    spread = ('(one subset of every image: no spread)' if kid['std'] is None
-              else f'+- {1e3 * kid["std"]:.2f}')
+    spread = (
+      '(one subset of every image: no spread)'
+      if kid['std'] is None
+      else f'+- {1e3 * kid["std"]:.2f}'
+    )
     rows.append(('KID x1e3', f'{1e3 * kid["mean"]:.2f} {spread}'))
-  for key, where in (('coverage', 'pixels'), ('coverage_inception',
-                                               'Inception')):
+  for key, where in (('coverage', 'pixels'), ('coverage_inception', 'Inception')):
     if key in result:
       c = result[key]
-      rows.append((f'coverage ({where}, k=5)', f'{c["coverage"]:.3f} '
-                   f'(same-distribution ceiling {c["ceiling"]:.3f})'))
-      rows += [(f'{name} ({where})', f'{c[name]:.3f}')
-               for name in ('density', 'precision', 'recall')]
+      rows.append(
+        (
+          f'coverage ({where}, k=5)',
+          f'{c["coverage"]:.3f} (same-distribution ceiling {c["ceiling"]:.3f})',
+        )
+      )
+      rows += [
+        (f'{name} ({where})', f'{c[name]:.3f}') for name in ('density', 'precision', 'recall')
+      ]
   if 'channels' in result:
     for side in ('generated', 'real'):
       stats = result['channels'][side]
-      rows.append((f'RGB mean / std ({side})',
-                   ' '.join(f'{m:.1f}' for m in stats['mean']) + ' / ' +
-                   ' '.join(f'{s:.1f}' for s in stats['std'])))
+      rows.append(
+        (
+          f'RGB mean / std ({side})',
+          ' '.join(f'{m:.1f}' for m in stats['mean'])
+          + ' / '
+          + ' '.join(f'{s:.1f}' for s in stats['std']),
+        )
+      )
   width = max(len(name) for name, _ in rows)
   return '\n'.join(f'{name:<{width}}  {value}' for name, value in rows)

@@ -22,8 +22,7 @@ def _psd_sqrt(s: np.ndarray) -> np.ndarray:
   return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
 
 
-def frechet_distance(mu1: np.ndarray, s1: np.ndarray, mu2: np.ndarray,
-                     s2: np.ndarray) -> float:
+def frechet_distance(mu1: np.ndarray, s1: np.ndarray, mu2: np.ndarray, s2: np.ndarray) -> float:
   """Frechet distance between N(mu1, s1) and N(mu2, s2).
 
   d^2 = |mu1 - mu2|^2 + Tr(s1) + Tr(s2) - 2 Tr((s1 s2)^(1/2)).
@@ -52,10 +51,10 @@ def fid(features_a: np.ndarray, features_b: np.ndarray) -> float:
     ValueError: fewer than 2 features in a set (no covariance).
   """
   if min(len(features_a), len(features_b)) < 2:
-    raise ValueError(f'FID needs at least 2 images in each set, got '
-                     f'{len(features_a)} and {len(features_b)}.')
-  return frechet_distance(*feature_statistics(features_a),
-                          *feature_statistics(features_b))
+    raise ValueError(
+      f'FID needs at least 2 images in each set, got {len(features_a)} and {len(features_b)}.'
+    )
+  return frechet_distance(*feature_statistics(features_a), *feature_statistics(features_b))
 
 
 def polynomial_kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -73,13 +72,20 @@ def mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
   m, n = len(x), len(y)
   kxx, kyy = polynomial_kernel(x, x), polynomial_kernel(y, y)
   kxy = polynomial_kernel(x, y)
-  return float((kxx.sum() - np.trace(kxx)) / (m * (m - 1)) +
-               (kyy.sum() - np.trace(kyy)) / (n * (n - 1)) -
-               2 * kxy.mean())
+  return float(
+    (kxx.sum() - np.trace(kxx)) / (m * (m - 1))
+    + (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
+    - 2 * kxy.mean()
+  )
 
 
-def kid(features_a: np.ndarray, features_b: np.ndarray, subsets: int = 100,
-        subset_size: int = 1000, seed: int = 0) -> Dict[str, object]:
+def kid(
+  features_a: np.ndarray,
+  features_b: np.ndarray,
+  subsets: int = 100,
+  subset_size: int = 1000,
+  seed: int = 0,
+) -> Dict[str, object]:
   """KID: MMD^2_u averaged over random subsets (without replacement in each).
 
   Subsets bound the O(m^2) kernel cost and give a spread. With fewer images
@@ -97,17 +103,19 @@ def kid(features_a: np.ndarray, features_b: np.ndarray, subsets: int = 100,
   b = np.asarray(features_b, np.float64)
   m = min(subset_size, len(a), len(b))
   if m < 2:
-    raise ValueError(f'KID needs at least 2 images in each set, got '
-                     f'{len(a)} and {len(b)}.')
+    raise ValueError(f'KID needs at least 2 images in each set, got {len(a)} and {len(b)}.')
   if m < subset_size:
-    logging.warning('KID: subsets of %d images (the smaller set), not %d.',
-                    m, subset_size)
+    logging.warning('KID: subsets of %d images (the smaller set), not %d.', m, subset_size)
   if m == len(a) == len(b):
-    return {'mean': mmd2_unbiased(a, b), 'std': None, 'subset_size': m,
-            'subsets': 1}
+    return {'mean': mmd2_unbiased(a, b), 'std': None, 'subset_size': m, 'subsets': 1}
   rng = np.random.default_rng(seed)
-  values = [mmd2_unbiased(a[rng.choice(len(a), m, replace=False)],
-                          b[rng.choice(len(b), m, replace=False)])
-            for _ in range(subsets)]
-  return {'mean': float(np.mean(values)), 'std': float(np.std(values)),
-          'subset_size': m, 'subsets': subsets}
+  values = [
+    mmd2_unbiased(a[rng.choice(len(a), m, replace=False)], b[rng.choice(len(b), m, replace=False)])
+    for _ in range(subsets)
+  ]
+  return {
+    'mean': float(np.mean(values)),
+    'std': float(np.std(values)),
+    'subset_size': m,
+    'subsets': subsets,
+  }

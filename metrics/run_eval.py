@@ -19,13 +19,19 @@ from metrics import evaluation
 from models import checkpoint
 
 
-def evaluate_run(path: str, metrics: Sequence[str] = ('swd',),
-                 num_samples: int = 2048, seed: int = 0,
-                 inception_weights: Optional[str] = 'imagenet',
-                 use_ema: bool = True, data_dir: str = '',
-                 batch_size: int = 64, compare_real: bool = False,
-                 write: bool = True, coverage_inception: bool = False
-                 ) -> Dict[str, object]:
+def evaluate_run(
+  path: str,
+  metrics: Sequence[str] = ('swd',),
+  num_samples: int = 2048,
+  seed: int = 0,
+  inception_weights: Optional[str] = 'imagenet',
+  use_ema: bool = True,
+  data_dir: str = '',
+  batch_size: int = 64,
+  compare_real: bool = False,
+  write: bool = True,
+  coverage_inception: bool = False,
+) -> Dict[str, object]:
   """Metrics of a run's generator against its dataset; writes them to eval/.
 
   Args:
@@ -56,32 +62,36 @@ def evaluate_run(path: str, metrics: Sequence[str] = ('swd',),
     config = run_files.load_config(run_dir)
   else:
     # The newest checkpoint, even if a running train.py rotates it away.
-    config, run_dir, prefix, generator = checkpoint.load_generator_from(
-        path, use_ema)
+    config, run_dir, prefix, generator = checkpoint.load_generator_from(path, use_ema)
   if data_dir:
     config = dataclasses.replace(config, data_dir=data_dir)
   step = checkpoint.checkpoint_step(prefix)
   if compare_real:
-    result = evaluation.real_vs_real(config, metrics, num_samples, seed,
-                                     inception_weights, coverage_inception)
+    result = evaluation.real_vs_real(
+      config, metrics, num_samples, seed, inception_weights, coverage_inception
+    )
     name = f'real_vs_real_n{num_samples}_seed{seed}.json'
   else:
     key = checkpoint.generator_key(config, use_ema)
-    extract = evaluation.feature_extractor(metrics, inception_weights,
-                                           batch_size, coverage_inception)
+    extract = evaluation.feature_extractor(
+      metrics, inception_weights, batch_size, coverage_inception
+    )
     tick = time.perf_counter()
     fake = evaluation.generate_images(generator, config, num_samples, seed, batch_size)
     generate_seconds = time.perf_counter() - tick
     real = evaluation.real_images(config, num_samples, seed)
-    result = dict(mode='generated_vs_real', generator=key,
-                  image_size=[config.image_height, config.image_width],
-                  num_samples=num_samples, seed=seed,
-                  **evaluation.compute_metrics(fake, real, metrics, seed, extract))
+    result = dict(
+      mode='generated_vs_real',
+      generator=key,
+      image_size=[config.image_height, config.image_width],
+      num_samples=num_samples,
+      seed=seed,
+      **evaluation.compute_metrics(fake, real, metrics, seed, extract),
+    )
     result['seconds']['generate'] = generate_seconds
     no_ema = key == 'generator' and config.ema_decay > 0
     # N and the seed are in the name: a rerun with others adds a file.
-    name = (f'metrics_step{step}_n{num_samples}_seed{seed}'
-            f'{"_no_ema" if no_ema else ""}.json')
+    name = f'metrics_step{step}_n{num_samples}_seed{seed}{"_no_ema" if no_ema else ""}.json'
   result.update(run_dir=run_dir, checkpoint=prefix, step=step)
   if write:
     os.makedirs(os.path.join(run_dir, run_files.EVAL_DIR), exist_ok=True)
@@ -92,5 +102,4 @@ def evaluate_run(path: str, metrics: Sequence[str] = ('swd',),
 
 def write_json(path: str, result: Dict[str, object]) -> None:
   """Writes `result` to `path` atomically (a crash leaves no half file)."""
-  files.atomic_write(path, lambda f: f.write(json.dumps(result, indent=2) +
-                                              '\n'))
+  files.atomic_write(path, lambda f: f.write(json.dumps(result, indent=2) + '\n'))

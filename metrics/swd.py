@@ -53,8 +53,7 @@ def _blur(x: np.ndarray) -> np.ndarray:
     # numpy 'reflect' (d c b | a b c d) is scipy.ndimage's 'mirror'.
     p = np.pad(x, pad, mode='reflect')
     n = x.shape[axis]
-    x = sum(t * np.take(p, np.arange(k, k + n), axis=axis)
-            for k, t in enumerate(_TAPS))
+    x = sum(t * np.take(p, np.arange(k, k + n), axis=axis) for k, t in enumerate(_TAPS))
   return x
 
 
@@ -97,8 +96,9 @@ def _patches(level: np.ndarray, centres: np.ndarray) -> np.ndarray:
   return level[img, ys, xs]
 
 
-def descriptors(images: np.ndarray, rng: np.random.Generator,
-                patches_per_image: int = PATCHES_PER_IMAGE) -> List[np.ndarray]:
+def descriptors(
+  images: np.ndarray, rng: np.random.Generator, patches_per_image: int = PATCHES_PER_IMAGE
+) -> List[np.ndarray]:
   """Raw 7x7xC patch descriptors of every pyramid level of NHWC `images`.
 
   Returns one (N * patches_per_image, 7, 7, C) float32 array per level.
@@ -108,14 +108,21 @@ def descriptors(images: np.ndarray, rng: np.random.Generator,
   half = PATCH_SIZE // 2
   # Centres in [half, size - half), as np.random.randint(H, S - H) in the
   # reference; drawn up front so the result does not depend on _CHUNK.
-  centres = [np.stack([rng.integers(half, lh - half, (n, patches_per_image)),
-                       rng.integers(half, lw - half, (n, patches_per_image))],
-                      axis=-1) for lh, lw in sizes]
+  centres = [
+    np.stack(
+      [
+        rng.integers(half, lh - half, (n, patches_per_image)),
+        rng.integers(half, lw - half, (n, patches_per_image)),
+      ],
+      axis=-1,
+    )
+    for lh, lw in sizes
+  ]
   out = [[] for _ in sizes]
   for start in range(0, n, _CHUNK):
-    pyramid = laplacian_pyramid(images[start:start + _CHUNK], len(sizes))
+    pyramid = laplacian_pyramid(images[start : start + _CHUNK], len(sizes))
     for lod, level in enumerate(pyramid):
-      out[lod].append(_patches(level, centres[lod][start:start + _CHUNK]))
+      out[lod].append(_patches(level, centres[lod][start : start + _CHUNK]))
   return [np.concatenate(d) for d in out]
 
 
@@ -132,17 +139,20 @@ def normalize(desc: np.ndarray) -> np.ndarray:
   return desc.reshape(desc.shape[0], -1)
 
 
-def sliced_wasserstein(a: np.ndarray, b: np.ndarray, rng: np.random.Generator,
-                       dir_repeats: int = DIR_REPEATS,
-                       dirs_per_repeat: int = DIRS_PER_REPEAT) -> float:
+def sliced_wasserstein(
+  a: np.ndarray,
+  b: np.ndarray,
+  rng: np.random.Generator,
+  dir_repeats: int = DIR_REPEATS,
+  dirs_per_repeat: int = DIRS_PER_REPEAT,
+) -> float:
   """SWD between equal-sized point sets a, b of shape (M, D).
 
   SWD = mean_dirs mean_i |sort(a d)_i - sort(b d)_i|, d uniform on the unit
   sphere: the 1-D Wasserstein-1 distance of the projections, averaged.
   """
   if a.ndim != 2 or a.shape != b.shape:
-    raise ValueError(f'Need two (M, D) sets of the same shape, got {a.shape} '
-                     f'and {b.shape}.')
+    raise ValueError(f'Need two (M, D) sets of the same shape, got {a.shape} and {b.shape}.')
   results = []
   for _ in range(dir_repeats):
     dirs = rng.standard_normal((a.shape[1], dirs_per_repeat))
@@ -154,10 +164,14 @@ def sliced_wasserstein(a: np.ndarray, b: np.ndarray, rng: np.random.Generator,
   return float(np.mean(results))
 
 
-def swd(images_a: np.ndarray, images_b: np.ndarray, seed: int = 0,
-        patches_per_image: int = PATCHES_PER_IMAGE,
-        dir_repeats: int = DIR_REPEATS,
-        dirs_per_repeat: int = DIRS_PER_REPEAT) -> Dict[str, float]:
+def swd(
+  images_a: np.ndarray,
+  images_b: np.ndarray,
+  seed: int = 0,
+  patches_per_image: int = PATCHES_PER_IMAGE,
+  dir_repeats: int = DIR_REPEATS,
+  dirs_per_repeat: int = DIRS_PER_REPEAT,
+) -> Dict[str, float]:
   """SWD x1e3 per pyramid level and their average, between two image sets.
 
   Args:
@@ -170,18 +184,20 @@ def swd(images_a: np.ndarray, images_b: np.ndarray, seed: int = 0,
     {'<h>x<w>': SWD x1e3 of that level, ..., 'avg': mean over levels}.
   """
   if images_a.shape != images_b.shape or images_a.ndim != 4:
-    raise ValueError(f'Need two (N, H, W, C) sets of the same shape, got '
-                     f'{images_a.shape} and {images_b.shape}.')
+    raise ValueError(
+      f'Need two (N, H, W, C) sets of the same shape, got {images_a.shape} and {images_b.shape}.'
+    )
   if min(images_a.shape[1:3]) < MIN_LEVEL_SIZE:
-    raise ValueError(f'Images must be at least {MIN_LEVEL_SIZE} px a side, '
-                     f'got {images_a.shape[1:3]}.')
-  rng_a, rng_b, rng_dirs = (np.random.default_rng(s) for s in
-                            np.random.SeedSequence(seed).spawn(3))
+    raise ValueError(
+      f'Images must be at least {MIN_LEVEL_SIZE} px a side, got {images_a.shape[1:3]}.'
+    )
+  rng_a, rng_b, rng_dirs = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3))
   desc_a = descriptors(images_a, rng_a, patches_per_image)
   desc_b = descriptors(images_b, rng_b, patches_per_image)
   out = {}
   for (h, w), da, db in zip(level_sizes(*images_a.shape[1:3]), desc_a, desc_b):
     out[f'{h}x{w}'] = 1e3 * sliced_wasserstein(
-        normalize(da), normalize(db), rng_dirs, dir_repeats, dirs_per_repeat)
+      normalize(da), normalize(db), rng_dirs, dir_repeats, dirs_per_repeat
+    )
   out['avg'] = float(np.mean(list(out.values())))
   return out

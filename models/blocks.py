@@ -35,21 +35,23 @@ class Kit:
       replicas, so N replicas normalise as one device with the whole batch
       would). All three have the same variables.
   """
+
   dtype: str = 'float32'
   batch_norm: str = 'fused'
 
   def __post_init__(self):
     if self.batch_norm not in BATCH_NORMS:
-      raise ValueError(f'Unknown batch_norm {self.batch_norm!r}; choose from '
-                       f'{", ".join(BATCH_NORMS)}.')
+      raise ValueError(
+        f'Unknown batch_norm {self.batch_norm!r}; choose from {", ".join(BATCH_NORMS)}.'
+      )
 
   def norm(self):
     """BatchNorm with the TF momentum convention (0.9 = PyTorch's 0.1)."""
     if self.batch_norm == 'fused':
       return FusedBatchNorm(momentum=0.9, epsilon=1e-5, dtype=self.dtype)
     return keras.layers.BatchNormalization(
-        momentum=0.9, epsilon=1e-5, dtype=self.dtype,
-        synchronized=self.batch_norm == 'synchronized')
+      momentum=0.9, epsilon=1e-5, dtype=self.dtype, synchronized=self.batch_norm == 'synchronized'
+    )
 
   def activation(self, kind: str, slope: float = 0.2):
     """ReLU, LeakyReLU(slope) or SELU as a layer."""
@@ -67,37 +69,71 @@ class Kit:
       return layer
     return SpectralNormalization(layer, dtype=self.dtype)
 
-  def conv(self, filters, kernel, strides, padding='same', use_bias=False,
-           sn=False):
-    return self._sn(keras.layers.Conv2D(
-        filters, kernel, strides=strides, padding=padding, use_bias=use_bias,
-        kernel_initializer=init(), dtype=self.dtype), sn)
+  def conv(self, filters, kernel, strides, padding='same', use_bias=False, sn=False):
+    return self._sn(
+      keras.layers.Conv2D(
+        filters,
+        kernel,
+        strides=strides,
+        padding=padding,
+        use_bias=use_bias,
+        kernel_initializer=init(),
+        dtype=self.dtype,
+      ),
+      sn,
+    )
 
-  def deconv(self, filters, kernel, strides, padding='same', use_bias=False,
-             sn=False, activation_name=None):
-    return self._sn(keras.layers.Conv2DTranspose(
-        filters, kernel, strides=strides, padding=padding, use_bias=use_bias,
-        kernel_initializer=init(), activation=activation_name,
-        dtype=self.dtype), sn)
+  def deconv(
+    self, filters, kernel, strides, padding='same', use_bias=False, sn=False, activation_name=None
+  ):
+    return self._sn(
+      keras.layers.Conv2DTranspose(
+        filters,
+        kernel,
+        strides=strides,
+        padding=padding,
+        use_bias=use_bias,
+        kernel_initializer=init(),
+        activation=activation_name,
+        dtype=self.dtype,
+      ),
+      sn,
+    )
 
   def dense(self, units, use_bias=True, sn=False, activation_name=None):
-    return self._sn(keras.layers.Dense(
-        units, use_bias=use_bias, kernel_initializer=init(),
-        activation=activation_name, dtype=self.dtype), sn)
+    return self._sn(
+      keras.layers.Dense(
+        units,
+        use_bias=use_bias,
+        kernel_initializer=init(),
+        activation=activation_name,
+        dtype=self.dtype,
+      ),
+      sn,
+    )
 
-  def upconv(self, filters, size, kernel, method, sn=False,
-             activation_name=None):
+  def upconv(self, filters, size, kernel, method, sn=False, activation_name=None):
     """Resize-convolution (Odena et al. 2016): resize to `size`, then a conv.
 
     Every output pixel sees the same number of input pixels, so unlike a
     stride-2 transposed conv whose kernel the stride does not divide, it
     cannot draw a checkerboard.
     """
-    return [Resize(size, method, dtype=self.dtype),
-            self._sn(keras.layers.Conv2D(
-                filters, kernel, padding='same', use_bias=False,
-                kernel_initializer=init(), activation=activation_name,
-                dtype=self.dtype), sn)]
+    return [
+      Resize(size, method, dtype=self.dtype),
+      self._sn(
+        keras.layers.Conv2D(
+          filters,
+          kernel,
+          padding='same',
+          use_bias=False,
+          kernel_initializer=init(),
+          activation=activation_name,
+          dtype=self.dtype,
+        ),
+        sn,
+      ),
+    ]
 
   def stage(self, layers):
     """A Stage of `layers` under this kit's policy."""
@@ -138,8 +174,8 @@ class FusedBatchNorm(keras.layers.Layer):
     channels = (input_shape[-1],)
     # float32 even under a mixed policy: the fused kernel wants them so.
     add = lambda name, init, trainable: self.add_weight(
-        shape=channels, initializer=init, name=name, trainable=trainable,
-        autocast=False)
+      shape=channels, initializer=init, name=name, trainable=trainable, autocast=False
+    )
     self.gamma = add('gamma', 'ones', True)
     self.beta = add('beta', 'zeros', True)
     self.moving_mean = add('moving_mean', 'zeros', False)
@@ -150,11 +186,18 @@ class FusedBatchNorm(keras.layers.Layer):
     x4 = tf.reshape(x, [-1, 1, tf.reduce_prod(shape[1:-1]), shape[-1]])
     if not training:
       y, _, _ = tf.compat.v1.nn.fused_batch_norm(
-          x4, self.gamma, self.beta, self.moving_mean, self.moving_variance,
-          epsilon=self.epsilon, is_training=False)
+        x4,
+        self.gamma,
+        self.beta,
+        self.moving_mean,
+        self.moving_variance,
+        epsilon=self.epsilon,
+        is_training=False,
+      )
       return tf.reshape(y, shape)
     y, mean, variance = tf.compat.v1.nn.fused_batch_norm(
-        x4, self.gamma, self.beta, epsilon=self.epsilon, is_training=True)
+      x4, self.gamma, self.beta, epsilon=self.epsilon, is_training=True
+    )
     # The kernel returns the unbiased variance; Keras keeps the biased one.
     n = tf.cast(tf.size(x4) // shape[-1], tf.float32)
     variance = tf.math.multiply_no_nan(variance, (n - 1.0) / n)
@@ -236,11 +279,10 @@ class MinibatchStddev(keras.layers.Layer):
     n = shape[0]
     g = tf.minimum(self.group, n)
     g = tf.where(n % g == 0, g, 1)
-    y = tf.reshape(tf.cast(x, tf.float32), tf.stack([g, -1, shape[1], shape[2],
-                                                     shape[3]]))
+    y = tf.reshape(tf.cast(x, tf.float32), tf.stack([g, -1, shape[1], shape[2], shape[3]]))
     std = tf.sqrt(tf.reduce_mean(tf.square(y - tf.reduce_mean(y, 0)), 0) + 1e-8)
-    std = tf.reduce_mean(std, axis=[1, 2, 3])            # (n / g,)
-    std = tf.tile(std, [g])                              # image i -> group i % (n/g)
+    std = tf.reduce_mean(std, axis=[1, 2, 3])  # (n / g,)
+    std = tf.tile(std, [g])  # image i -> group i % (n/g)
     channel = tf.ones_like(x[..., :1]) * tf.cast(std, x.dtype)[:, None, None, None]
     return tf.concat([x, channel], axis=-1)
 

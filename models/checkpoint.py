@@ -16,8 +16,7 @@ import tensorflow as tf
 
 from configs.errors import first_line
 from configs.presets import Config
-from configs.run_files import (CHECKPOINT_DIR, CONFIG_FILE, RunDirError,
-                               load_config)
+from configs.run_files import CHECKPOINT_DIR, CONFIG_FILE, RunDirError, load_config
 from models.generator import Generator
 
 
@@ -26,8 +25,7 @@ from models.generator import Generator
 _KINDS = {'FusedBatchNorm': 'batchnorm', 'BatchNormalization': 'batchnorm'}
 
 
-def model_state(model: keras.Model, positional: bool = False
-                ) -> Dict[str, tf.Variable]:
+def model_state(model: keras.Model, positional: bool = False) -> Dict[str, tf.Variable]:
   """Every variable of `model`, keyed by where it sits, for tf.train.Checkpoint.
 
   Keras 3 layers kept in Python lists are invisible to TensorFlow's
@@ -75,20 +73,24 @@ def uses_positional_keys(names) -> bool:
 def wanted_shapes(items: Dict[str, object]) -> Dict[str, Tuple[int, ...]]:
   """{checkpoint name: shape} of every variable of the model_state dicts in
   `items` (a tf.train.Checkpoint's keyword arguments)."""
-  return {f'{section}/{key}/.ATTRIBUTES/VARIABLE_VALUE': tuple(v.shape)
-          for section, state in items.items() if isinstance(state, dict)
-          for key, v in state.items()}
+  return {
+    f'{section}/{key}/.ATTRIBUTES/VARIABLE_VALUE': tuple(v.shape)
+    for section, state in items.items()
+    if isinstance(state, dict)
+    for key, v in state.items()
+  }
 
 
-def compare_shapes(stored: Dict[str, Tuple[int, ...]],
-                   wanted: Dict[str, Tuple[int, ...]],
-                   optional=lambda name: False) -> Tuple[List[str], List[str]]:
+def compare_shapes(
+  stored: Dict[str, Tuple[int, ...]],
+  wanted: Dict[str, Tuple[int, ...]],
+  optional=lambda name: False,
+) -> Tuple[List[str], List[str]]:
   """(missing, mismatched): names of `wanted` absent from `stored` (unless
   `optional(name)`: state a new layer starts afresh, such as a dropout
   layer's seed) or stored with another shape."""
   missing = [n for n in wanted if n not in stored and not optional(n)]
-  mismatched = [n for n in wanted
-                if n in stored and tuple(stored[n]) != tuple(wanted[n])]
+  mismatched = [n for n in wanted if n in stored and tuple(stored[n]) != tuple(wanted[n])]
   return missing, mismatched
 
 
@@ -104,21 +106,22 @@ def find_checkpoint(path: str) -> Tuple[str, str]:
     RunDirError: no checkpoint at `path`, or an incomplete one.
   """
   path = os.path.expanduser(path).rstrip('/')
-  for run_dir, ckpt_dir in ((path, os.path.join(path, CHECKPOINT_DIR)),
-                            (os.path.dirname(path), path)):
-    state = (tf.train.get_checkpoint_state(ckpt_dir)
-             if os.path.isdir(ckpt_dir) else None)
+  for run_dir, ckpt_dir in (
+    (path, os.path.join(path, CHECKPOINT_DIR)),
+    (os.path.dirname(path), path),
+  ):
+    state = tf.train.get_checkpoint_state(ckpt_dir) if os.path.isdir(ckpt_dir) else None
     if state and state.model_checkpoint_path:
       latest = state.model_checkpoint_path  # already joined to ckpt_dir
       if not os.path.exists(latest + '.index'):
-        complete = [p for p in state.all_model_checkpoint_paths
-                    if os.path.exists(p + '.index')]
+        complete = [p for p in state.all_model_checkpoint_paths if os.path.exists(p + '.index')]
         hint = f' (e.g. {complete[-1]})' if complete else ''
         raise RunDirError(
-            f'The latest checkpoint {latest} is incomplete: '
-            f'{os.path.basename(latest)}.index is missing (an interrupted copy '
-            f'or save?). Pass an older checkpoint prefix as --checkpoint{hint}, '
-            'or restore the missing file.')
+          f'The latest checkpoint {latest} is incomplete: '
+          f'{os.path.basename(latest)}.index is missing (an interrupted copy '
+          f'or save?). Pass an older checkpoint prefix as --checkpoint{hint}, '
+          'or restore the missing file.'
+        )
       return run_dir, latest
   if os.path.exists(path + '.index'):  # a checkpoint prefix
     folder = os.path.dirname(path)
@@ -126,12 +129,14 @@ def find_checkpoint(path: str) -> Tuple[str, str]:
     in_run = os.path.basename(folder) == CHECKPOINT_DIR
     return (os.path.dirname(folder) if in_run else folder), path
   if tf.io.gfile.glob(path + '.data-*'):
-    raise RunDirError(f'Checkpoint {path} is incomplete: {path}.index is '
-                      'missing, so its weights cannot be read.')
-  raise RunDirError(f'No checkpoint found at {path!r}: pass a run directory '
-                    '(e.g. runs/celeba64), its checkpoints/ folder or a '
-                    'checkpoint prefix such as runs/celeba64/checkpoints/ckpt-1200.')
-
+    raise RunDirError(
+      f'Checkpoint {path} is incomplete: {path}.index is missing, so its weights cannot be read.'
+    )
+  raise RunDirError(
+    f'No checkpoint found at {path!r}: pass a run directory '
+    '(e.g. runs/celeba64), its checkpoints/ folder or a '
+    'checkpoint prefix such as runs/celeba64/checkpoints/ckpt-1200.'
+  )
 
 
 def checkpoint_step(prefix: str) -> int:
@@ -144,18 +149,17 @@ def generator_key(config: Config, use_ema: bool = True) -> str:
   return 'ema_generator' if use_ema and config.ema_decay > 0 else 'generator'
 
 
-def _unrestorable(prefix: str, key: str, run_dir: str,
-                  detail: str) -> RunDirError:
+def _unrestorable(prefix: str, key: str, run_dir: str, detail: str) -> RunDirError:
   return RunDirError(
-      f'Checkpoint {prefix} cannot be restored into the {key} described by '
-      f'{os.path.join(run_dir, CONFIG_FILE)}: {detail}. The '
-      'checkpoint files may be truncated or partial, from an older facegan '
-      'or from another run than this config.json; pass another checkpoint '
-      'prefix or retrain.')
+    f'Checkpoint {prefix} cannot be restored into the {key} described by '
+    f'{os.path.join(run_dir, CONFIG_FILE)}: {detail}. The '
+    'checkpoint files may be truncated or partial, from an older facegan '
+    'or from another run than this config.json; pass another checkpoint '
+    'prefix or retrain.'
+  )
 
 
-def load_generator(path: str, use_ema: bool = True
-                   ) -> Tuple[Config, str, keras.Model]:
+def load_generator(path: str, use_ema: bool = True) -> Tuple[Config, str, keras.Model]:
   """Rebuilds a run's generator from config.json and restores its weights.
 
   facegan's one loader (generate.py, metrics.evaluation). Two checks make
@@ -184,8 +188,7 @@ def load_generator(path: str, use_ema: bool = True
   return config, run_dir, generator
 
 
-def load_generator_from(path: str, use_ema: bool = True
-                        ) -> Tuple[Config, str, str, keras.Model]:
+def load_generator_from(path: str, use_ema: bool = True) -> Tuple[Config, str, str, keras.Model]:
   """load_generator, also returning the prefix of the checkpoint it read.
 
   Returns:
@@ -195,16 +198,15 @@ def load_generator_from(path: str, use_ema: bool = True
     run_dir, prefix = find_checkpoint(path)
     try:
       config = run_config(run_dir, prefix)
-      return config, run_dir, prefix, _restore_generator(
-          config, run_dir, prefix, use_ema)
+      return config, run_dir, prefix, _restore_generator(config, run_dir, prefix, use_ema)
     except RunDirError:
       if os.path.exists(f'{prefix}.index'):
         raise  # still there: truly unreadable
       if os.path.abspath(path) == os.path.abspath(prefix):
         raise RunDirError(
-            f'The checkpoint {prefix} was deleted while it was being read: a '
-            'train.py still training this run keeps only its newest '
-            'checkpoints. Pass the run directory to load the newest one.'
+          f'The checkpoint {prefix} was deleted while it was being read: a '
+          'train.py still training this run keeps only its newest '
+          'checkpoints. Pass the run directory to load the newest one.'
         ) from None
       if attempt == _ROTATION_RETRIES:
         raise
@@ -223,14 +225,16 @@ def run_config(run_dir: str, prefix: str) -> Config:
     text = tf.train.load_variable(prefix, _RUN_CONFIG_KEY)
   except (ValueError, tf.errors.OpError):
     raise RunDirError(
-        f'{prefix} has no config.json beside it, and it was saved before '
-        'checkpoints carried their config: copy its run\'s config.json into '
-        f'{run_dir}.') from None
+      f'{prefix} has no config.json beside it, and it was saved before '
+      "checkpoints carried their config: copy its run's config.json into "
+      f'{run_dir}.'
+    ) from None
   try:
     return Config.from_json(text.decode()).validate()
   except (ValueError, TypeError) as e:
-    raise RunDirError(f'The config stored in {prefix} cannot be read by this '
-                      f'version of facegan: {e}') from e
+    raise RunDirError(
+      f'The config stored in {prefix} cannot be read by this version of facegan: {e}'
+    ) from e
 
 
 _RUN_CONFIG_KEY = 'run_config/.ATTRIBUTES/VARIABLE_VALUE'
@@ -238,8 +242,7 @@ _RUN_CONFIG_KEY = 'run_config/.ATTRIBUTES/VARIABLE_VALUE'
 _ROTATION_RETRIES = 3
 
 
-def _restore_generator(config: Config, run_dir: str, prefix: str,
-                       use_ema: bool) -> keras.Model:
+def _restore_generator(config: Config, run_dir: str, prefix: str, use_ema: bool) -> keras.Model:
   """G of `config` with the weights of the checkpoint `prefix` (see above)."""
   key = generator_key(config, use_ema)
   generator = Generator(config, name=key)
@@ -254,19 +257,25 @@ def _restore_generator(config: Config, run_dir: str, prefix: str,
   wanted = wanted_shapes({key: state})
   missing, mismatched = compare_shapes(stored, wanted)
   if missing or mismatched:
-    raw_only = (key == 'ema_generator' and len(missing) == len(wanted) and
-                any(k.startswith('generator/') for k in stored))
+    raw_only = (
+      key == 'ema_generator'
+      and len(missing) == len(wanted)
+      and any(k.startswith('generator/') for k in stored)
+    )
     raise _unrestorable(
-        prefix, key, run_dir,
-        f'{len(missing)} of its {len(wanted)} variables are missing and '
-        f'{len(mismatched)} have another shape'
-        + (' (the file holds only the raw G, which --no_ema loads)'
-           if raw_only else ''))
+      prefix,
+      key,
+      run_dir,
+      f'{len(missing)} of its {len(wanted)} variables are missing and '
+      f'{len(mismatched)} have another shape'
+      + (' (the file holds only the raw G, which --no_ema loads)' if raw_only else ''),
+    )
   try:
     # expect_partial: D, the optimizers and the counters are in the file on
     # purpose. The assertion fails unless every variable of G was bound.
     tf.train.Checkpoint(**{key: state}).restore(
-        prefix).expect_partial().assert_existing_objects_matched()
+      prefix
+    ).expect_partial().assert_existing_objects_matched()
   except (AssertionError, ValueError, LookupError, tf.errors.OpError) as e:
     raise _unrestorable(prefix, key, run_dir, first_line(e, 300)) from e
   return generator

@@ -7,8 +7,7 @@ from configs.presets import Config
 from models import blocks
 
 
-def _act_drop(c: Config, k: blocks.Kit, first: bool = False,
-              arch_bn: bool = False):
+def _act_drop(c: Config, k: blocks.Kit, first: bool = False, arch_bn: bool = False):
   """[BatchNorm] LeakyReLU [Dropout], after one hidden layer of D.
 
   BatchNorm never follows the first layer (the DCGAN paper's placement: a
@@ -25,8 +24,10 @@ def _act_drop(c: Config, k: blocks.Kit, first: bool = False,
 def _tutorial_stages(c: Config, k: blocks.Kit):
   """TF-tutorial D: 5x5 stride-2 convs, LeakyReLU, Dropout; Dense(1)."""
   f, sn = c.d_filters, c.d_spectral_norm
-  stages = [k.stage([k.conv(f * m, 5, 2, use_bias=True, sn=sn)]
-                         + _act_drop(c, k, first=m == 1)) for m in (1, 2, 4)]
+  stages = [
+    k.stage([k.conv(f * m, 5, 2, use_bias=True, sn=sn)] + _act_drop(c, k, first=m == 1))
+    for m in (1, 2, 4)
+  ]
   return stages, [k.stage([layers.Flatten(dtype=k.dtype), k.dense(1, sn=sn)])]
 
 
@@ -34,13 +35,10 @@ def _dcgan_stages(c: Config, k: blocks.Kit):
   """Canonical DCGAN D: 4x4 stride-2 convs down to 4x4, BN after all but one."""
   n_down = c.image_height.bit_length() - 3
   f, sn = c.d_filters, c.d_spectral_norm
-  stages = [k.stage([k.conv(f, 4, 2, sn=sn)]
-                         + _act_drop(c, k, first=True))]
+  stages = [k.stage([k.conv(f, 4, 2, sn=sn)] + _act_drop(c, k, first=True))]
   for i in range(1, n_down):
-    stages.append(k.stage([k.conv(f * 2 ** i, 4, 2, sn=sn)]
-                               + _act_drop(c, k, arch_bn=True)))
-  return stages, [k.stage([k.conv(1, 4, 1, 'valid', sn=sn),
-                                layers.Flatten(dtype=k.dtype)])]
+    stages.append(k.stage([k.conv(f * 2**i, 4, 2, sn=sn)] + _act_drop(c, k, arch_bn=True)))
+  return stages, [k.stage([k.conv(1, 4, 1, 'valid', sn=sn), layers.Flatten(dtype=k.dtype)])]
 
 
 def _rect_stages(c: Config, k: blocks.Kit):
@@ -49,32 +47,38 @@ def _rect_stages(c: Config, k: blocks.Kit):
   'same' padding would give 79 rows after the first conv, not 78.
   """
   f, sn = c.d_filters, c.d_spectral_norm
-  stages = [k.stage([layers.ZeroPadding2D(1, dtype=k.dtype),
-                          k.conv(f * m, 4, 2, 'valid', sn=sn)]
-                         + _act_drop(c, k, first=i == 0))
-            for i, m in enumerate((1, 2, 4, 8, 8))]
-  return stages, [k.stage([k.conv(1, 4, 1, 'valid', sn=sn),
-                                layers.Flatten(dtype=k.dtype)])]
+  stages = [
+    k.stage(
+      [layers.ZeroPadding2D(1, dtype=k.dtype), k.conv(f * m, 4, 2, 'valid', sn=sn)]
+      + _act_drop(c, k, first=i == 0)
+    )
+    for i, m in enumerate((1, 2, 4, 8, 8))
+  ]
+  return stages, [k.stage([k.conv(1, 4, 1, 'valid', sn=sn), layers.Flatten(dtype=k.dtype)])]
 
 
 def _mlp_stages(c: Config, k: blocks.Kit):
   """The face-synthesis recipe's D: flatten -> 256 -> 512 -> 1."""
   sn = c.d_spectral_norm
-  stages = [k.stage([layers.Flatten(dtype=k.dtype), k.dense(256, sn=sn)]
-                         + _act_drop(c, k, first=True)),
-            k.stage([k.dense(512, sn=sn)] + _act_drop(c, k))]
+  stages = [
+    k.stage([layers.Flatten(dtype=k.dtype), k.dense(256, sn=sn)] + _act_drop(c, k, first=True)),
+    k.stage([k.dense(512, sn=sn)] + _act_drop(c, k)),
+  ]
   return stages, [k.stage([k.dense(1, sn=c.d_spectral_norm)])]
 
 
-_ARCHS = {'tutorial': _tutorial_stages, 'dcgan': _dcgan_stages,
-          'rect': _rect_stages, 'mlp': _mlp_stages}
+_ARCHS = {
+  'tutorial': _tutorial_stages,
+  'dcgan': _dcgan_stages,
+  'rect': _rect_stages,
+  'mlp': _mlp_stages,
+}
 
 
 def _with_mbstd(c: Config, k: blocks.Kit, head):
   """D's head, after a minibatch-stddev channel when d_mbstd_group > 0."""
   if c.d_mbstd_group > 0:
-    head = [k.stage([blocks.MinibatchStddev(c.d_mbstd_group, dtype=k.dtype)])
-            ] + head
+    head = [k.stage([blocks.MinibatchStddev(c.d_mbstd_group, dtype=k.dtype)])] + head
   return head
 
 
@@ -85,8 +89,7 @@ class Discriminator(keras.Model):
   hidden stage, the features that feature matching compares.
   """
 
-  def __init__(self, config: Config, kit: blocks.Kit = blocks.Kit(),
-               name='discriminator'):
+  def __init__(self, config: Config, kit: blocks.Kit = blocks.Kit(), name='discriminator'):
     super().__init__(name=name, dtype=kit.dtype)
     self.stages, head = _ARCHS[config.arch](config, kit)
     self.head = _with_mbstd(config, kit, head)

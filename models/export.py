@@ -38,6 +38,7 @@ def export_savedmodel(generator, config: Config, out_dir: str) -> str:
     ExportError: TensorFlow could not write it (a full disk...).
   """
   path = os.path.join(out_dir, SAVEDMODEL_DIR)
+
   # ExportArchive (what model.export uses) tracks Keras 3 variables for the
   # SavedModel; a custom endpoint lets the signature include the uint8 cast.
   def serve(z):
@@ -46,15 +47,18 @@ def export_savedmodel(generator, config: Config, out_dir: str) -> str:
   archive = keras.export.ExportArchive()
   archive.track(generator)
   archive.add_endpoint(
-      name='serve', fn=serve,
-      input_signature=[tf.TensorSpec([None, config.latent_dim], tf.float32,
-                                     name='z')])
+    name='serve',
+    fn=serve,
+    input_signature=[tf.TensorSpec([None, config.latent_dim], tf.float32, name='z')],
+  )
   try:
     files.write_folder(path, lambda tmp: archive.write_out(tmp, verbose=False))
   except tf.errors.OpError as e:
-    raise ExportError(f'Writing the SavedModel to {path} failed '
-                          f'({first_line(e)}); an earlier export there '
-                          'is unchanged.') from e
+    raise ExportError(
+      f'Writing the SavedModel to {path} failed '
+      f'({first_line(e)}); an earlier export there '
+      'is unchanged.'
+    ) from e
   return path
 
 
@@ -76,8 +80,10 @@ def export_tflite(generator, config: Config, out_dir: str) -> str:
     saved = export_savedmodel(generator, config, tmp)
     with interrupts.deferred():
       model = tf.lite.TFLiteConverter.from_saved_model(saved).convert()
+
   def write(p):
     with open(p, 'wb') as f:
       f.write(model)
+
   files.write_whole(path, write)
   return path

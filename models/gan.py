@@ -22,12 +22,12 @@ from models.discriminator import Discriminator
 from models.generator import Generator
 
 
-def make_optimizer(config: Config, model, lr: float, beta1: float,
-                   beta2: float, policy: str = 'off'):
+def make_optimizer(
+  config: Config, model, lr: float, beta1: float, beta2: float, policy: str = 'off'
+):
   """Adam or AdamW (decoupled weight decay) for `model`, loss-scaled under
   float16, built so a checkpoint restores its slots at once."""
-  kwargs = dict(learning_rate=lr, beta_1=beta1, beta_2=beta2,
-                epsilon=config.adam_epsilon)
+  kwargs = dict(learning_rate=lr, beta_1=beta1, beta_2=beta2, epsilon=config.adam_epsilon)
   if config.optimizer == 'adamw':
     optimizer = keras.optimizers.AdamW(weight_decay=config.weight_decay, **kwargs)
   else:
@@ -91,9 +91,11 @@ def unscale_factor(optimizer, replicas: int):
 def all_finite(variables) -> bool:
   """Whether every floating-point variable holds only finite values."""
   # One device-to-host read for all of them, not one per variable.
-  return bool(tf.reduce_all([tf.reduce_all(tf.math.is_finite(v))
-                             for v in variables
-                             if tf.as_dtype(v.dtype).is_floating]))
+  return bool(
+    tf.reduce_all(
+      [tf.reduce_all(tf.math.is_finite(v)) for v in variables if tf.as_dtype(v.dtype).is_floating]
+    )
+  )
 
 
 def lazy_r1_gradients(config: Config, discriminator, real_in, step, scaled):
@@ -103,12 +105,14 @@ def lazy_r1_gradients(config: Config, discriminator, real_in, step, scaled):
   `scaled` maps the penalty to the loss to differentiate (scaled_loss).
   """
   c, variables = config, discriminator.trainable_variables
+
   def r1_grads():
     x = tf.identity(real_in)  # a tensor of this branch's graph to watch
     with tf.GradientTape() as tape:
       penalty = c.r1_every * c.r1_gamma / 2 * losses.r1_penalty(discriminator, x)
       loss = scaled(penalty)
     return tape.gradient(loss, variables)
+
   zeros = lambda: [tf.zeros_like(v) for v in variables]
   return tf.cond(step % c.r1_every == 0, r1_grads, zeros)
 
@@ -128,12 +132,23 @@ def xla_compile(gan, names):
 class Target(typing.NamedTuple):
   """What the D step hands the G step: D's features of the real batch (the
   feature-matching target) and the real labels (smoothed G targets)."""
+
   real_features: tf.Tensor
   real_labels: tf.Tensor
 
 
-LOSS_METRICS = ('d_loss', 'd_loss_real', 'd_loss_fake', 'd_real', 'd_fake',
-                'noise_sd', 'g_loss', 'g_loss_adv', 'g_loss_fm', 'fm_weight')
+LOSS_METRICS = (
+  'd_loss',
+  'd_loss_real',
+  'd_loss_fake',
+  'd_real',
+  'd_fake',
+  'noise_sd',
+  'g_loss',
+  'g_loss_adv',
+  'g_loss_fm',
+  'fm_weight',
+)
 
 
 class GAN:
@@ -151,34 +166,40 @@ class GAN:
     self.strategy = strategy or tf.distribute.get_strategy()
     replicas = self.strategy.num_replicas_in_sync
     self.jit_compile = hardware.resolve_jit_compile(config.jit_compile, replicas)
-    self.mixed_precision = mp = hardware.resolve_mixed_precision(
-        config.mixed_precision)
-    kit = blocks.Kit(hardware.dtype_policy_name(mp),
-                     hardware.batch_norm_kind(replicas, self.jit_compile))
+    self.mixed_precision = mp = hardware.resolve_mixed_precision(config.mixed_precision)
+    kit = blocks.Kit(
+      hardware.dtype_policy_name(mp), hardware.batch_norm_kind(replicas, self.jit_compile)
+    )
     self.tricks = tricks.Tricks(config)
     with self.strategy.scope():
-      self.generator, self.discriminator, self.ema_generator = build_models(
-          config, kit)
-      self.g_optimizer = make_optimizer(config, self.generator, config.g_lr,
-                                        config.g_beta1, config.g_beta2, mp)
-      self.d_optimizer = make_optimizer(config, self.discriminator, config.d_lr,
-                                        config.d_beta1, config.d_beta2, mp)
+      self.generator, self.discriminator, self.ema_generator = build_models(config, kit)
+      self.g_optimizer = make_optimizer(
+        config, self.generator, config.g_lr, config.g_beta1, config.g_beta2, mp
+      )
+      self.d_optimizer = make_optimizer(
+        config, self.discriminator, config.d_lr, config.d_beta1, config.d_beta2, mp
+      )
       self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name='step')
     self._g_layers = grad_norms.layer_groups(self.generator.trainable_variables)
-    self._d_layers = grad_norms.layer_groups(
-        self.discriminator.trainable_variables)
+    self._d_layers = grad_norms.layer_groups(self.discriminator.trainable_variables)
     self.metric_names = list(LOSS_METRICS) + grad_norms.metric_names(
-        dict(g=self._g_layers, d=self._d_layers))
+      dict(g=self._g_layers, d=self._d_layers)
+    )
     if self.jit_compile:
       xla_compile(self, ('generate', 'd_gradients', 'g_gradients', 'g_loss'))
     self.sample = tf.function(  # float32 pictures from the sampler
-        lambda z: tf.cast(self.sampler(z, training=False), tf.float32),
-        reduce_retracing=True)
+      lambda z: tf.cast(self.sampler(z, training=False), tf.float32), reduce_retracing=True
+    )
 
   def all_finite(self) -> bool:
     """Whether every weight, EMA weight and optimizer slot is finite."""
-    models = [self.generator, self.discriminator, self.ema_generator,
-              self.g_optimizer, self.d_optimizer]
+    models = [
+      self.generator,
+      self.discriminator,
+      self.ema_generator,
+      self.g_optimizer,
+      self.d_optimizer,
+    ]
     return all_finite([v for m in models if m is not None for v in m.variables])
 
   @property
@@ -200,19 +221,20 @@ class GAN:
     gradient norms, about 30 reductions, only when `with_norms` (a bool or
     a boolean tensor) holds, else 0. Eager unless inside a tf.function.
     """
+
     def replica_step(*args):  # the metrics stacked: one all-reduce, not 30
       out = self.replica_step(*args)
       return tf.stack([tf.cast(out[k], tf.float32) for k in self.metric_names])
-    stacked = self.strategy.run(replica_step,
-                                args=(images, self.step + 1,
-                                      tf.convert_to_tensor(with_norms)))
+
+    stacked = self.strategy.run(
+      replica_step, args=(images, self.step + 1, tf.convert_to_tensor(with_norms))
+    )
     # Per-replica means of equal shares: their mean is the global batch's.
     mean = self.strategy.reduce(tf.distribute.ReduceOp.MEAN, stacked, axis=None)
     out = dict(zip(self.metric_names, tf.unstack(mean)))
     self.step.assign_add(1)
     if self.ema_generator is not None:
-      update_ema(self.ema_generator, self.generator, self.config.ema_decay,
-                 self.step)
+      update_ema(self.ema_generator, self.generator, self.config.ema_decay, self.step)
     return out
 
   def replica_step(self, real, step, with_norms):
@@ -241,8 +263,7 @@ class GAN:
         g_grads, g_out = self.g_gradients(z, target, step, i)
       self.g_optimizer.apply_gradients(zip(g_grads, G.trainable_variables))
     norms = lambda: self._norms(d_grads, g_grads)  # of the last G update
-    skipped = lambda: {n: tf.constant(0.0) for n in self.metric_names
-                       if n.startswith('grad_norm/')}
+    skipped = lambda: {n: tf.constant(0.0) for n in self.metric_names if n.startswith('grad_norm/')}
     return dict(d_out, **g_out, **tf.cond(with_norms, norms, skipped))
 
   def generate(self, z):
@@ -261,22 +282,26 @@ class GAN:
     real_in = t.d_view(real, streams.D_REAL, sd, step, real=True)
     fake_in = t.d_view(fake, streams.D_FAKE, sd, step)
     with tf.GradientTape() as tape:
-      real_logits, real_features = D(real_in, training=True,
-                                     return_features=True)
+      real_logits, real_features = D(real_in, training=True, return_features=True)
       fake_logits = D(fake_in, training=True)
       real_logits = tf.cast(real_logits, tf.float32)
       fake_logits = tf.cast(fake_logits, tf.float32)
-      d_loss, d_real, d_fake = losses.discriminator_loss(
-          real_logits, fake_logits, labels)
+      d_loss, d_real, d_fake = losses.discriminator_loss(real_logits, fake_logits, labels)
       scaled = self._scaled(self.d_optimizer, d_loss)
     grads = tape.gradient(scaled, D.trainable_variables)
     if self.config.r1_gamma > 0:
-      r1 = lazy_r1_gradients(self.config, D, real_in, step,
-                             lambda loss: self._scaled(self.d_optimizer, loss))
+      r1 = lazy_r1_gradients(
+        self.config, D, real_in, step, lambda loss: self._scaled(self.d_optimizer, loss)
+      )
       grads = [g + r for g, r in zip(grads, r1)]
-    out = dict(d_loss=d_loss, d_loss_real=d_real, d_loss_fake=d_fake,
-               d_real=tf.reduce_mean(tf.sigmoid(real_logits)),
-               d_fake=tf.reduce_mean(tf.sigmoid(fake_logits)), noise_sd=sd)
+    out = dict(
+      d_loss=d_loss,
+      d_loss_real=d_real,
+      d_loss_fake=d_fake,
+      d_real=tf.reduce_mean(tf.sigmoid(real_logits)),
+      d_fake=tf.reduce_mean(tf.sigmoid(fake_logits)),
+      noise_sd=sd,
+    )
     # Real features for feature matching come from this D pass: recomputing
     # them in the G step would cost a D forward pass for a target that
     # barely moves.
@@ -299,18 +324,20 @@ class GAN:
     """
     c, t = self.config, self.tricks
     seen = t.d_view(fake, streams.g_view(index), t.noise_sd(step), step)
-    fake_logits, fake_features = self.discriminator(
-        seen, training=True, return_features=True)
+    fake_logits, fake_features = self.discriminator(seen, training=True, return_features=True)
     g_adv = losses.generator_loss(
-        tf.cast(fake_logits, tf.float32),
-        target.real_labels if c.smooth_g_targets else 1.0)
-    g_fm = (losses.feature_matching_loss(
-        target.real_features, tf.cast(fake_features, tf.float32))
-            if c.feature_matching > 0 else tf.constant(0.0))
+      tf.cast(fake_logits, tf.float32), target.real_labels if c.smooth_g_targets else 1.0
+    )
+    g_fm = (
+      losses.feature_matching_loss(target.real_features, tf.cast(fake_features, tf.float32))
+      if c.feature_matching > 0
+      else tf.constant(0.0)
+    )
     fm_weight = t.fm_weight(step)
     g_loss = g_adv + fm_weight * g_fm
     return self._scaled(self.g_optimizer, g_loss), dict(
-        g_loss=g_loss, g_loss_adv=g_adv, g_loss_fm=g_fm, fm_weight=fm_weight)
+      g_loss=g_loss, g_loss_adv=g_adv, g_loss_fm=g_fm, fm_weight=fm_weight
+    )
 
   def _scaled(self, optimizer, loss):
     return scaled_loss(optimizer, loss, self.strategy.num_replicas_in_sync)
@@ -319,7 +346,6 @@ class GAN:
     """Gradient norms of the replica's mean losses (models/grad_norms.py)."""
     n = self.strategy.num_replicas_in_sync
     return dict(
-        grad_norms.norms('g', g_grads, self._g_layers,
-                         unscale_factor(self.g_optimizer, n)),
-        **grad_norms.norms('d', d_grads, self._d_layers,
-                           unscale_factor(self.d_optimizer, n)))
+      grad_norms.norms('g', g_grads, self._g_layers, unscale_factor(self.g_optimizer, n)),
+      **grad_norms.norms('d', d_grads, self._d_layers, unscale_factor(self.d_optimizer, n)),
+    )

@@ -9,16 +9,25 @@ from models import blocks
 
 def _block(c: Config, k: blocks.Kit, parts):
   """parts + BN + activation, the repeated unit of every conv generator."""
-  return k.stage(parts + [k.norm(), k.activation(c.g_activation,
-                                                 c.g_leaky_slope)])
+  return k.stage(parts + [k.norm(), k.activation(c.g_activation, c.g_leaky_slope)])
 
 
 # g_spectral_norm normalises G's hidden blocks, as the 157x128 recipe did;
 # the projection from z and the output layer stay plain in every arch.
 
 
-def _up(c: Config, k: blocks.Kit, filters, size, deconv_kernel, deconv_padding,
-        resize_kernel, sn=False, activation_name=None, crop=None):
+def _up(
+  c: Config,
+  k: blocks.Kit,
+  filters,
+  size,
+  deconv_kernel,
+  deconv_padding,
+  resize_kernel,
+  sn=False,
+  activation_name=None,
+  crop=None,
+):
   """The layers that double the resolution to `size` (H, W).
 
   g_upsample='deconv' is the arch's stride-2 transposed conv (the published
@@ -30,10 +39,10 @@ def _up(c: Config, k: blocks.Kit, filters, size, deconv_kernel, deconv_padding,
   if c.g_upsample == 'deconv4':
     return _deconv4(k, filters, size, deconv_padding, sn, activation_name)
   if c.g_upsample != 'deconv':
-    return k.upconv(filters, size, resize_kernel, c.g_upsample, sn=sn,
-                    activation_name=activation_name)
-  up = [k.deconv(filters, deconv_kernel, 2, deconv_padding, sn=sn,
-                 activation_name=activation_name)]
+    return k.upconv(
+      filters, size, resize_kernel, c.g_upsample, sn=sn, activation_name=activation_name
+    )
+  up = [k.deconv(filters, deconv_kernel, 2, deconv_padding, sn=sn, activation_name=activation_name)]
   if crop:
     up.append(layers.Cropping2D(crop, dtype=k.dtype))
   return up
@@ -49,8 +58,7 @@ def _deconv4(k: blocks.Kit, filters, size, padding, sn, activation_name):
   many at the far end as `size` needs, so an odd size keeps its extra
   border row at the bottom, as 'nearest2x' does.
   """
-  up = [k.deconv(filters, 4, 2, padding, sn=sn,
-                 activation_name=activation_name)]
+  up = [k.deconv(filters, 4, 2, padding, sn=sn, activation_name=activation_name)]
   if padding == 'valid':
     up.append(_EdgeCrop(size, dtype=k.dtype))
   return up
@@ -66,7 +74,7 @@ class _EdgeCrop(layers.Layer):
 
   def call(self, x):
     h, w = self.size
-    return x[:, 1:1 + h, 1:1 + w]
+    return x[:, 1 : 1 + h, 1 : 1 + w]
 
   def compute_output_shape(self, input_shape):
     return (input_shape[0], *self.size, input_shape[-1])
@@ -76,14 +84,13 @@ def _tutorial_stages(c: Config, k: blocks.Kit):
   """TF-tutorial DCGAN: Dense -> 5x5 transposed convs, 3 doublings."""
   h, w, f, sn = c.image_height // 8, c.image_width // 8, c.g_filters, c.g_spectral_norm
   return [
-      _block(c, k, [k.dense(h * w * 4 * f, use_bias=False),
-                 layers.Reshape((h, w, 4 * f), dtype=k.dtype)]),
-      _block(c, k, [k.deconv(2 * f, 5, 1, sn=sn)]),
-      _block(c, k, _up(c, k, f, (2 * h, 2 * w), 5, 'same', 5, sn=sn)),
-      _block(c, k, _up(c, k, max(f // 2, 1), (4 * h, 4 * w), 5, 'same', 5,
-                       sn=sn)),
-      k.stage(_up(c, k, 3, (8 * h, 8 * w), 5, 'same', 5,
-                  activation_name='tanh')),
+    _block(
+      c, k, [k.dense(h * w * 4 * f, use_bias=False), layers.Reshape((h, w, 4 * f), dtype=k.dtype)]
+    ),
+    _block(c, k, [k.deconv(2 * f, 5, 1, sn=sn)]),
+    _block(c, k, _up(c, k, f, (2 * h, 2 * w), 5, 'same', 5, sn=sn)),
+    _block(c, k, _up(c, k, max(f // 2, 1), (4 * h, 4 * w), 5, 'same', 5, sn=sn)),
+    k.stage(_up(c, k, 3, (8 * h, 8 * w), 5, 'same', 5, activation_name='tanh')),
   ]
 
 
@@ -91,15 +98,21 @@ def _dcgan_stages(c: Config, k: blocks.Kit):
   """Canonical DCGAN: 4x4 from z, then stride-2 4x4 transposed convs."""
   n_up = c.image_height.bit_length() - 3  # 64 -> 4 doublings from 4x4
   f, sn = c.g_filters, c.g_spectral_norm
-  stages = [_block(c, k, [layers.Reshape((1, 1, c.latent_dim), dtype=k.dtype),
-                       k.deconv(f * 2 ** (n_up - 1), 4, 1, 'valid')])]
+  stages = [
+    _block(
+      c,
+      k,
+      [
+        layers.Reshape((1, 1, c.latent_dim), dtype=k.dtype),
+        k.deconv(f * 2 ** (n_up - 1), 4, 1, 'valid'),
+      ],
+    )
+  ]
   size = 4
   for i in range(n_up - 2, -1, -1):
     size *= 2
-    stages.append(_block(c, k, _up(c, k, f * 2 ** i, (size, size), 4, 'same',
-                                   3, sn=sn)))
-  stages.append(k.stage(_up(c, k, 3, (2 * size, 2 * size), 4, 'same', 3,
-                            activation_name='tanh')))
+    stages.append(_block(c, k, _up(c, k, f * 2**i, (size, size), 4, 'same', 3, sn=sn)))
+  stages.append(k.stage(_up(c, k, 3, (2 * size, 2 * size), 4, 'same', 3, activation_name='tanh')))
   return stages
 
 
@@ -112,38 +125,50 @@ def _rect_stages(c: Config, k: blocks.Kit):
   resizes straight to those sizes.
   """
   f, sn = c.g_filters, c.g_spectral_norm
-  stages = [k.stage([k.dense(4 * 4 * 8 * f),
-                          layers.Reshape((4, 4, 8 * f), dtype=k.dtype)])]
+  stages = [k.stage([k.dense(4 * 4 * 8 * f), layers.Reshape((4, 4, 8 * f), dtype=k.dtype)])]
   sizes = [(9, 8), (19, 16), (39, 32), (79, 64), (157, 128)]
   for filters, size in zip((8 * f, 4 * f, 2 * f, f), sizes):
-    stages.append(_block(c, k, _up(c, k, filters, size, (5, 4), 'valid', 3,
-                                   sn=sn, crop=((1, 1), (1, 1)))))
-  stages.append(k.stage(_up(c, k, 3, sizes[-1], (5, 4), 'valid', 3,
-                            activation_name='tanh', crop=((2, 2), (1, 1)))))
+    stages.append(
+      _block(c, k, _up(c, k, filters, size, (5, 4), 'valid', 3, sn=sn, crop=((1, 1), (1, 1))))
+    )
+  stages.append(
+    k.stage(
+      _up(c, k, 3, sizes[-1], (5, 4), 'valid', 3, activation_name='tanh', crop=((2, 2), (1, 1)))
+    )
+  )
   return stages
 
 
 def _mlp_stages(c: Config, k: blocks.Kit):
   """The face-synthesis recipe's fully connected G: 256-512-1024-1024-HxWx3."""
   act = lambda: k.activation(c.g_activation, c.g_leaky_slope)
-  stages = [k.stage([k.dense(u, sn=c.g_spectral_norm and i > 0),
-                          act()])
-            for i, u in enumerate((256, 512, 1024, 1024))]
-  stages.append(k.stage([
-      k.dense(c.image_height * c.image_width * 3, activation_name='tanh'),
-      layers.Reshape((c.image_height, c.image_width, 3), dtype=k.dtype)]))
+  stages = [
+    k.stage([k.dense(u, sn=c.g_spectral_norm and i > 0), act()])
+    for i, u in enumerate((256, 512, 1024, 1024))
+  ]
+  stages.append(
+    k.stage(
+      [
+        k.dense(c.image_height * c.image_width * 3, activation_name='tanh'),
+        layers.Reshape((c.image_height, c.image_width, 3), dtype=k.dtype),
+      ]
+    )
+  )
   return stages
 
 
-_ARCHS = {'tutorial': _tutorial_stages, 'dcgan': _dcgan_stages,
-          'rect': _rect_stages, 'mlp': _mlp_stages}
+_ARCHS = {
+  'tutorial': _tutorial_stages,
+  'dcgan': _dcgan_stages,
+  'rect': _rect_stages,
+  'mlp': _mlp_stages,
+}
 
 
 class Generator(keras.Model):
   """z (batch, latent_dim) -> images (batch, H, W, 3) in [-1, 1]."""
 
-  def __init__(self, config: Config, kit: blocks.Kit = blocks.Kit(),
-               name='generator'):
+  def __init__(self, config: Config, kit: blocks.Kit = blocks.Kit(), name='generator'):
     super().__init__(name=name, dtype=kit.dtype)
     self.latent_dim = config.latent_dim
     self.stages = _ARCHS[config.arch](config, kit)

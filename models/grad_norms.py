@@ -16,8 +16,8 @@ def layer_groups(variables):
 def metric_names(groups_by_prefix):
   """Names of every norm that norms() returns, for {prefix: layer_groups}."""
   return [f'grad_norm/{p}' for p in groups_by_prefix] + [
-      f'grad_norm/{p}/{name}' for p, groups in groups_by_prefix.items()
-      for name in groups]
+    f'grad_norm/{p}/{name}' for p, groups in groups_by_prefix.items() for name in groups
+  ]
 
 
 def norms(prefix, grads, groups, scale):
@@ -31,6 +31,5 @@ def norms(prefix, grads, groups, scale):
   squares = [tf.reduce_sum(tf.square(tf.cast(g, tf.float32))) for g in grads]
   out = {f'grad_norm/{prefix}': tf.sqrt(tf.add_n(squares)) * scale}
   for name, idx in groups.items():
-    out[f'grad_norm/{prefix}/{name}'] = tf.sqrt(
-        tf.add_n([squares[i] for i in idx])) * scale
+    out[f'grad_norm/{prefix}/{name}'] = tf.sqrt(tf.add_n([squares[i] for i in idx])) * scale
   return out

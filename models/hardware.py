@@ -70,9 +70,10 @@ def resolve_jit_compile(setting: str, replicas: int) -> bool:
   """
   if setting == 'on' and replicas > 1:
     raise UnsupportedSetup(
-        '--jit_compile=on is not supported with several replicas '
-        '(synchronised BatchNorm cannot run inside XLA); use '
-        '--jit_compile=off or auto with --strategy=mirrored.')
+      '--jit_compile=on is not supported with several replicas '
+      '(synchronised BatchNorm cannot run inside XLA); use '
+      '--jit_compile=off or auto with --strategy=mirrored.'
+    )
   if setting == 'auto':
     return replicas == 1 and bool(tf.config.list_logical_devices('GPU'))
   return setting == 'on'

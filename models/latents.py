@@ -23,7 +23,6 @@ class LatentError(FaceganError, ValueError):
   """A latent request that cannot be served; the message says why."""
 
 
-
 def _frames_axis(t, z):
   """t (T,) reshaped to broadcast against z (..., D) with a leading T axis."""
   t = np.asarray(t, np.float64)
@@ -99,8 +98,9 @@ def circle(z1: np.ndarray, z2: np.ndarray, theta) -> np.ndarray:
   ortho = z2 - np.sum(z1 * z2, axis=-1, keepdims=True) / sq1 * z1
   n_ortho = np.linalg.norm(ortho, axis=-1, keepdims=True)
   if np.any(n_ortho < 1e-9 * np.sqrt(sq1)):
-    raise LatentError('circle: z2 is parallel to z1, so there is no plane '
-                          'to turn in; draw another pair.')
+    raise LatentError(
+      'circle: z2 is parallel to z1, so there is no plane to turn in; draw another pair.'
+    )
   ortho *= np.sqrt(sq1) / n_ortho
   th = _frames_axis(theta, z1)
   return np.cos(th) * z1 + np.sin(th) * ortho
@@ -124,8 +124,9 @@ def check_dims(dims: Sequence[int], latent_dim: int) -> None:
   bad = [d for d in dims if not 0 <= d < latent_dim]
   if bad:
     raise LatentError(
-        f'Latent dimension(s) {bad} out of range: this run has latent_dim='
-        f'{latent_dim}, so --dims must be in 0..{latent_dim - 1}.')
+      f'Latent dimension(s) {bad} out of range: this run has latent_dim='
+      f'{latent_dim}, so --dims must be in 0..{latent_dim - 1}.'
+    )
 
 
 def default_dims(latent_dim: int) -> Tuple[int, ...]:
@@ -135,15 +136,21 @@ def default_dims(latent_dim: int) -> Tuple[int, ...]:
   return tuple(sorted({latent_dim * k // 4 for k in (1, 2, 3)}))
 
 
-def sample_latents(config: Config, n: int, seed: int, stream: int,
-                   truncation: Optional[float] = None) -> np.ndarray:
+def sample_latents(
+  config: Config, n: int, seed: int, stream: int, truncation: Optional[float] = None
+) -> np.ndarray:
   """n float32 latents from the run's distribution (see draw_latents)."""
-  return draw_latents(config.latent_dim, config.latent_dist, n, seed, stream,
-                      truncation)
+  return draw_latents(config.latent_dim, config.latent_dist, n, seed, stream, truncation)
 
 
-def draw_latents(latent_dim: int, latent_dist: str, n: int, seed: int,
-                 stream: int, truncation: Optional[float] = None) -> np.ndarray:
+def draw_latents(
+  latent_dim: int,
+  latent_dist: str,
+  n: int,
+  seed: int,
+  stream: int,
+  truncation: Optional[float] = None,
+) -> np.ndarray:
   """n float32 latents of `latent_dist` ('normal' or 'uniform'), optionally
   truncated: facegan's one sampler of latents outside the train step.
 
@@ -181,6 +188,8 @@ def render(generate, z: np.ndarray, batch_size: int = 64) -> np.ndarray:
   frames of a GIF go through here at once, in batches of `batch_size`.
   """
   z = np.asarray(z, np.float32)
-  out = [from_float(generate(tf.constant(z[i:i + batch_size]))).numpy()
-         for i in range(0, len(z), batch_size)]
+  out = [
+    from_float(generate(tf.constant(z[i : i + batch_size]))).numpy()
+    for i in range(0, len(z), batch_size)
+  ]
   return np.concatenate(out)

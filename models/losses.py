@@ -11,8 +11,7 @@ def bce_with_logits(logits, targets):
   Targets may lie outside [0, 1] (labels ~ U(0.7, 1.2) in a seed recipe).
   """
   targets = tf.broadcast_to(tf.cast(targets, logits.dtype), tf.shape(logits))
-  return tf.reduce_mean(
-      tf.nn.sigmoid_cross_entropy_with_logits(labels=targets, logits=logits))
+  return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=targets, logits=logits))
 
 
 def discriminator_loss(real_logits, fake_logits, real_labels=1.0):
@@ -52,7 +51,6 @@ def r1_penalty(discriminator, images):
   """
   with tf.GradientTape() as tape:
     tape.watch(images)
-    total = tf.reduce_sum(tf.cast(discriminator(images, training=True),
-                                  tf.float32))
+    total = tf.reduce_sum(tf.cast(discriminator(images, training=True), tf.float32))
   slopes = tf.cast(tape.gradient(total, images), tf.float32)
   return tf.reduce_mean(tf.reduce_sum(tf.square(slopes), axis=[1, 2, 3]))

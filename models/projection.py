@@ -36,6 +36,7 @@ class Projection:
       frame_every, 2 * frame_every... updates, and after the last one.
     frame_steps: the number of updates behind each frame.
   """
+
   z: np.ndarray
   image: np.ndarray
   error: float
@@ -49,11 +50,9 @@ class Projection:
     return 255.0 * float(np.sqrt(self.error)) / 2.0
 
 
-def start_latents(latent_dim: int, latent_dist: str, starts: int,
-                  seed: int) -> np.ndarray:
+def start_latents(latent_dim: int, latent_dist: str, starts: int, seed: int) -> np.ndarray:
   """The starting latents (starts, latent_dim), drawn on their own stream."""
-  return latents.draw_latents(latent_dim, latent_dist, starts, seed,
-                              streams.PROJECTION)
+  return latents.draw_latents(latent_dim, latent_dist, starts, seed, streams.PROJECTION)
 
 
 def _errors(images, goal):
@@ -82,10 +81,18 @@ def _adam_step(generate, z, goal, optimizer, bound):
   return step
 
 
-def project(generate, target: np.ndarray, latent_dim: int,
-            latent_dist: str = 'normal', starts: int = 4, *, steps: int,
-            lr: float = 0.05, seed: int = 0,
-            frame_every: int = 10) -> Projection:
+def project(
+  generate,
+  target: np.ndarray,
+  latent_dim: int,
+  latent_dist: str = 'normal',
+  starts: int = 4,
+  *,
+  steps: int,
+  lr: float = 0.05,
+  seed: int = 0,
+  frame_every: int = 10,
+) -> Projection:
   """Finds z with G(z) close to `target`.
 
   Args:
@@ -123,6 +130,10 @@ def project(generate, target: np.ndarray, latent_dim: int,
   # Errors after each update: history[i] is the error after i updates.
   errors = np.stack(history[1:] + [final_errors])[:, best].astype(np.float32)
   return Projection(
-      z=z.numpy()[best], image=frames[-1][best],
-      error=float(final_errors[best]), errors=errors,
-      frames=np.stack([f[best] for f in frames]), frame_steps=frame_steps)
+    z=z.numpy()[best],
+    image=frames[-1][best],
+    error=float(final_errors[best]),
+    errors=errors,
+    frames=np.stack([f[best] for f in frames]),
+    frame_steps=frame_steps,
+  )

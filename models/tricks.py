@@ -34,18 +34,20 @@ class Tricks:
     r = ctx.replica_id_in_sync_group if ctx else 0
     local = shape[0]
     seed = tf.random.experimental.stateless_fold_in(
-        tf.stack([tf.cast(self.config.seed, tf.int64), step]), stream)
+      tf.stack([tf.cast(self.config.seed, tf.int64), step]), stream
+    )
     full = tf.concat([[local * n], shape[1:]], 0)
     if kind == 'uniform':
       x = tf.random.stateless_uniform(full, seed, -1.0, 1.0)
     else:
       x = tf.random.stateless_normal(full, seed)
-    return x[r * local:(r + 1) * local]
+    return x[r * local : (r + 1) * local]
 
   def latent(self, stream, batch, step):
     """A (batch, latent_dim) batch of z from config.latent_dist."""
-    return self.random(stream, self.config.latent_dist,
-                       tf.stack([batch, self.config.latent_dim]), step)
+    return self.random(
+      stream, self.config.latent_dist, tf.stack([batch, self.config.latent_dim]), step
+    )
 
   def noise_sd(self, step):
     """Instance noise sd at `step`, with its linear decay."""
@@ -81,20 +83,17 @@ class Tricks:
     D cannot tell them apart by the augmentation; they are differentiable,
     so G learns through them (see data/augment.py).
     """
-    return self._instance_noise(self._augment(x, view.augment, step, real),
-                                sd, view.noise, step)
+    return self._instance_noise(self._augment(x, view.augment, step, real), sd, view.noise, step)
 
   def _augment(self, x, stream, step, real):
     if not (self.augment_policy or (real and self.config.x_flip)):
       return x  # no extra casts on the step when augmentation is off
     x = tf.cast(x, tf.float32)
-    uniform = lambda k, shape: (self.random(stream + k, 'uniform', shape,
-                                            step) + 1.0) / 2.0
+    uniform = lambda k, shape: (self.random(stream + k, 'uniform', shape, step) + 1.0) / 2.0
     if real and self.config.x_flip:
       x = augment.x_flip(x, uniform)
     if self.augment_policy:
-      x = augment.diff_augment(x, self.augment_policy, uniform,
-                               self.config.augment_p)
+      x = augment.diff_augment(x, self.augment_policy, uniform, self.config.augment_p)
     return x
 
   def _instance_noise(self, x, sd, stream, step):

@@ -33,18 +33,19 @@ class GenerationError(FaceganError, ValueError):
 @dataclasses.dataclass(frozen=True)
 class Options:
   """What to draw; generate.py fills it from its flags."""
+
   seed: int = 0
-  num: int = 64                   # images in the sample grid
-  grid_cols: int = 0              # 0: a square-ish grid
+  num: int = 64  # images in the sample grid
+  grid_cols: int = 0  # 0: a square-ish grid
   truncation: Optional[float] = None
-  interpolation: str = 'slerp'    # or 'linear'
-  num_interpolations: int = 4     # pairs side by side in each GIF
+  interpolation: str = 'slerp'  # or 'linear'
+  num_interpolations: int = 4  # pairs side by side in each GIF
   frames: int = 48
   fps: float = 12.0
   dims: Tuple[int, ...] = latents.DEFAULT_WALK_DIMS
-  range: float = 3.0              # walks sweep [-range, range]
-  walk_steps: int = 9             # images in each walk's PNG strip
-  batch_size: int = 64            # latents per generator call
+  range: float = 3.0  # walks sweep [-range, range]
+  walk_steps: int = 9  # images in each walk's PNG strip
+  batch_size: int = 64  # latents per generator call
 
 
 def _grid_frames(generator, path: np.ndarray, batch_size: int):
@@ -56,8 +57,9 @@ def _grid_frames(generator, path: np.ndarray, batch_size: int):
 
 
 def _pairs(config: Config, opts: Options):
-  z = latents.sample_latents(config, 2 * opts.num_interpolations, opts.seed,
-                     streams.PAIRS, opts.truncation)
+  z = latents.sample_latents(
+    config, 2 * opts.num_interpolations, opts.seed, streams.PAIRS, opts.truncation
+  )
   return z[0::2], z[1::2]
 
 
@@ -65,13 +67,11 @@ def write_grid(generator, config: Config, out_dir: str, opts: Options) -> str:
   """grid.png: opts.num samples in opts.grid_cols columns."""
   z = latents.sample_latents(config, opts.num, opts.seed, streams.GRID, opts.truncation)
   path = os.path.join(out_dir, 'grid.png')
-  img.save_png(path, img.make_grid(render(generator, z, opts.batch_size),
-                                   opts.grid_cols))
+  img.save_png(path, img.make_grid(render(generator, z, opts.batch_size), opts.grid_cols))
   return path
 
 
-def write_interpolation(generator, config: Config, out_dir: str,
-                        opts: Options) -> str:
+def write_interpolation(generator, config: Config, out_dir: str, opts: Options) -> str:
   """interpolation_<slerp|linear>.gif: pairs z1 -> z2 in opts.frames frames.
 
   The first frame is exactly G(z1) and the last exactly G(z2).
@@ -79,8 +79,7 @@ def write_interpolation(generator, config: Config, out_dir: str,
   z1, z2 = _pairs(config, opts)
   fn = {'slerp': slerp, 'linear': lerp}.get(opts.interpolation)
   if fn is None:
-    raise GenerationError(f'Unknown interpolation {opts.interpolation!r}; '
-                          'use slerp or linear.')
+    raise GenerationError(f'Unknown interpolation {opts.interpolation!r}; use slerp or linear.')
   path = fn(z1, z2, np.linspace(0.0, 1.0, opts.frames))
   out = os.path.join(out_dir, f'interpolation_{opts.interpolation}.gif')
   img.save_gif(out, _grid_frames(generator, path, opts.batch_size), opts.fps)
@@ -96,8 +95,7 @@ def write_circle(generator, config: Config, out_dir: str, opts: Options) -> str:
   return out
 
 
-def write_walks(generator, config: Config, out_dir: str,
-                opts: Options) -> List[str]:
+def write_walks(generator, config: Config, out_dir: str, opts: Options) -> List[str]:
   """walk_dimNNN.gif and walk_dimNNN.png for each of opts.dims.
 
   One base latent, shared by every dimension so the walks are comparable; the
@@ -109,10 +107,8 @@ def write_walks(generator, config: Config, out_dir: str,
   r = opts.range
   paths = []
   for d in opts.dims:
-    frames = render(generator, walk(z, d, np.linspace(-r, r, opts.frames)),
-                    opts.batch_size)
-    strip = render(generator, walk(z, d, np.linspace(-r, r, opts.walk_steps)),
-                   opts.batch_size)
+    frames = render(generator, walk(z, d, np.linspace(-r, r, opts.frames)), opts.batch_size)
+    strip = render(generator, walk(z, d, np.linspace(-r, r, opts.walk_steps)), opts.batch_size)
     base = os.path.join(out_dir, f'walk_dim{d:03d}')
     img.save_gif(base + '.gif', list(frames), opts.fps)
     img.save_png(base + '.png', img.make_grid(strip, cols=opts.walk_steps))
@@ -128,13 +124,15 @@ def write_progress(run_dir: str, out_dir: str) -> str:
   samples = os.path.join(run_dir, img.SAMPLES_DIR)
   out = os.path.join(out_dir, 'progress.gif')
   if not img.progress_gif(samples, out):
-    raise GenerationError(f'No samples/epoch_*.png in {run_dir}: the run has '
-                          'not finished an epoch yet.')
+    raise GenerationError(
+      f'No samples/epoch_*.png in {run_dir}: the run has not finished an epoch yet.'
+    )
   return out
 
 
-def write_projection(projection, target: np.ndarray, out_dir: str,
-                     name: str, fps: float = 12.0) -> List[str]:
+def write_projection(
+  projection, target: np.ndarray, out_dir: str, name: str, fps: float = 12.0
+) -> List[str]:
   """<name>_z.npy, <name>_reconstruction.png (photo | G(z)), <name>_projection.gif.
 
   Args:
@@ -146,32 +144,35 @@ def write_projection(projection, target: np.ndarray, out_dir: str,
   z_path = base + '_z.npy'
   files.write_whole(z_path, lambda p: np.save(p, projection.z))
   pair = img.make_grid(np.stack([target, projection.image]), cols=2)
-  img.save_png(base + '_reconstruction.png', img.label(
-      pair, f'photo | G(z), rmse {projection.rms:.1f}'))
-  frames = [img.label(img.make_grid(np.stack([target, frame]), cols=2),
-                      f'step {step}')
-            for frame, step in zip(projection.frames, projection.frame_steps)]
+  img.save_png(
+    base + '_reconstruction.png', img.label(pair, f'photo | G(z), rmse {projection.rms:.1f}')
+  )
+  frames = [
+    img.label(img.make_grid(np.stack([target, frame]), cols=2), f'step {step}')
+    for frame, step in zip(projection.frames, projection.frame_steps)
+  ]
   frames += [frames[-1]] * int(fps)  # hold the result for a second
   img.save_gif(base + '_projection.gif', frames, fps)
   return [z_path, base + '_reconstruction.png', base + '_projection.gif']
 
 
-def write_nearest(reconstruction: np.ndarray, neighbours: np.ndarray,
-                  distances: Sequence[float], path: str) -> str:
+def write_nearest(
+  reconstruction: np.ndarray, neighbours: np.ndarray, distances: Sequence[float], path: str
+) -> str:
   """G(z) then its nearest training images in a row, labelled with distances.
 
   A reconstruction that is a near copy of a training image (distance close
   to 0) is a sign that G memorised it.
   """
-  row = img.make_grid(np.concatenate([reconstruction[None], neighbours]),
-                      cols=len(neighbours) + 1)
+  row = img.make_grid(np.concatenate([reconstruction[None], neighbours]), cols=len(neighbours) + 1)
   text = 'G(z) | nearest train, rms: ' + ', '.join(f'{d:.0f}' for d in distances)
   img.save_png(path, img.label(row, text))
   return path
 
 
-def generate(modes: Sequence[str], generator, config: Config, run_dir: str,
-             out_dir: str, opts: Options) -> List[str]:
+def generate(
+  modes: Sequence[str], generator, config: Config, run_dir: str, out_dir: str, opts: Options
+) -> List[str]:
   """Writes the outputs of each mode in `modes` into out_dir; returns paths.
 
   Raises:
@@ -180,8 +181,7 @@ def generate(modes: Sequence[str], generator, config: Config, run_dir: str,
   """
   unknown = [m for m in modes if m not in MODES]
   if unknown:
-    raise GenerationError(f'Unknown mode(s) {unknown}; choose from '
-                          f'{", ".join(MODES)} or all.')
+    raise GenerationError(f'Unknown mode(s) {unknown}; choose from {", ".join(MODES)} or all.')
   if 'walk' in modes:
     latents.check_dims(opts.dims, config.latent_dim)  # fail before any other work
   written = []
@@ -195,8 +195,7 @@ def generate(modes: Sequence[str], generator, config: Config, run_dir: str,
     elif mode == 'walk':
       written += write_walks(generator, config, out_dir, opts)
     elif mode == 'progress':
-      if len(modes) > 1 and not img.sample_paths(
-          os.path.join(run_dir, img.SAMPLES_DIR)):
+      if len(modes) > 1 and not img.sample_paths(os.path.join(run_dir, img.SAMPLES_DIR)):
         print('No samples/epoch_*.png yet: progress.gif skipped.')
         continue
       written.append(write_progress(run_dir, out_dir))

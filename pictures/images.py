@@ -26,12 +26,11 @@ def make_grid(images: np.ndarray, cols: int = 0) -> np.ndarray:
   n, h, w, ch = images.shape
   cols = cols or int(np.ceil(np.sqrt(n)))
   rows = int(np.ceil(n / cols))
-  grid = np.full((rows * (h + PAD) + PAD, cols * (w + PAD) + PAD, ch),
-                 PAD_VALUE, np.uint8)
+  grid = np.full((rows * (h + PAD) + PAD, cols * (w + PAD) + PAD, ch), PAD_VALUE, np.uint8)
   for k in range(n):
     r, c = divmod(k, cols)
     y, x = PAD + r * (h + PAD), PAD + c * (w + PAD)
-    grid[y:y + h, x:x + w] = images[k]
+    grid[y : y + h, x : x + w] = images[k]
   return grid
 
 
@@ -40,12 +39,14 @@ def save_png(path: str, image: np.ndarray) -> None:
   write_whole(path, lambda p: Image.fromarray(image).save(p, format='PNG'))
 
 
-def save_gif(path: str, frames: Sequence[np.ndarray], fps: float = 10.0,
-             loop: bool = True) -> None:
+def save_gif(path: str, frames: Sequence[np.ndarray], fps: float = 10.0, loop: bool = True) -> None:
   """Writes uint8 frames as an animated GIF at `fps` frames per second."""
-  write_whole(path, lambda p: iio.imwrite(
-      p, np.stack(frames), extension='.gif',
-      duration=int(round(1000 / fps)), loop=0 if loop else 1))
+  write_whole(
+    path,
+    lambda p: iio.imwrite(
+      p, np.stack(frames), extension='.gif', duration=int(round(1000 / fps)), loop=0 if loop else 1
+    ),
+  )
 
 
 def label(image: np.ndarray, text: str) -> np.ndarray:
@@ -74,8 +75,7 @@ def progress_gif(samples_dir: str, path: str, fps: float = 4.0) -> int:
   frames = []
   for p in paths:
     epoch = int(re.findall(r'\d+', os.path.basename(p))[0])
-    frames.append(label(np.asarray(Image.open(p).convert('RGB')),
-                        f'epoch {epoch}'))
+    frames.append(label(np.asarray(Image.open(p).convert('RGB')), f'epoch {epoch}'))
   frames += [frames[-1]] * int(fps)
   save_gif(path, frames, fps=fps)
   return len(paths)

@@ -28,6 +28,7 @@ def tiny_run(tmp_path_factory):
   """
   from configs.presets import get_config  # TensorFlow loads on first use
   from training import loop
+
   workdir = str(tmp_path_factory.mktemp('shared') / 'tiny')
   loop.run(get_config('tiny'), workdir)
   return workdir

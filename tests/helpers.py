@@ -14,14 +14,12 @@ def checkpoint_step(workdir: str) -> int:
   complete = checkpoints.complete_checkpoints(os.path.join(workdir, 'checkpoints'))
   if not complete:
     return 0
-  return int(tf.train.load_variable(complete[-1][1],
-                                    'step/.ATTRIBUTES/VARIABLE_VALUE'))
+  return int(tf.train.load_variable(complete[-1][1], 'step/.ATTRIBUTES/VARIABLE_VALUE'))
 
 
 def checkpoint_steps(workdir: str):
   """Steps of every complete checkpoint on disk, oldest first."""
-  return [s for s, _ in checkpoints.complete_checkpoints(
-      os.path.join(workdir, 'checkpoints'))]
+  return [s for s, _ in checkpoints.complete_checkpoints(os.path.join(workdir, 'checkpoints'))]
 
 
 def scalars(workdir: str, tag: str, unique: bool = True) -> Dict[int, float]:
@@ -34,10 +32,10 @@ def scalars(workdir: str, tag: str, unique: bool = True) -> Dict[int, float]:
     for event in tf.compat.v1.train.summary_iterator(path):
       for v in event.summary.value:
         if v.tag == tag:
-          assert not unique or event.step not in values, (
-              f'step {event.step} logged twice')
-          values[event.step] = (v.simple_value if v.HasField('simple_value')
-                                else float(tf.make_ndarray(v.tensor)))
+          assert not unique or event.step not in values, f'step {event.step} logged twice'
+          values[event.step] = (
+            v.simple_value if v.HasField('simple_value') else float(tf.make_ndarray(v.tensor))
+          )
   return values
 
 
@@ -67,9 +65,12 @@ def hook_train_steps(monkeypatch, hook, before: bool = False) -> None:
   monkeypatch.undo() removes the hook.
   """
   from training import loop
+
   original = loop.make_train_steps
+
   def make(gan):
     steps = original(gan)
+
     def hooked(*args):
       if before:
         hook(gan)
@@ -77,7 +78,9 @@ def hook_train_steps(monkeypatch, hook, before: bool = False) -> None:
       if not before:
         hook(gan)
       return result
+
     return hooked
+
   monkeypatch.setattr(loop, 'make_train_steps', make)
 
 
@@ -85,12 +88,16 @@ def loop_step(gan, images, with_norms: bool = True):
   """One step of `gan` on `images` through the training loop's own function
   (training.loop.make_train_steps); returns the step's metrics."""
   from training import loop
+
   if not hasattr(gan, '_test_train_steps'):  # traced once per GAN
     gan._test_train_steps = loop.make_train_steps(gan)
   n = images.shape[0]
   batch = (tf.zeros([n], tf.int64), tf.range(n, dtype=tf.int64), images)
   out, status = gan._test_train_steps(
-      iter(tf.data.Dataset.from_tensors(batch)), tf.constant(1),
-      tf.constant(0, tf.int64), tf.constant(with_norms))
+    iter(tf.data.Dataset.from_tensors(batch)),
+    tf.constant(1),
+    tf.constant(0, tf.int64),
+    tf.constant(with_norms),
+  )
   assert int(status[0]) == 1  # one step ran
   return out

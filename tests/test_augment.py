@@ -100,14 +100,14 @@ def _logits_seen(monkeypatch, name, **overrides):
   gan.discriminator.call = spy
   real = tf.random.stateless_uniform((8, 32, 32, 3), (1, 2), -1, 1)
   gan.step_fn(real)  # eagerly, so the spy records concrete logits
-  changed = any(not np.array_equal(a, v.numpy())
-                for a, v in zip(g0, gan.generator.trainable_variables))
+  changed = any(
+    not np.array_equal(a, v.numpy()) for a, v in zip(g0, gan.generator.trainable_variables)
+  )
   return seen['calls'], changed
 
 
 def test_diff_augment_reaches_real_and_fake_in_both_steps(monkeypatch):
-  calls, g_changed = _logits_seen(monkeypatch, 'diff_augment',
-                                  diffaugment='color')
+  calls, g_changed = _logits_seen(monkeypatch, 'diff_augment', diffaugment='color')
   real, fake, g_fake = (c.numpy() for c in calls)  # D step: real, fake; G step
   # Every image D saw was blacked out, real or fake, in either step...
   np.testing.assert_allclose(real, fake, atol=1e-6)
@@ -132,14 +132,14 @@ def test_no_augmentation_by_default_leaves_d_inputs_alone(monkeypatch):
 
 def test_augment_p_applies_each_transform_to_the_drawn_images_only():
   x = _images(n=4, h=16, w=16)
+
   def uniform(k, shape):
     if k == 8:  # which images each transform reaches: images 0 and 2
       return tf.constant([[0.1] * 3, [0.9] * 3, [0.2] * 3, [0.7] * 3])
     return tf.fill(shape, 0.0)  # strongest colour change, shifts, cutouts
-  y = augment.diff_augment(x, ('color', 'translation', 'cutout'), uniform,
-                           p=0.5).numpy()
-  full = augment.diff_augment(x, ('color', 'translation', 'cutout'),
-                              uniform).numpy()
+
+  y = augment.diff_augment(x, ('color', 'translation', 'cutout'), uniform, p=0.5).numpy()
+  full = augment.diff_augment(x, ('color', 'translation', 'cutout'), uniform).numpy()
   np.testing.assert_allclose(y[[0, 2]], full[[0, 2]], atol=1e-6)
   np.testing.assert_array_equal(y[[1, 3]], x.numpy()[[1, 3]])
   assert np.abs(full[[1, 3]] - x.numpy()[[1, 3]]).max() > 0.1

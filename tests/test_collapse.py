@@ -37,12 +37,13 @@ def test_sample_diversity_separates_varied_from_identical_samples():
 
 def test_partial_collapse_remedies_leave_out_what_the_run_uses():
   from configs.presets import get_config
+
   plain = collapse.partial_remedies(get_config('celeba157x128'))
-  for flag in ('--r1_gamma=1', '--augment_p=0.5', '--d_mbstd_group=4',
-               '--checkpoint=<run>/best'):
+  for flag in ('--r1_gamma=1', '--augment_p=0.5', '--d_mbstd_group=4', '--checkpoint=<run>/best'):
     assert flag in plain, flag
-  tried = collapse.partial_remedies(get_config(
-      'celeba157x128', r1_gamma=1.0, augment_p=0.5, d_mbstd_group=4))
+  tried = collapse.partial_remedies(
+    get_config('celeba157x128', r1_gamma=1.0, augment_p=0.5, d_mbstd_group=4)
+  )
   assert '--r1_gamma' not in tried and '--augment_p' not in tried
   assert '--d_mbstd_group' not in tried and '--checkpoint=<run>/best' in tried
   watch = collapse.CollapseWatch(remedies=tried)
@@ -53,6 +54,7 @@ def test_partial_collapse_remedies_leave_out_what_the_run_uses():
 def test_the_best_evaluation_is_kept_across_a_resume(tmp_path):
   import tensorflow as tf
   from training import checkpoints
+
   weight = tf.Variable(0.0)
   ckpt = tf.train.Checkpoint(weight=weight)
   keeper = checkpoints.BestKeeper(ckpt, str(tmp_path), 'swd')
@@ -76,14 +78,15 @@ def test_the_best_evaluation_is_kept_across_a_resume(tmp_path):
   assert by_coverage.offer({'eval/coverage': 0.4}, 900)
 
 
-def test_a_best_checkpoint_that_cannot_be_written_does_not_stop_training(
-    tmp_path, capsys):
+def test_a_best_checkpoint_that_cannot_be_written_does_not_stop_training(tmp_path, capsys):
   import tensorflow as tf
   from training import checkpoints
-  keeper = checkpoints.BestKeeper(tf.train.Checkpoint(w=tf.Variable(1.0)),
-                                  str(tmp_path), 'swd')
+
+  keeper = checkpoints.BestKeeper(tf.train.Checkpoint(w=tf.Variable(1.0)), str(tmp_path), 'swd')
+
   def full_disk(**_):
     raise OSError(28, 'No space left on device')
+
   keeper.manager.save = full_disk
   assert keeper.offer({'eval/swd': 10.0}, 100) is None
   assert 'No space left on device' in capsys.readouterr().out

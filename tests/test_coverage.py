@@ -9,8 +9,7 @@ from metrics import coverage
 from metrics import evaluation
 from training import collapse
 
-FACES = os.path.join(os.path.dirname(__file__), 'data', 'faces16',
-                     'celeba_train_512_16x16.npy')
+FACES = os.path.join(os.path.dirname(__file__), 'data', 'faces16', 'celeba_train_512_16x16.npy')
 
 
 @pytest.fixture(scope='module')
@@ -25,10 +24,11 @@ def test_a_tiny_case_matches_the_formulas_exactly():
   real = np.array([[0.0], [1.0], [2.0], [3.0]])
   fake = np.array([[0.1], [10.0], [10.5], [11.0]])
   assert coverage.prdc(real, fake, k=1) == dict(
-      precision=0.25,   # only 0.1 is inside a real ball
-      recall=1.0,       # every real is inside 0.1's ball
-      density=0.5,      # 0.1 is inside 2 real balls: 2 / (k * 4)
-      coverage=0.5)     # reals 0 and 1 have a fake inside their ball
+    precision=0.25,  # only 0.1 is inside a real ball
+    recall=1.0,  # every real is inside 0.1's ball
+    density=0.5,  # 0.1 is inside 2 real balls: 2 / (k * 4)
+    coverage=0.5,
+  )  # reals 0 and 1 have a fake inside their ball
 
 
 def test_two_disjoint_real_sets_reach_the_ceiling(faces):
@@ -79,11 +79,13 @@ def _generator(faces, few):
   quarter of the faces distinct; a few faces for most latents is lower.
   """
   images = faces[:256].astype(np.float32) / 127.5 - 1.0
+
   def generate(n):
     index = np.arange(n)
     if few:
       index = np.where(index % 8 < 7, index % few, index)
     return images[index]
+
   return generate
 
 
@@ -105,8 +107,10 @@ def test_the_watch_warns_on_a_generator_of_a_few_faces_only(faces):
   real = faces[256:512]
   pixels = coverage.PixelFeatures(real)
   balls = coverage.RealBalls(pixels(real))
-  scores = lambda g: {f'eval/{k}': v for k, v in balls.score(pixels(
-      ((g(256) + 1) * 127.5).round().astype(np.uint8))).items()}
+  scores = lambda g: {
+    f'eval/{k}': v
+    for k, v in balls.score(pixels(((g(256) + 1) * 127.5).round().astype(np.uint8))).items()
+  }
   watch = collapse.CollapseWatch()
   assert watch.observe_eval(scores(varied), 100) == []
   warnings = watch.observe_eval(scores(partial), 200)
@@ -115,9 +119,15 @@ def test_the_watch_warns_on_a_generator_of_a_few_faces_only(faces):
 
 def test_the_watch_sees_swd_turning_back_and_colour_drift():
   watch = collapse.CollapseWatch()
-  steady = [{'eval/swd': v, 'eval/channel_mean_diff/r': 1.0,
-             'eval/channel_mean_diff/g': -2.0,
-             'eval/channel_mean_diff/b': 0.5} for v in (50, 40, 41, 42, 35)]
+  steady = [
+    {
+      'eval/swd': v,
+      'eval/channel_mean_diff/r': 1.0,
+      'eval/channel_mean_diff/g': -2.0,
+      'eval/channel_mean_diff/b': 0.5,
+    }
+    for v in (50, 40, 41, 42, 35)
+  ]
   assert all(watch.observe_eval(s, i) == [] for i, s in enumerate(steady))
   rising = [{'eval/swd': v} for v in (37, 38, 39)]
   assert watch.observe_eval(rising[0], 10) == []
@@ -125,15 +135,21 @@ def test_the_watch_sees_swd_turning_back_and_colour_drift():
   warnings = watch.observe_eval(rising[2], 12)
   assert len(warnings) == 1 and 'risen three times' in warnings[0]
   early = collapse.CollapseWatch()
-  off = {'eval/channel_mean_diff/r': -27.8, 'eval/channel_mean_diff/g': -13.0,
-         'eval/channel_mean_diff/b': -3.0}
+  off = {
+    'eval/channel_mean_diff/r': -27.8,
+    'eval/channel_mean_diff/g': -13.0,
+    'eval/channel_mean_diff/b': -3.0,
+  }
   # Off from the start: a young G, no drift, for color_grace evaluations;
   # after them a cast that never went away is reported too.
   assert all(early.observe_eval(off, s) == [] for s in (250, 500, 750, 1000))
   warnings = early.observe_eval(off, 1250)
   assert len(warnings) == 1 and 'after 5 evaluations' in warnings[0]
-  drift = {'eval/channel_mean_diff/r': 0.0, 'eval/channel_mean_diff/g': -9.5,
-           'eval/channel_mean_diff/b': -11.0}
+  drift = {
+    'eval/channel_mean_diff/r': 0.0,
+    'eval/channel_mean_diff/g': -9.5,
+    'eval/channel_mean_diff/b': -11.0,
+  }
   warnings = watch.observe_eval(drift, 13)
   assert len(warnings) == 1 and 'G -9.5' in warnings[0]
   assert 'within 6 levels' in warnings[0] and 'best evaluation' in warnings[0]
@@ -143,10 +159,11 @@ def test_the_watch_sees_swd_turning_back_and_colour_drift():
 def test_with_an_extractor_coverage_is_also_computed_on_its_features(faces):
   # Stands in for InceptionV3: any images -> features function.
   extract = lambda images: coverage.downsample(images, side=4)
-  result = evaluation.compute_metrics(faces[:64], faces[64:128], ['coverage'],
-                                      extract=extract)
+  result = evaluation.compute_metrics(faces[:64], faces[64:128], ['coverage'], extract=extract)
   assert result['coverage_inception'] == dict(
-      coverage.prdc(extract(faces[64:128]), extract(faces[:64])),
-      ceiling=coverage.ceiling(), features='inception_pool3')
+    coverage.prdc(extract(faces[64:128]), extract(faces[:64])),
+    ceiling=coverage.ceiling(),
+    features='inception_pool3',
+  )
   assert 'fid' not in result and 'kid' not in result
   assert evaluation.feature_extractor(['swd', 'coverage']) is None

@@ -33,8 +33,7 @@ def _epoch_arrays(pipe, epoch=0, start=0):
 def test_official_layout_with_txt_partition(celeba_dir, tmp_path):
   names = _celeba_copy(celeba_dir, tmp_path / 'img_align_celeba')
   # Split file lists more files than present (as a user's partial copy).
-  lines = [f'{n} {1 if i < 3 else 2 if i < 5 else 0}'
-           for i, n in enumerate(names)]
+  lines = [f'{n} {1 if i < 3 else 2 if i < 5 else 0}' for i, n in enumerate(names)]
   lines.append('999999.jpg 0')
   (tmp_path / 'list_eval_partition.txt').write_text('\n'.join(lines) + '\n')
   train = celeba.list_files(str(tmp_path), 'train')
@@ -48,8 +47,7 @@ def test_official_layout_with_txt_partition(celeba_dir, tmp_path):
 
 def test_a_malformed_partition_file_names_its_line(celeba_dir, tmp_path):
   shutil.copytree(celeba_dir, tmp_path / 'c')
-  (tmp_path / 'c' / 'list_eval_partition.txt').write_text(
-      '000001.jpg 0\n000002.jpg train\n')
+  (tmp_path / 'c' / 'list_eval_partition.txt').write_text('000001.jpg 0\n000002.jpg train\n')
   config = get_config('tiny', dataset='celeba', data_dir=str(tmp_path / 'c'))
   with pytest.raises(pipeline.DataError, match='line 2'):
     pipeline.Pipeline(config)
@@ -58,11 +56,9 @@ def test_a_malformed_partition_file_names_its_line(celeba_dir, tmp_path):
 def test_a_split_without_any_image_present_points_at_split(celeba_dir, tmp_path):
   shutil.copytree(celeba_dir, tmp_path / 'c')
   names = os.listdir(tmp_path / 'c' / 'img_align_celeba')
-  (tmp_path / 'c' / 'list_eval_partition.txt').write_text(
-      ''.join(f'{n} 2\n' for n in names))
+  (tmp_path / 'c' / 'list_eval_partition.txt').write_text(''.join(f'{n} 2\n' for n in names))
   config = get_config('tiny', dataset='celeba', data_dir=str(tmp_path / 'c'))
-  with pytest.raises(pipeline.DataError, match="none of them in the 'train' "
-                     'split.*--split') as e:
+  with pytest.raises(pipeline.DataError, match="none of them in the 'train' split.*--split") as e:
     pipeline.Pipeline(config)
   assert 'download' not in str(e.value)
   assert pipeline.Pipeline(dataclasses.replace(config, split='test')).size
@@ -73,7 +69,8 @@ def test_kaggle_nested_layout_with_csv_partition(celeba_dir, tmp_path):
   rows = ['image_id,partition'] + [f'{n},{2 if i == 0 else 0}' for i, n in enumerate(names)]
   (tmp_path / 'list_eval_partition.csv').write_text('\r\n'.join(rows) + '\r\n')
   assert celeba.find_image_dir(str(tmp_path)).endswith(
-      os.path.join('img_align_celeba', 'img_align_celeba'))
+    os.path.join('img_align_celeba', 'img_align_celeba')
+  )
   assert [os.path.basename(p) for p in celeba.list_files(str(tmp_path), 'test')] == names[:1]
   assert len(celeba.list_files(str(tmp_path), 'train')) == len(names) - 1
 
@@ -142,14 +139,16 @@ def test_epochs_are_shuffled_reproducibly_and_resume_exactly(celeba_dir):
 
 
 def _stream_arrays(pipe, *args, **kwargs):
-  epochs, positions, images = zip(*((e.numpy(), p.numpy(), x.numpy())
-                                    for e, p, x in pipe.stream(*args, **kwargs)))
+  epochs, positions, images = zip(
+    *((e.numpy(), p.numpy(), x.numpy()) for e, p, x in pipe.stream(*args, **kwargs))
+  )
   return np.concatenate(epochs), np.concatenate(positions), np.concatenate(images)
 
 
 def test_the_stream_is_the_epochs_one_after_another(celeba_dir):
-  config = get_config('tiny', dataset='celeba', data_dir=celeba_dir,
-                      batch_size=3, epochs=3, steps_per_epoch=0)
+  config = get_config(
+    'tiny', dataset='celeba', data_dir=celeba_dir, batch_size=3, epochs=3, steps_per_epoch=0
+  )
   pipe = pipeline.Pipeline(config)  # 16 faces: 5 batches an epoch, 1 left out
   assert pipe.spans_epochs
   epochs, positions, images = _stream_arrays(pipe)
@@ -159,21 +158,25 @@ def test_the_stream_is_the_epochs_one_after_another(celeba_dir):
     np.testing.assert_array_equal(positions[epochs == e], p)
     np.testing.assert_array_equal(images[epochs == e], x)
   # Resumed inside epoch 1, after 2 of its batches (6 images) were trained.
-  epochs2, positions2, images2 = _stream_arrays(pipe, 1, start=6,
-                                                skip_batches=2)
+  epochs2, positions2, images2 = _stream_arrays(pipe, 1, start=6, skip_batches=2)
   np.testing.assert_array_equal(epochs2, np.repeat([1, 2], [9, 15]))
   np.testing.assert_array_equal(images2, images[epochs >= 1][6:])
   np.testing.assert_array_equal(positions2[:9], positions[epochs == 1][6:])
 
 
-def test_the_cache_keeps_the_uncached_order_across_epochs_and_resumes(
-    celeba_dir, tmp_path):
+def test_the_cache_keeps_the_uncached_order_across_epochs_and_resumes(celeba_dir, tmp_path):
   _celeba_copy(celeba_dir, tmp_path, n=10)
   (tmp_path / 'broken.jpg').write_bytes(b'not a jpeg')  # skipped either way
   keras.utils.set_random_seed(0)  # as the loop does; a seed of 0 once broke it
   config = lambda cache: get_config(
-      'tiny', dataset='folder', data_dir=str(tmp_path), batch_size=3,
-      epochs=3, steps_per_epoch=0, cache=cache)
+    'tiny',
+    dataset='folder',
+    data_dir=str(tmp_path),
+    batch_size=3,
+    epochs=3,
+    steps_per_epoch=0,
+    cache=cache,
+  )
   plain = pipeline.Pipeline(config(''))
   for cache in ('memory', str(tmp_path / 'cache' / 'c')):
     cached = pipeline.Pipeline(config(cache))
@@ -182,18 +185,17 @@ def test_the_cache_keeps_the_uncached_order_across_epochs_and_resumes(
       for got, want in zip(_epoch_arrays(cached, e), _epoch_arrays(plain, e)):
         np.testing.assert_array_equal(got, want)
     resumed = _stream_arrays(cached, 1, start=6, skip_batches=2)
-    for got, want in zip(resumed, _stream_arrays(plain, 1, start=6,
-                                                 skip_batches=2)):
+    for got, want in zip(resumed, _stream_arrays(plain, 1, start=6, skip_batches=2)):
       np.testing.assert_array_equal(got, want)
   # Read back from the file cache, memory-mapped, in the same order.
   again = pipeline.Pipeline(config(str(tmp_path / 'cache' / 'c')))
-  np.testing.assert_array_equal(_epoch_arrays(again, 2)[1],
-                                _epoch_arrays(plain, 2)[1])
+  np.testing.assert_array_equal(_epoch_arrays(again, 2)[1], _epoch_arrays(plain, 2)[1])
 
 
 def test_the_stream_caps_each_epoch_at_steps_per_epoch(celeba_dir):
-  config = get_config('tiny', dataset='celeba', data_dir=celeba_dir,
-                      batch_size=2, epochs=2, steps_per_epoch=3)
+  config = get_config(
+    'tiny', dataset='celeba', data_dir=celeba_dir, batch_size=2, epochs=2, steps_per_epoch=3
+  )
   epochs, _, _ = _stream_arrays(pipeline.Pipeline(config))
   np.testing.assert_array_equal(epochs, np.repeat([0, 1], 6))
 
@@ -201,7 +203,7 @@ def test_the_stream_caps_each_epoch_at_steps_per_epoch(celeba_dir):
 def test_corrupt_files_are_skipped_and_counted(celeba_dir, tmp_path):
   _celeba_copy(celeba_dir, tmp_path, n=6)
   data = open(os.path.join(celeba_dir, 'img_align_celeba', '000007.jpg'), 'rb').read()
-  (tmp_path / 'truncated.jpg').write_bytes(data[:len(data) // 2])
+  (tmp_path / 'truncated.jpg').write_bytes(data[: len(data) // 2])
   (tmp_path / 'empty.jpg').write_bytes(b'')
   (tmp_path / 'text.png').write_bytes(b'not an image at all')
   rgba = io.BytesIO()
@@ -216,16 +218,24 @@ def test_corrupt_files_are_skipped_and_counted(celeba_dir, tmp_path):
   # The gaps in the positions are exactly where the three bad files fell in
   # the epoch's shuffled order.
   _, order = pipeline._epoch_order(pipe.size, config.seed, 0, 0)
-  bad = {i for i, k in enumerate(order) if os.path.basename(
-      pipe.source.paths[k]) in ('truncated.jpg', 'empty.jpg', 'text.png')}
+  bad = {
+    i
+    for i, k in enumerate(order)
+    if os.path.basename(pipe.source.paths[k]) in ('truncated.jpg', 'empty.jpg', 'text.png')
+  }
   assert set(range(11)) - set(positions) == bad and len(bad) == 3
   assert images.shape[1:] == (32, 32, 3)
 
 
 def test_folder_source_reads_every_format(tmp_path):
   (tmp_path / 'a' / 'b').mkdir(parents=True)
-  colors = {'x.jpg': 'JPEG', 'a/y.png': 'PNG', 'a/b/z.bmp': 'BMP',
-            'a/w.gif': 'GIF', 'a/b/v.webp': 'WEBP'}
+  colors = {
+    'x.jpg': 'JPEG',
+    'a/y.png': 'PNG',
+    'a/b/z.bmp': 'BMP',
+    'a/w.gif': 'GIF',
+    'a/b/v.webp': 'WEBP',
+  }
   for name, fmt in colors.items():
     Image.new('RGB', (100, 120), (0, 200, 0)).save(tmp_path / name, fmt)
   (tmp_path / 'notes.txt').write_text('ignored')
@@ -238,8 +248,7 @@ def test_folder_source_reads_every_format(tmp_path):
 
 
 def test_memory_cache_gives_the_same_images_reshuffled_per_epoch(celeba_dir):
-  cached = get_config('tiny', dataset='celeba', data_dir=celeba_dir, batch_size=4,
-                      cache='memory')
+  cached = get_config('tiny', dataset='celeba', data_dir=celeba_dir, batch_size=4, cache='memory')
   pipe = pipeline.Pipeline(cached)
   _, b = _epoch_arrays(pipe, 0)
   _, c = _epoch_arrays(pipe, 1)
@@ -250,8 +259,13 @@ def test_memory_cache_gives_the_same_images_reshuffled_per_epoch(celeba_dir):
 
 
 def test_file_cache_is_written_and_reused(celeba_dir, tmp_path):
-  config = get_config('tiny', dataset='celeba', data_dir=celeba_dir, batch_size=4,
-                      cache=str(tmp_path / 'cache' / 'tiny'))
+  config = get_config(
+    'tiny',
+    dataset='celeba',
+    data_dir=celeba_dir,
+    batch_size=4,
+    cache=str(tmp_path / 'cache' / 'tiny'),
+  )
   _, a = _epoch_arrays(pipeline.Pipeline(config))
   assert any(f.startswith('tiny') for f in os.listdir(tmp_path / 'cache'))
   _, b = _epoch_arrays(pipeline.Pipeline(config))
@@ -269,19 +283,18 @@ def test_a_file_cache_is_never_served_to_another_dataset(tmp_path):
   red = _jpeg_folder(tmp_path / 'red', [(250, 0, 0)] * 4)
   blue = _jpeg_folder(tmp_path / 'blue', [(0, 0, 250)] * 4)
   cache = str(tmp_path / 'cache' / 'c')
-  config = lambda d: get_config('tiny', dataset='folder', data_dir=d,
-                                batch_size=4, cache=cache)
+  config = lambda d: get_config('tiny', dataset='folder', data_dir=d, batch_size=4, cache=cache)
   _, a = _epoch_arrays(pipeline.Pipeline(config(red)))
   _, b = _epoch_arrays(pipeline.Pipeline(config(blue)))
   assert a[..., 0].mean() > 0.8 and b[..., 2].mean() > 0.8
-  assert (pipeline.Pipeline(config(red)).cache_path() !=
-          pipeline.Pipeline(config(blue)).cache_path())
+  assert pipeline.Pipeline(config(red)).cache_path() != pipeline.Pipeline(config(blue)).cache_path()
 
 
 def test_leftovers_of_a_killed_cache_fill_are_removed(tmp_path):
   red = _jpeg_folder(tmp_path / 'red', [(250, 0, 0)] * 4)
-  config = get_config('tiny', dataset='folder', data_dir=red, batch_size=4,
-                      cache=str(tmp_path / 'cache' / 'c'))
+  config = get_config(
+    'tiny', dataset='folder', data_dir=red, batch_size=4, cache=str(tmp_path / 'cache' / 'c')
+  )
   path = pipeline.Pipeline(config).cache_path()
   for name in os.listdir(tmp_path / 'cache'):  # back to before the fill
     os.remove(tmp_path / 'cache' / name)
@@ -290,15 +303,15 @@ def test_leftovers_of_a_killed_cache_fill_are_removed(tmp_path):
   _, images = _epoch_arrays(pipeline.Pipeline(config))
   assert images.shape[0] == 4
   assert sorted(os.listdir(tmp_path / 'cache')) == [
-      f'{os.path.basename(path)}.{end}'
-      for end in ('facegan-lock', 'images.npy', 'readable.npy')]
+    f'{os.path.basename(path)}.{end}' for end in ('facegan-lock', 'images.npy', 'readable.npy')
+  ]
 
 
 def test_symlink_loops_and_repeated_links_are_listed_once(tmp_path):
   root = tmp_path / 'faces'
   _jpeg_folder(root / 'a', [(250, 0, 0)] * 3)
   os.symlink(root, root / 'a' / 'loop')  # a link back to a parent
-  os.symlink(root / 'a', root / 'b')      # a second name for a folder
+  os.symlink(root / 'a', root / 'b')  # a second name for a folder
   os.symlink(root / 'a' / '0.jpg', root / 'same.jpg')
   paths = folder.list_images(str(root))
   assert len(paths) == 3
@@ -340,6 +353,7 @@ def test_synthetic_source_through_the_pipeline():
   _, b = _epoch_arrays(pipeline.Pipeline(config))
   np.testing.assert_array_equal(a, b)  # deterministic per seed
   assert a.shape == (8, 32, 32, 3) and sorted(pos) == list(range(8))
-  _, c = _epoch_arrays(pipeline.Pipeline(get_config('tiny', synthetic_size=8,
-                                                    batch_size=4, seed=1)))
+  _, c = _epoch_arrays(
+    pipeline.Pipeline(get_config('tiny', synthetic_size=8, batch_size=4, seed=1))
+  )
   assert not np.array_equal(np.sort(a, 0), np.sort(c, 0))

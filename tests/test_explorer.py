@@ -21,8 +21,7 @@ from models import latents, streams
 from training import checkpoints
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FACE = os.path.join(ROOT, 'tests', 'data', 'celeba', 'img_align_celeba',
-                    '000001.jpg')
+FACE = os.path.join(ROOT, 'tests', 'data', 'celeba', 'img_align_celeba', '000001.jpg')
 
 
 @pytest.fixture(scope='module')
@@ -34,8 +33,7 @@ def client(tiny_run):
 
 def _image(data_url):
   assert data_url.startswith('data:image/png;base64,')
-  return np.asarray(Image.open(io.BytesIO(base64.b64decode(
-      data_url.split(',', 1)[1]))))
+  return np.asarray(Image.open(io.BytesIO(base64.b64decode(data_url.split(',', 1)[1]))))
 
 
 def test_the_page_and_info(client):
@@ -43,7 +41,8 @@ def test_the_page_and_info(client):
   page = c.get('/')
   assert page.status_code == 200 and b'facegan explorer' in page.data
   assert c.get('/api/info').get_json() == dict(
-      latent_dim=16, latent_dist='normal', height=32, width=32, run='tiny')
+    latent_dim=16, latent_dist='normal', height=32, width=32, run='tiny'
+  )
 
 
 def test_faces_are_generate_py_s_grid_and_render_as_g_does(client):
@@ -52,15 +51,13 @@ def test_faces_are_generate_py_s_grid_and_render_as_g_does(client):
   z = latents.sample_latents(config, 4, 5, streams.GRID)
   np.testing.assert_allclose(out['latents'], z, rtol=1e-6)
   images = [_image(u) for u in out['images']]
-  np.testing.assert_allclose(np.stack(images), latents.render(generator, z),
-                             atol=1)
+  np.testing.assert_allclose(np.stack(images), latents.render(generator, z), atol=1)
   truncated = c.post('/api/latents', json=dict(seed=5, n=4, truncation=0.5))
   assert np.abs(truncated.get_json()['latents']).max() <= 0.5
   # A moved slider: one dimension changed, another image.
   moved = z[0].copy()
   moved[3] += 2.0
-  again = c.post('/api/render', json=dict(latents=[z[0].tolist(),
-                                                   moved.tolist()])).get_json()
+  again = c.post('/api/render', json=dict(latents=[z[0].tolist(), moved.tolist()])).get_json()
   first, second = (_image(u) for u in again['images'])
   np.testing.assert_array_equal(first, images[0])
   assert not np.array_equal(first, second)
@@ -69,16 +66,17 @@ def test_faces_are_generate_py_s_grid_and_render_as_g_does(client):
 def test_slerp_ends_on_the_picked_faces_and_latents_round_trip(client):
   c, config, _ = client
   z = latents.sample_latents(config, 2, 0, streams.GRID)
-  ends = [c.post('/api/slerp', json=dict(z1=z[0].tolist(), z2=z[1].tolist(),
-                                         t=t)).get_json() for t in (0, 1)]
+  ends = [
+    c.post('/api/slerp', json=dict(z1=z[0].tolist(), z2=z[1].tolist(), t=t)).get_json()
+    for t in (0, 1)
+  ]
   np.testing.assert_allclose(ends[0]['latent'], z[0], rtol=1e-6)
   np.testing.assert_allclose(ends[1]['latent'], z[1], rtol=1e-6)
   npy = c.post('/api/npy', json=dict(latent=z[1].tolist()))
   assert npy.status_code == 200
   np.testing.assert_array_equal(np.load(io.BytesIO(npy.data)), z[1])
   loaded = c.post('/api/latent', data=dict(file=(io.BytesIO(npy.data), 'z.npy')))
-  np.testing.assert_array_equal(_image(loaded.get_json()['image']),
-                                _image(ends[1]['image']))
+  np.testing.assert_array_equal(_image(loaded.get_json()['image']), _image(ends[1]['image']))
 
 
 def test_an_uploaded_photo_is_projected(client):
@@ -110,8 +108,7 @@ def _npz():
 def _npy_header(shape):
   """A .npy header for float32 `shape` followed by 8 bytes of data."""
   buf = io.BytesIO()
-  np.lib.format.write_array_header_1_0(
-      buf, dict(descr='<f4', fortran_order=False, shape=shape))
+  np.lib.format.write_array_header_1_0(buf, dict(descr='<f4', fortran_order=False, shape=shape))
   buf.write(b'\0' * 8)
   buf.seek(0)
   return buf
@@ -120,43 +117,41 @@ def _npy_header(shape):
 def test_bad_requests_get_a_message_and_the_server_goes_on(client):
   c, _, _ = client
   cases = [
-      ('/api/render', dict(json=dict(latents=[[0.0] * 5])), 'latent size'),
-      ('/api/render', dict(json=dict(latents=[[float('nan')] * 16])), 'NaN'),
-      ('/api/render', dict(data='not json'), 'JSON object'),
-      ('/api/latents', dict(json=dict(n=10**6)), 'n must be in'),
-      ('/api/latents', dict(json=dict(truncation='x')), 'must be a finite number'),
-      ('/api/slerp', dict(json=dict(z1=[0.0] * 16, z2=[1.0] * 16, t=2)),
-       't must be in'),
-      ('/api/latent', dict(data=dict(file=(_npy(np.zeros(7)), 'z.npy'))),
-       'latent size'),
-      ('/api/latent', dict(data=dict(file=(io.BytesIO(b'junk'), 'z.npy'))),
-       'not a .npy'),
-      ('/api/project', dict(data=dict(file=(io.BytesIO(b'junk'), 'a.jpg'))),
-       'not an image'),
-      ('/api/project', dict(data={}), 'No file was uploaded'),
-      ('/api/latent', dict(data=dict(file=(io.BytesIO(b''), 'z.npy'))),
-       'No file was uploaded'),
-      # Numbers JSON allows and Python reads, but no request means.
-      ('/api/latents', _json('{"seed": 1e400}'), 'seed must be a finite'),
-      ('/api/latents', _json('{"truncation": NaN}'), 'truncation must be a'),
-      ('/api/slerp', _json('{"z1": %s, "z2": %s, "t": NaN}' % (
-          [0.0] * 16, [1.0] * 16)), 't must be a finite'),
-      ('/api/render', _json('[' * 100_000 + ']' * 100_000), 'JSON object'),
-      ('/api/render', _json('{"latents": %s}' % ('[' * 500 + ']' * 500)),
-       'latents must be'),
-      # Latent files that are not one array of this run's size.
-      ('/api/latent', dict(data=dict(file=(_npz(), 'z.npz'))), '.npz archive'),
-      ('/api/latent', dict(data=dict(file=(_npy_header((10**12,)), 'z.npy'))),
-       'shape [1000000000000]'),
-      ('/api/latent', dict(data=dict(file=(_npy_header((16,)), 'z.npy'))),
-       'damaged'),
+    ('/api/render', dict(json=dict(latents=[[0.0] * 5])), 'latent size'),
+    ('/api/render', dict(json=dict(latents=[[float('nan')] * 16])), 'NaN'),
+    ('/api/render', dict(data='not json'), 'JSON object'),
+    ('/api/latents', dict(json=dict(n=10**6)), 'n must be in'),
+    ('/api/latents', dict(json=dict(truncation='x')), 'must be a finite number'),
+    ('/api/slerp', dict(json=dict(z1=[0.0] * 16, z2=[1.0] * 16, t=2)), 't must be in'),
+    ('/api/latent', dict(data=dict(file=(_npy(np.zeros(7)), 'z.npy'))), 'latent size'),
+    ('/api/latent', dict(data=dict(file=(io.BytesIO(b'junk'), 'z.npy'))), 'not a .npy'),
+    ('/api/project', dict(data=dict(file=(io.BytesIO(b'junk'), 'a.jpg'))), 'not an image'),
+    ('/api/project', dict(data={}), 'No file was uploaded'),
+    ('/api/latent', dict(data=dict(file=(io.BytesIO(b''), 'z.npy'))), 'No file was uploaded'),
+    # Numbers JSON allows and Python reads, but no request means.
+    ('/api/latents', _json('{"seed": 1e400}'), 'seed must be a finite'),
+    ('/api/latents', _json('{"truncation": NaN}'), 'truncation must be a'),
+    (
+      '/api/slerp',
+      _json('{"z1": %s, "z2": %s, "t": NaN}' % ([0.0] * 16, [1.0] * 16)),
+      't must be a finite',
+    ),
+    ('/api/render', _json('[' * 100_000 + ']' * 100_000), 'JSON object'),
+    ('/api/render', _json('{"latents": %s}' % ('[' * 500 + ']' * 500)), 'latents must be'),
+    # Latent files that are not one array of this run's size.
+    ('/api/latent', dict(data=dict(file=(_npz(), 'z.npz'))), '.npz archive'),
+    (
+      '/api/latent',
+      dict(data=dict(file=(_npy_header((10**12,)), 'z.npy'))),
+      'shape [1000000000000]',
+    ),
+    ('/api/latent', dict(data=dict(file=(_npy_header((16,)), 'z.npy'))), 'damaged'),
   ]
   for path, kwargs, message in cases:
     response = c.post(path, **kwargs)
     assert response.status_code == 400, (path, message)
     assert message in response.get_json()['error'], response.get_json()
-  big = c.post('/api/project', data=dict(
-      file=(io.BytesIO(b'\0' * (21 * 2**20)), 'big.jpg')))
+  big = c.post('/api/project', data=dict(file=(io.BytesIO(b'\0' * (21 * 2**20)), 'big.jpg')))
   assert big.status_code == 413 and 'MB limit' in big.get_json()['error']
   assert c.get('/api/info').status_code == 200  # still serving
 
@@ -168,23 +163,27 @@ def test_pages_of_other_sites_are_refused(client):
     r = c.get('/api/info', headers={'Host': host})
     assert r.status_code == 403 and 'refused' in r.get_json()['error'], host
     assert c.get('/', headers={'Host': host}).status_code == 403
-  for host in ('localhost:8000', '127.0.0.1:8000', '[::1]:8000',
-               '192.168.1.5', socket.gethostname()):
+  for host in (
+    'localhost:8000',
+    '127.0.0.1:8000',
+    '[::1]:8000',
+    '192.168.1.5',
+    socket.gethostname(),
+  ):
     assert c.get('/api/info', headers={'Host': host}).status_code == 200, host
   with open(FACE, 'rb') as f:
     face = f.read()
   # Browsers send a cross-site form POST without asking first.
   for origin in ('http://evil.example', 'null', 'http://localhost:9999'):
-    r = c.post('/api/project', headers={'Origin': origin},
-               data=dict(file=(io.BytesIO(face), 'a.jpg')))
+    r = c.post(
+      '/api/project', headers={'Origin': origin}, data=dict(file=(io.BytesIO(face), 'a.jpg'))
+    )
     assert r.status_code == 403 and 'refused' in r.get_json()['error']
-  same = c.post('/api/latents', headers={'Origin': 'http://localhost'},
-                json=dict(n=1))
+  same = c.post('/api/latents', headers={'Origin': 'http://localhost'}, json=dict(n=1))
   assert same.status_code == 200
 
 
-def test_a_photo_during_a_projection_is_busy_and_sliders_still_move(
-    client, monkeypatch):
+def test_a_photo_during_a_projection_is_busy_and_sliders_still_move(client, monkeypatch):
   c, config, _ = client
   started, release = threading.Event(), threading.Event()
   project = explorer_app.projection.project
@@ -198,9 +197,13 @@ def test_a_photo_during_a_projection_is_busy_and_sliders_still_move(
   with open(FACE, 'rb') as f:
     face = f.read()
   first = {}
-  thread = threading.Thread(target=lambda: first.update(
+  thread = threading.Thread(
+    target=lambda: first.update(
       r=c.application.test_client().post(
-          '/api/project', data=dict(file=(io.BytesIO(face), 'a.jpg')))))
+        '/api/project', data=dict(file=(io.BytesIO(face), 'a.jpg'))
+      )
+    )
+  )
   thread.start()
   try:
     assert started.wait(60)
@@ -227,8 +230,7 @@ def test_idle_connections_are_closed(client):
       start = time.monotonic()
       assert s.recv(1024) == b''  # closed by the server, nothing sent
       assert time.monotonic() - start < 10
-    with urllib.request.urlopen(
-        f'http://127.0.0.1:{server.port}/api/info', timeout=20) as r:
+    with urllib.request.urlopen(f'http://127.0.0.1:{server.port}/api/info', timeout=20) as r:
       assert json.load(r)['latent_dim'] == 16
   finally:
     server.shutdown()
@@ -258,17 +260,20 @@ print(json.dumps(dict(growth_mb=(after - before) / 1024, replies=replies)))
 """
 
 
-def test_concurrent_oversized_uploads_stay_within_a_memory_bound(
-    tiny_run, tmp_path):
+def test_concurrent_oversized_uploads_stay_within_a_memory_bound(tiny_run, tmp_path):
   # Each file is small; decoded in full, the PNG is 62 megapixels (about
   # 1 GB on its way through RGB and float32) and the JPEG 36.
   png, jpeg = tmp_path / 'bomb.png', tmp_path / 'big.jpg'
   Image.new('1', (7900, 7900)).save(png)
   Image.new('RGB', (6000, 6000), (120, 90, 80)).save(jpeg, quality=90)
   assert png.stat().st_size + jpeg.stat().st_size < 2 * 2**20
-  r = subprocess.run([sys.executable, '-c', _UPLOAD_MEMORY, tiny_run,
-                      str(png), str(jpeg)], cwd=ROOT, capture_output=True,
-                     text=True, timeout=300)
+  r = subprocess.run(
+    [sys.executable, '-c', _UPLOAD_MEMORY, tiny_run, str(png), str(jpeg)],
+    cwd=ROOT,
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
   assert r.returncode == 0, r.stderr[-3000:]
   out = json.loads(r.stdout.strip().splitlines()[-1])
   codes = [code for code, _ in out['replies']]
@@ -280,8 +285,9 @@ def test_concurrent_oversized_uploads_stay_within_a_memory_bound(
 
 
 def _explore(*args):
-  return subprocess.run([sys.executable, 'explore.py', *args], cwd=ROOT,
-                        capture_output=True, text=True, timeout=120)
+  return subprocess.run(
+    [sys.executable, 'explore.py', *args], cwd=ROOT, capture_output=True, text=True, timeout=120
+  )
 
 
 def test_explore_py_refuses_a_busy_port_and_a_missing_run(tiny_run, tmp_path):

@@ -28,8 +28,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def _config(**overrides):
   # One checkpoint per step, three kept: ckpt-2, 3 and 4 after one epoch.
-  return get_config('tiny', **{'epochs': 1, 'checkpoint_every_steps': 1,
-                               **overrides})
+  return get_config('tiny', **{'epochs': 1, 'checkpoint_every_steps': 1, **overrides})
 
 
 def _ckpt(workdir, name=''):
@@ -112,14 +111,17 @@ def test_non_finite_weights_are_never_saved(run4, monkeypatch):
     if int(gan.step) == 6:  # the loss of step 6 was still finite
       v = gan.discriminator.trainable_variables[0]
       v.assign(tf.fill(v.shape, np.nan))
+
   helpers.hook_train_steps(monkeypatch, poison_after_step_6)
   with pytest.raises(loop.TrainingDiverged, match='step 6.*ckpt-5'):
     loop.run(_config(epochs=2), run4)
   assert helpers.checkpoint_steps(run4) == [3, 4, 5]
   reader = tf.train.load_checkpoint(_ckpt(run4, 'ckpt-5'))
-  assert all(np.all(np.isfinite(reader.get_tensor(n)))
-             for n, dtype in reader.get_variable_to_dtype_map().items()
-             if dtype.is_floating)
+  assert all(
+    np.all(np.isfinite(reader.get_tensor(n)))
+    for n, dtype in reader.get_variable_to_dtype_map().items()
+    if dtype.is_floating
+  )
 
 
 def test_nan_at_the_first_step_promises_no_checkpoint(tmp_path):
@@ -132,9 +134,19 @@ def test_nan_at_the_first_step_promises_no_checkpoint(tmp_path):
 @pytest.mark.slow
 def test_train_py_exits_after_nan_with_the_synthetic_source(tmp_path):
   proc = subprocess.run(
-      [sys.executable, 'train.py', '--preset=tiny', '--d_lr=1e20',
-       '--g_lr=1e20', f'--workdir={tmp_path / "run"}'],
-      cwd=ROOT, capture_output=True, text=True, timeout=120)
+    [
+      sys.executable,
+      'train.py',
+      '--preset=tiny',
+      '--d_lr=1e20',
+      '--g_lr=1e20',
+      f'--workdir={tmp_path / "run"}',
+    ],
+    cwd=ROOT,
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
   assert proc.returncode == 1
   assert 'became nan at step 1' in proc.stderr
 
@@ -167,8 +179,8 @@ def test_changed_learning_rates_take_effect_on_resume(run4, capsys):
   assert d[2] == pytest.approx(2e-4) and d[8] == pytest.approx(3e-4)
   reader = tf.train.load_checkpoint(_ckpt(run4, 'ckpt-8'))
   assert reader.get_tensor(
-      'g_optimizer/_learning_rate/.ATTRIBUTES/VARIABLE_VALUE') == \
-      pytest.approx(5e-5)
+    'g_optimizer/_learning_rate/.ATTRIBUTES/VARIABLE_VALUE'
+  ) == pytest.approx(5e-5)
 
 
 def test_adding_dropout_to_d_resumes(run4, capsys):
@@ -186,26 +198,28 @@ def test_checkpoints_keyed_by_position_still_resume_and_load(tmp_path):
   rundir.prepare(config, workdir)
   rundir.save_config(config, workdir)
   gan.step.assign(4)
-  counters = dict(epoch=tf.Variable(1, dtype=tf.int64),
-                  epoch_consumed=tf.Variable(0, dtype=tf.int64),
-                  epoch_images=tf.Variable(0, dtype=tf.int64))
-  prefix = tf.train.CheckpointManager(tf.train.Checkpoint(
-      **counters, **checkpoints.gan_items(gan, positional=True)), _ckpt(workdir),
-      max_to_keep=3).save(checkpoint_number=4)
+  counters = dict(
+    epoch=tf.Variable(1, dtype=tf.int64),
+    epoch_consumed=tf.Variable(0, dtype=tf.int64),
+    epoch_images=tf.Variable(0, dtype=tf.int64),
+  )
+  prefix = tf.train.CheckpointManager(
+    tf.train.Checkpoint(**counters, **checkpoints.gan_items(gan, positional=True)),
+    _ckpt(workdir),
+    max_to_keep=3,
+  ).save(checkpoint_number=4)
   names = [n for n, _ in tf.train.list_variables(prefix)]
   assert 'generator/0000/.ATTRIBUTES/VARIABLE_VALUE' in names
   _, _, g = checkpoints.load_generator(prefix)
-  np.testing.assert_array_equal(g.variables[0].numpy(),
-                                gan.ema_generator.variables[0].numpy())
+  np.testing.assert_array_equal(g.variables[0].numpy(), gan.ema_generator.variables[0].numpy())
   loop.run(config, workdir)
-  assert helpers.checkpoint_steps(workdir) == [4, 5, 6, 7, 8][-config.keep_checkpoints:]
+  assert helpers.checkpoint_steps(workdir) == [4, 5, 6, 7, 8][-config.keep_checkpoints :]
 
 
 def test_a_second_process_on_the_run_directory_is_refused(run4):
   held = rundir.RunLock(run4)
   try:
-    with pytest.raises(rundir.RunDirError,
-                       match=f'being trained by process {os.getpid()}'):
+    with pytest.raises(rundir.RunDirError, match=f'being trained by process {os.getpid()}'):
       loop.run(_config(epochs=2), run4)
   finally:
     held.release()
@@ -234,9 +248,11 @@ def test_the_scalars_before_a_checkpoint_survive_a_kill(tmp_path, monkeypatch):
   workdir = str(tmp_path / 'run')
   saves = []
   manager_save = tf.train.CheckpointManager.save
+
   def save(self, *a, **k):
     saves.append(sorted(helpers.scalars(workdir, 'd_loss')))
     return manager_save(self, *a, **k)
+
   monkeypatch.setattr(tf.train.CheckpointManager, 'save', save)
   loop.run(_config(log_every=1), workdir)
   assert saves == [[1], [1, 2], [1, 2, 3], [1, 2, 3, 4], [1, 2, 3, 4]]
@@ -245,15 +261,15 @@ def test_the_scalars_before_a_checkpoint_survive_a_kill(tmp_path, monkeypatch):
 def test_a_full_disk_during_a_save_says_what_was_kept(tmp_path, monkeypatch):
   workdir = str(tmp_path / 'run')
   save = tf.train.CheckpointManager.save
+
   def disk_full_at_step_3(self, checkpoint_number=None, **kwargs):
     if checkpoint_number == 3:
       os.makedirs(os.path.join(self.directory, 'ckpt-3_temp'))  # half written
-      raise tf.errors.ResourceExhaustedError(None, None,
-                                             'No space left on device')
+      raise tf.errors.ResourceExhaustedError(None, None, 'No space left on device')
     return save(self, checkpoint_number=checkpoint_number, **kwargs)
+
   monkeypatch.setattr(tf.train.CheckpointManager, 'save', disk_full_at_step_3)
-  with pytest.raises(rundir.RunDirError,
-                     match='step 3 failed.*No space left.*Kept: .*ckpt-2'):
+  with pytest.raises(rundir.RunDirError, match='step 3 failed.*No space left.*Kept: .*ckpt-2'):
     loop.run(_config(), workdir)
   assert helpers.checkpoint_steps(workdir) == [1, 2]
   assert not os.path.exists(_ckpt(workdir, 'ckpt-3_temp'))
@@ -289,12 +305,18 @@ runpy.run_path(sys.argv[0], run_name='__main__')
 @pytest.mark.parametrize('script', ['train.py', 'generate.py', 'evaluate.py'])
 def test_ctrl_c_while_tensorflow_imports_is_one_line(tmp_path, script):
   # TensorFlow's import swallows a KeyboardInterrupt raised inside it.
-  args = {'train.py': ['--preset=tiny', f'--workdir={tmp_path}/run'],
-          'generate.py': [f'--checkpoint={tmp_path}/run'],
-          'evaluate.py': [f'--checkpoint={tmp_path}/run']}[script]
+  args = {
+    'train.py': ['--preset=tiny', f'--workdir={tmp_path}/run'],
+    'generate.py': [f'--checkpoint={tmp_path}/run'],
+    'evaluate.py': [f'--checkpoint={tmp_path}/run'],
+  }[script]
   proc = subprocess.run(
-      [sys.executable, '-c', _SIGINT_AT_TF_IMPORT, script, *args], cwd=ROOT,
-      capture_output=True, text=True, timeout=120)
+    [sys.executable, '-c', _SIGINT_AT_TF_IMPORT, script, *args],
+    cwd=ROOT,
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
   assert proc.returncode != 0
   assert 'Traceback' not in proc.stderr
   assert 'Interrupted' in proc.stdout + proc.stderr
@@ -306,14 +328,16 @@ def test_unwritable_outputs_and_bad_counts_are_one_line(run4, tmp_path):
   blocker = tmp_path / 'a_file'
   blocker.write_text('')
   for args, match in (
-      (['generate.py', f'--checkpoint={run4}', '--mode=grid',
-        f'--out={blocker}/out'], 'pass a writable --out'),
-      (['evaluate.py', f'--checkpoint={run4}', '--num_samples=0'],
-       'num_samples'),
-      (['evaluate.py', f'--checkpoint={run4}', '--batch_size=-1'],
-       'batch_size')):
-    proc = subprocess.run([sys.executable, *args], cwd=ROOT, text=True,
-                          capture_output=True, timeout=120)
+    (
+      ['generate.py', f'--checkpoint={run4}', '--mode=grid', f'--out={blocker}/out'],
+      'pass a writable --out',
+    ),
+    (['evaluate.py', f'--checkpoint={run4}', '--num_samples=0'], 'num_samples'),
+    (['evaluate.py', f'--checkpoint={run4}', '--batch_size=-1'], 'batch_size'),
+  ):
+    proc = subprocess.run(
+      [sys.executable, *args], cwd=ROOT, text=True, capture_output=True, timeout=120
+    )
     assert proc.returncode != 0, args
     assert 'Traceback' not in proc.stderr and match in proc.stderr, args
 
@@ -321,14 +345,16 @@ def test_unwritable_outputs_and_bad_counts_are_one_line(run4, tmp_path):
 def test_a_checkpoint_of_other_shapes_is_refused_by_name_and_shape(run4):
   # Without config.json only the checkpoint itself can tell.
   os.remove(os.path.join(run4, 'config.json'))
-  with pytest.raises(rundir.RunDirError, match=r'does not fit.*stages0_conv2d0'
-                     r'_kernel has shape \(4, 4, 3, 8\), not \(4, 4, 3, 16\)'):
+  with pytest.raises(
+    rundir.RunDirError,
+    match=r'does not fit.*stages0_conv2d0'
+    r'_kernel has shape \(4, 4, 3, 8\), not \(4, 4, 3, 16\)',
+  ):
     loop.run(_config(d_filters=16), run4)
   assert not os.path.exists(os.path.join(run4, 'config.json'))
 
 
-def test_a_run_made_before_an_architecture_field_resumes_with_its_value(
-    run4, capsys):
+def test_a_run_made_before_an_architecture_field_resumes_with_its_value(run4, capsys):
   # Runs made before g_upsample and d_mbstd_group existed have neither in
   # config.json; a preset that now turns them on must not rebuild them.
   path = os.path.join(run4, 'config.json')
@@ -357,15 +383,24 @@ def test_every_error_a_user_can_fix_has_the_one_base_the_scripts_catch():
   from metrics import coverage, evaluation, inception
   from models import export, hardware, latents
   from pictures import exports
-  errors = [photos.PhotoError, pipeline.DataError, coverage.CoverageError,
-            evaluation.EvaluationError, inception.InceptionWeightsError,
-            hardware.UnsupportedSetup, latents.LatentError,
-            exports.GenerationError, export.ExportError, rundir.RunDirError,
-            loop.TrainingSetupError, loop.TrainingDiverged]
+
+  errors = [
+    photos.PhotoError,
+    pipeline.DataError,
+    coverage.CoverageError,
+    evaluation.EvaluationError,
+    inception.InceptionWeightsError,
+    hardware.UnsupportedSetup,
+    latents.LatentError,
+    exports.GenerationError,
+    export.ExportError,
+    rundir.RunDirError,
+    loop.TrainingSetupError,
+    loop.TrainingDiverged,
+  ]
   assert [e for e in errors if not issubclass(e, FaceganError)] == []
   # The scripts name no error class: their main runs through one_line.
-  for script in ('train.py', 'generate.py', 'evaluate.py', 'project.py',
-                 'explore.py'):
+  for script in ('train.py', 'generate.py', 'evaluate.py', 'project.py', 'explore.py'):
     with open(os.path.join(ROOT, script)) as f:
       source = f.read()
     assert 'errors.one_line(main)' in source, script

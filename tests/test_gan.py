@@ -10,9 +10,19 @@ from models import streams
 from models.gan import GAN
 from tests import helpers
 
-MAIN_KEYS = {'d_loss', 'd_loss_real', 'd_loss_fake', 'g_loss', 'g_loss_adv',
-             'g_loss_fm', 'd_real', 'd_fake', 'noise_sd', 'grad_norm/g',
-             'grad_norm/d'}
+MAIN_KEYS = {
+  'd_loss',
+  'd_loss_real',
+  'd_loss_fake',
+  'g_loss',
+  'g_loss_adv',
+  'g_loss_fm',
+  'd_real',
+  'd_fake',
+  'noise_sd',
+  'grad_norm/g',
+  'grad_norm/d',
+}
 
 
 def _gan(**overrides):
@@ -34,12 +44,15 @@ def test_train_step_updates_both_networks_and_reports_scalars():
   assert all(np.isfinite(float(v)) for v in out.values())
   assert 0 < float(out['d_real']) < 1 and 0 < float(out['d_fake']) < 1
   assert float(out['d_loss']) == pytest.approx(
-      float(out['d_loss_real']) + float(out['d_loss_fake']), rel=1e-5)
+    float(out['d_loss_real']) + float(out['d_loss_fake']), rel=1e-5
+  )
   assert int(gan.step) == 1
-  assert all(not np.array_equal(a, v.numpy())
-             for a, v in zip(g0, gan.generator.trainable_variables))
-  assert all(not np.array_equal(a, v.numpy())
-             for a, v in zip(d0, gan.discriminator.trainable_variables))
+  assert all(
+    not np.array_equal(a, v.numpy()) for a, v in zip(g0, gan.generator.trainable_variables)
+  )
+  assert all(
+    not np.array_equal(a, v.numpy()) for a, v in zip(d0, gan.discriminator.trainable_variables)
+  )
 
 
 def test_per_layer_gradient_norms_add_up_to_the_global_norm():
@@ -48,7 +61,8 @@ def test_per_layer_gradient_norms_add_up_to_the_global_norm():
     layers = [float(v) for k, v in out.items() if k.startswith(f'grad_norm/{net}/')]
     assert len(layers) >= 3 and all(x > 0 for x in layers)
     assert float(out[f'grad_norm/{net}']) == pytest.approx(
-        np.sqrt(np.sum(np.square(layers))), rel=1e-4)
+      np.sqrt(np.sum(np.square(layers))), rel=1e-4
+    )
 
 
 def test_ema_generator_follows_the_warmed_up_average_of_g():
@@ -64,8 +78,7 @@ def test_ema_generator_follows_the_warmed_up_average_of_g():
   np.testing.assert_allclose(ema, expected, rtol=1e-4, atol=1e-6)
   assert np.abs(ema - flat(gan.generator.trainable_variables)).max() > 1e-5
   # BN statistics are copied, not averaged.
-  for e, g in zip(gan.ema_generator.non_trainable_variables,
-                  gan.generator.non_trainable_variables):
+  for e, g in zip(gan.ema_generator.non_trainable_variables, gan.generator.non_trainable_variables):
     np.testing.assert_array_equal(e.numpy(), g.numpy())
   assert gan.sampler is gan.ema_generator
   plain = _gan(ema_decay=0.0)
@@ -86,7 +99,8 @@ def test_feature_matching_and_extra_g_steps():
   out = helpers.loop_step(gan, _real())
   assert float(out['g_loss_fm']) > 0
   assert float(out['g_loss']) == pytest.approx(
-      float(out['g_loss_adv']) + 0.1 * float(out['g_loss_fm']), rel=1e-5)
+    float(out['g_loss_adv']) + 0.1 * float(out['g_loss_fm']), rel=1e-5
+  )
   assert int(gan.g_optimizer.iterations) == 2 * int(gan.d_optimizer.iterations)
 
 
@@ -104,18 +118,26 @@ def test_reuse_fake_trains_g_on_the_d_step_fakes_with_one_forward_pass():
     v.assign(value)
   z = gan.tricks.latent(streams.Z_D, tf.constant(8), tf.constant(1, tf.int64))
   logits = gan.discriminator(gan.generator(z, training=True), training=True)
-  assert float(out['g_loss']) == pytest.approx(
-      float(losses.generator_loss(logits, 1.0)), rel=1e-4)
+  assert float(out['g_loss']) == pytest.approx(float(losses.generator_loss(logits, 1.0)), rel=1e-4)
 
 
-@pytest.mark.parametrize('overrides', [
+@pytest.mark.parametrize(
+  'overrides',
+  [
     dict(real_label_low=0.7, real_label_high=1.2, smooth_g_targets=True),
     dict(instance_noise='multiplicative', d_spectral_norm=True, g_spectral_norm=True),
     dict(optimizer='adamw', weight_decay=0.01, latent_dist='uniform', reuse_fake=True),
     dict(g_activation='selu', d_dropout=0.3),
-    dict(g_upsample='bilinear', d_mbstd_group=4, r1_gamma=1.0, r1_every=1,
-         diffaugment='color,translation,cutout', augment_p=0.5),
-])
+    dict(
+      g_upsample='bilinear',
+      d_mbstd_group=4,
+      r1_gamma=1.0,
+      r1_every=1,
+      diffaugment='color,translation,cutout',
+      augment_p=0.5,
+    ),
+  ],
+)
 def test_every_stabilising_option_trains(overrides):
   gan = _gan(**overrides)
   for _ in range(2):
@@ -126,16 +148,28 @@ def test_every_stabilising_option_trains(overrides):
 @pytest.mark.slow
 def test_overfit_one_real_batch_d_and_g_learn(celeba_dir):
   """As the PyTorch recipe's mini_data run: one batch of real faces, many steps."""
-  c = get_config('tiny', dataset='celeba', data_dir=celeba_dir, batch_size=16,
-                 g_filters=16, d_filters=16, g_lr=1e-3, d_lr=1e-3, g_beta1=0.5,
-                 d_beta1=0.5, ema_decay=0.0)
+  c = get_config(
+    'tiny',
+    dataset='celeba',
+    data_dir=celeba_dir,
+    batch_size=16,
+    g_filters=16,
+    d_filters=16,
+    g_lr=1e-3,
+    d_lr=1e-3,
+    g_beta1=0.5,
+    d_beta1=0.5,
+    ema_decay=0.0,
+  )
   _, real = next(iter(pipeline.Pipeline(c).epoch(0)))
   keras.utils.set_random_seed(0)
   gan = GAN(c)
   z = tf.random.normal((64, c.latent_dim), seed=3)
   target = real.numpy().mean(0)
+
   def distance():  # mean |E[G(z)] - E[x]| per pixel, in [-1, 1] units
     return np.abs(gan.generator(z, training=False).numpy().mean(0) - target).mean()
+
   d0 = distance()
   d_losses = [float(helpers.loop_step(gan, real)['d_loss']) for _ in range(300)]
   # D learns to tell this batch from fakes: its loss falls well below log 4.
@@ -147,9 +181,11 @@ def test_overfit_one_real_batch_d_and_g_learn(celeba_dir):
 def test_r1_is_lazy_and_adds_to_d_gradients_only_on_its_steps():
   plain, r1 = _gan(), _gan(r1_gamma=10.0, r1_every=2)
   real, fake = _real(), _real() * 0.5
+
   def grads(gan, step):
     g, _, _ = gan.d_gradients(real, fake, tf.constant(step, tf.int64))
     return [x.numpy() for x in g]
+
   for a, b in zip(grads(plain, 3), grads(r1, 3)):  # 3 % 2: no R1
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-7)
   extra = [b - a for a, b in zip(grads(plain, 4), grads(r1, 4))]
@@ -161,8 +197,7 @@ def test_a_step_without_norms_skips_only_the_norms():
   real = _real()
   out_full = helpers.loop_step(full, real)
   out_light = helpers.loop_step(light, real, with_norms=False)
-  norms = lambda gan, out: [float(out[k]) for k in gan.metric_names
-                            if k.startswith('grad_norm/')]
+  norms = lambda gan, out: [float(out[k]) for k in gan.metric_names if k.startswith('grad_norm/')]
   assert len(norms(full, out_full)) > 2 and min(norms(full, out_full)) > 0
   assert norms(light, out_light) == [0.0] * len(norms(full, out_full))
   for k in ('d_loss', 'g_loss', 'd_real', 'd_fake'):  # the same step

@@ -23,8 +23,9 @@ from training import rundir
 from training.rundir import RunDirError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FAST = exports.Options(num=6, grid_cols=3, num_interpolations=2, frames=5,
-                   fps=10, dims=(1, 5), range=2.0, walk_steps=4)
+FAST = exports.Options(
+  num=6, grid_cols=3, num_interpolations=2, frames=5, fps=10, dims=(1, 5), range=2.0, walk_steps=4
+)
 
 
 @pytest.fixture(scope='module')
@@ -48,12 +49,17 @@ def _tile(n, size, cols):
 
 
 def _run_generate(*args):
-  return subprocess.run([sys.executable, os.path.join(ROOT, 'generate.py'),
-                         *args], cwd=ROOT, capture_output=True, text=True,
-                        timeout=240)
+  return subprocess.run(
+    [sys.executable, os.path.join(ROOT, 'generate.py'), *args],
+    cwd=ROOT,
+    capture_output=True,
+    text=True,
+    timeout=240,
+  )
 
 
 # Latent math on known vectors.
+
 
 def test_slerp_endpoints_midpoint_and_norms():
   z1, z2 = np.array([2.0, 0.0, 0.0]), np.array([0.0, 2.0, 0.0])
@@ -64,7 +70,8 @@ def test_slerp_endpoints_midpoint_and_norms():
   rng = np.random.default_rng(0)
   a, b = rng.standard_normal((2, 3, 50))
   b *= np.linalg.norm(a, axis=-1, keepdims=True) / np.linalg.norm(
-      b, axis=-1, keepdims=True)  # equal norms, pair by pair
+    b, axis=-1, keepdims=True
+  )  # equal norms, pair by pair
   norms = np.linalg.norm(latents.slerp(a, b, np.linspace(0, 1, 7)), axis=-1)
   np.testing.assert_allclose(norms, np.broadcast_to(norms[0], norms.shape))
   # Linear interpolation between the same pairs dips in norm in the middle.
@@ -80,14 +87,13 @@ def test_circle_keeps_the_norm_and_closes_the_loop():
   path = latents.circle(z1, z2, theta)
   assert path.shape == (8, 2, 16)
   np.testing.assert_allclose(path[0], z1, atol=1e-12)
-  np.testing.assert_allclose(np.linalg.norm(path, axis=-1),
-                             np.broadcast_to(np.linalg.norm(z1, axis=-1),
-                                             (8, 2)))
+  np.testing.assert_allclose(
+    np.linalg.norm(path, axis=-1), np.broadcast_to(np.linalg.norm(z1, axis=-1), (8, 2))
+  )
   # No repeated start frame, but one step after the last frame is frame 0.
   assert not np.allclose(path[-1], path[0])
   step = theta[1] - theta[0]
-  np.testing.assert_allclose(latents.circle(z1, z2, [theta[-1] + step])[0],
-                             path[0], atol=1e-12)
+  np.testing.assert_allclose(latents.circle(z1, z2, [theta[-1] + step])[0], path[0], atol=1e-12)
   # A quarter turn is orthogonal to z1.
   quarter = latents.circle(z1, z2, [np.pi / 2])[0]
   np.testing.assert_allclose(np.sum(quarter * z1, axis=-1), 0, atol=1e-9)
@@ -99,8 +105,7 @@ def test_walk_changes_only_one_dimension():
   z = np.arange(6.0)
   path = latents.walk(z, 3, [-1.0, 0.0, 2.5])
   np.testing.assert_array_equal(path[:, 3], [-1.0, 0.0, 2.5])
-  np.testing.assert_array_equal(np.delete(path, 3, axis=1),
-                                np.tile(np.delete(z, 3), (3, 1)))
+  np.testing.assert_array_equal(np.delete(path, 3, axis=1), np.tile(np.delete(z, 3), (3, 1)))
   with pytest.raises(latents.LatentError, match='latent_dim=6'):
     latents.walk(z, 6, [0.0])
 
@@ -114,8 +119,11 @@ def test_latents_are_seeded_and_truncated():
   t = latents.sample_latents(c, 500, 3, 1, truncation=0.5)
   assert np.abs(t).max() <= 0.5 and t.std() > 0.2
   u = get_config('tiny', latent_dist='uniform')
-  np.testing.assert_allclose(latents.sample_latents(u, 50, 3, 1, truncation=0.5),
-                             0.5 * latents.sample_latents(u, 50, 3, 1), rtol=1e-6)
+  np.testing.assert_allclose(
+    latents.sample_latents(u, 50, 3, 1, truncation=0.5),
+    0.5 * latents.sample_latents(u, 50, 3, 1),
+    rtol=1e-6,
+  )
   with pytest.raises(latents.LatentError, match='positive'):
     latents.sample_latents(c, 1, 0, 1, truncation=0.0)
   assert latents.default_dims(100) == (25, 50, 75)
@@ -124,16 +132,23 @@ def test_latents_are_seeded_and_truncated():
 
 # Outputs of a trained run.
 
+
 def test_every_mode_writes_its_files(tiny, tmp_path):
   config, run_dir, g = tiny
   out = str(tmp_path)
   paths = exports.generate(exports.ALL_MODES, g, config, run_dir, out, FAST)
   names = sorted(os.path.relpath(p, out) for p in paths)
-  assert names == ['circle.gif', 'grid.png', 'interpolation_slerp.gif',
-                   'progress.gif', 'walk_dim001.gif', 'walk_dim001.png',
-                   'walk_dim005.gif', 'walk_dim005.png']
-  assert Image.open(os.path.join(out, 'grid.png')).size[::-1] == _tile(
-      6, (32, 32), 3)
+  assert names == [
+    'circle.gif',
+    'grid.png',
+    'interpolation_slerp.gif',
+    'progress.gif',
+    'walk_dim001.gif',
+    'walk_dim001.png',
+    'walk_dim005.gif',
+    'walk_dim005.png',
+  ]
+  assert Image.open(os.path.join(out, 'grid.png')).size[::-1] == _tile(6, (32, 32), 3)
   pair_grid = _tile(2, (32, 32), 2)
   for name in ('interpolation_slerp.gif', 'circle.gif'):
     frames = _gif(os.path.join(out, name))
@@ -149,7 +164,8 @@ def test_every_mode_writes_its_files(tiny, tmp_path):
   progress = _gif(os.path.join(out, 'progress.gif'))
   assert len(progress) >= 2 and progress[0].shape[0] == 4 * 34 + 2 + 14
   linear = exports.write_interpolation(
-      g, config, out, dataclasses.replace(FAST, interpolation='linear'))
+    g, config, out, dataclasses.replace(FAST, interpolation='linear')
+  )
   assert os.path.basename(linear) == 'interpolation_linear.gif'
   assert len(_gif(linear)) == 5
 
@@ -167,11 +183,11 @@ def test_same_seed_same_bytes_across_processes(tiny, tiny_run, tmp_path):
   config, run_dir, g = tiny
   opts = exports.Options(num=9, seed=5)
   a = exports.write_grid(g, config, str(tmp_path / 'a'), opts)
-  other = exports.write_grid(g, config, str(tmp_path / 'b'),
-                         exports.Options(num=9, seed=6))
+  other = exports.write_grid(g, config, str(tmp_path / 'b'), exports.Options(num=9, seed=6))
   out = str(tmp_path / 'cli')
-  r = _run_generate(f'--checkpoint={tiny_run}', f'--out={out}', '--mode=grid',
-                    '--num=9', '--seed=5')
+  r = _run_generate(
+    f'--checkpoint={tiny_run}', f'--out={out}', '--mode=grid', '--num=9', '--seed=5'
+  )
   assert r.returncode == 0, r.stderr[-2000:]
   read = lambda p: open(p, 'rb').read()
   assert read(os.path.join(out, 'grid.png')) == read(a)
@@ -184,27 +200,30 @@ def test_ema_and_raw_generator_load_their_own_weights(tiny_run, tiny):
   prefix = tf.train.latest_checkpoint(os.path.join(tiny_run, 'checkpoints'))
   for key, g in (('ema_generator', ema), ('generator', raw)):
     for name, v in checkpoints.model_state(g).items():
-      np.testing.assert_array_equal(v.numpy(), tf.train.load_variable(
-          prefix, f'{key}/{name}/.ATTRIBUTES/VARIABLE_VALUE'))
-  assert any(not np.array_equal(a.numpy(), b.numpy())
-             for a, b in zip(ema.trainable_variables, raw.trainable_variables))
+      np.testing.assert_array_equal(
+        v.numpy(), tf.train.load_variable(prefix, f'{key}/{name}/.ATTRIBUTES/VARIABLE_VALUE')
+      )
+  assert any(
+    not np.array_equal(a.numpy(), b.numpy())
+    for a, b in zip(ema.trainable_variables, raw.trainable_variables)
+  )
 
 
 def test_rectangular_157x128_run(tmp_path):
   # A run directory without training: config.json and an initial checkpoint.
   workdir = str(tmp_path / 'rect')
-  config = get_config('celeba157x128', g_filters=4, d_filters=4,
-                      dataset='synthetic')
+  config = get_config('celeba157x128', g_filters=4, d_filters=4, dataset='synthetic')
   rundir.prepare(config, workdir)
   rundir.save_config(config, workdir)
   tf.train.Checkpoint(**checkpoints.gan_items(GAN(config))).save(
-      os.path.join(workdir, 'checkpoints', 'ckpt'))
+    os.path.join(workdir, 'checkpoints', 'ckpt')
+  )
   config, run_dir, g = checkpoints.load_generator(os.path.join(workdir, 'checkpoints'))
   assert run_dir == workdir
-  opts = exports.Options(num=2, num_interpolations=2, frames=3, dims=(99,),
-                     walk_steps=2)
-  paths = exports.generate(('grid', 'circle', 'walk'), g, config, run_dir,
-                       str(tmp_path / 'out'), opts)
+  opts = exports.Options(num=2, num_interpolations=2, frames=3, dims=(99,), walk_steps=2)
+  paths = exports.generate(
+    ('grid', 'circle', 'walk'), g, config, run_dir, str(tmp_path / 'out'), opts
+  )
   assert Image.open(paths[0]).size[::-1] == _tile(2, (157, 128), 2)
   frames = _gif(paths[1])
   assert len(frames) == 3 and frames[0].shape[:2] == _tile(2, (157, 128), 2)
@@ -218,14 +237,19 @@ def test_savedmodel_serves_uint8_images_in_a_fresh_process(tiny, tmp_path):
   expected = latents.render(g, z)
   np.save(tmp_path / 'z.npy', z)
   code = (
-      'import sys, numpy as np, tensorflow as tf\n'
-      'm = tf.saved_model.load(sys.argv[1])\n'
-      'out = m.signatures["serving_default"](z=tf.constant(np.load(sys.argv[2])))\n'
-      'np.save(sys.argv[3], out["images"].numpy())\n')
-  r = subprocess.run([sys.executable, '-c', code, path, str(tmp_path / 'z.npy'),
-                      str(tmp_path / 'x.npy')], capture_output=True, text=True,
-                     timeout=240, cwd=str(tmp_path),
-                     env={**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2'})
+    'import sys, numpy as np, tensorflow as tf\n'
+    'm = tf.saved_model.load(sys.argv[1])\n'
+    'out = m.signatures["serving_default"](z=tf.constant(np.load(sys.argv[2])))\n'
+    'np.save(sys.argv[3], out["images"].numpy())\n'
+  )
+  r = subprocess.run(
+    [sys.executable, '-c', code, path, str(tmp_path / 'z.npy'), str(tmp_path / 'x.npy')],
+    capture_output=True,
+    text=True,
+    timeout=240,
+    cwd=str(tmp_path),
+    env={**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2'},
+  )
   assert r.returncode == 0, r.stderr[-2000:]
   images = np.load(tmp_path / 'x.npy')
   assert images.dtype == np.uint8 and images.shape == (3, 32, 32, 3)
@@ -234,13 +258,10 @@ def test_savedmodel_serves_uint8_images_in_a_fresh_process(tiny, tmp_path):
 
 def test_tflite_model_matches_the_savedmodel(tiny, tmp_path):
   config, run_dir, g = tiny
-  saved = tf.saved_model.load(export.export_savedmodel(g, config,
-                                                       str(tmp_path)))
-  paths = exports.generate(('tflite',), g, config, run_dir, str(tmp_path),
-                           FAST)
+  saved = tf.saved_model.load(export.export_savedmodel(g, config, str(tmp_path)))
+  paths = exports.generate(('tflite',), g, config, run_dir, str(tmp_path), FAST)
   assert paths == [str(tmp_path / 'generator.tflite')]
-  runner = tf.lite.Interpreter(model_path=paths[0]).get_signature_runner(
-      'serving_default')
+  runner = tf.lite.Interpreter(model_path=paths[0]).get_signature_runner('serving_default')
   z = latents.sample_latents(config, 3, 0, 1)
   got = runner(z=z)['images']
   expected = saved.signatures['serving_default'](z=tf.constant(z))['images']
@@ -248,15 +269,16 @@ def test_tflite_model_matches_the_savedmodel(tiny, tmp_path):
   np.testing.assert_allclose(got, expected.numpy(), atol=1)
 
 
-def test_an_export_replaces_the_last_only_once_complete(tiny, tmp_path,
-                                                       monkeypatch):
+def test_an_export_replaces_the_last_only_once_complete(tiny, tmp_path, monkeypatch):
   config, _, g = tiny
   path = export.export_savedmodel(g, config, str(tmp_path))
   (tmp_path / 'savedmodel' / 'stray.txt').write_text('from an older export')
   archive = type(keras.export.ExportArchive())  # the backend's
+
   def cut_short(self, folder, **kwargs):
     os.makedirs(os.path.join(folder, 'variables', 'variables_temp'))
     raise KeyboardInterrupt  # Ctrl-C while TensorFlow writes
+
   monkeypatch.setattr(archive, 'write_out', cut_short)
   with pytest.raises(KeyboardInterrupt):
     export.export_savedmodel(g, config, str(tmp_path))
@@ -272,16 +294,17 @@ def test_an_export_replaces_the_last_only_once_complete(tiny, tmp_path,
   np.testing.assert_allclose(images.numpy(), latents.render(g, z), atol=1)
 
 
-def test_ctrl_c_during_the_tflite_conversion_writes_nothing(tiny, tmp_path,
-                                                           monkeypatch):
+def test_ctrl_c_during_the_tflite_conversion_writes_nothing(tiny, tmp_path, monkeypatch):
   import signal
+
   config, run_dir, g = tiny
+
   class Converter:
     def convert(self):
       os.kill(os.getpid(), signal.SIGINT)  # arrives inside TensorFlow's C++
       return b'a converted model'
-  monkeypatch.setattr(tf.lite.TFLiteConverter, 'from_saved_model',
-                      lambda path: Converter())
+
+  monkeypatch.setattr(tf.lite.TFLiteConverter, 'from_saved_model', lambda path: Converter())
   with pytest.raises(KeyboardInterrupt):
     exports.generate(('tflite',), g, config, run_dir, str(tmp_path), FAST)
   assert os.listdir(tmp_path) == []
@@ -291,13 +314,13 @@ def test_an_unwritable_out_is_one_line_for_every_export(tiny_run, tmp_path):
   blocker = tmp_path / 'a_file'
   blocker.write_text('not a folder')
   for mode in ('savedmodel', 'tflite', 'grid'):
-    r = _run_generate(f'--checkpoint={tiny_run}', f'--mode={mode}',
-                      f'--out={blocker}/out')
+    r = _run_generate(f'--checkpoint={tiny_run}', f'--mode={mode}', f'--out={blocker}/out')
     assert r.returncode == 1 and 'Traceback' not in r.stderr, r.stderr[-2000:]
     assert r.stderr.strip().splitlines()[-1].startswith('error: cannot write')
 
 
 # Errors: one clear message each, never a G left at its random init.
+
 
 def _copy(run, tmp_path, name):
   dst = str(tmp_path / name)
@@ -310,28 +333,32 @@ def _latest(run):
 
 
 def test_a_checkpoint_rotated_away_while_read_falls_back_to_the_newest(
-    tiny_run, tmp_path, monkeypatch):
+  tiny_run, tmp_path, monkeypatch
+):
   # A train.py still training the run saves ckpt-12 and deletes ckpt-8
   # between the reader's pick of ckpt-8 and its read.
   run = _copy(tiny_run, tmp_path, 'training')
   ckpt_dir = os.path.join(run, 'checkpoints')
   find = checkpoints.find_checkpoint
   picked = []
+
   def rotated(path):
     run_dir, prefix = find(path)
     if not picked:
       for suffix in ('.index', '.data-00000-of-00001'):
         os.replace(prefix + suffix, os.path.join(ckpt_dir, 'ckpt-12' + suffix))
       checkpoints.write_checkpoint_state(
-          ckpt_dir, [os.path.join(ckpt_dir, 'ckpt-4'),
-                     os.path.join(ckpt_dir, 'ckpt-12')])
+        ckpt_dir, [os.path.join(ckpt_dir, 'ckpt-4'), os.path.join(ckpt_dir, 'ckpt-12')]
+      )
     picked.append(os.path.basename(prefix))
     return run_dir, prefix
+
   monkeypatch.setattr(checkpoint, 'find_checkpoint', rotated)
   _, _, g = checkpoints.load_generator(run)
   assert picked == ['ckpt-8', 'ckpt-12']
   # evaluate.py reads the same way.
   from metrics import run_eval
+
   picked.clear()
   second = _copy(tiny_run, tmp_path, 'training_too')
   ckpt_dir = os.path.join(second, 'checkpoints')
@@ -344,12 +371,14 @@ def test_a_checkpoint_rotated_away_while_read_falls_back_to_the_newest(
     np.testing.assert_array_equal(a.numpy(), b.numpy())
   # Named by its prefix, the deleted checkpoint is not swapped for another.
   for suffix in ('.index', '.data-00000-of-00001'):
-    shutil.copy(os.path.join(ckpt_dir, 'ckpt-4' + suffix),
-                os.path.join(ckpt_dir, 'ckpt-8' + suffix))
+    shutil.copy(
+      os.path.join(ckpt_dir, 'ckpt-4' + suffix), os.path.join(ckpt_dir, 'ckpt-8' + suffix)
+    )
   picked.clear()
   latest = os.path.join(ckpt_dir, 'ckpt-8')
-  with pytest.raises(RunDirError, match='ckpt-8 was deleted while it was '
-                     'being read.*Pass the run directory'):
+  with pytest.raises(
+    RunDirError, match='ckpt-8 was deleted while it was being read.*Pass the run directory'
+  ):
     checkpoints.load_generator(latest)
 
 
@@ -362,15 +391,15 @@ def test_broken_run_directories_are_refused(tiny_run, tmp_path):
   os.remove(os.path.join(no_config, 'config.json'))
   config, _, _ = checkpoints.load_generator(no_config)
   assert config == dataclasses.replace(
-      rundir.load_config(tiny_run), jit_compile='off')  # as resolved
+    rundir.load_config(tiny_run), jit_compile='off'
+  )  # as resolved
   prefix = _latest(no_config)
   reader = tf.train.load_checkpoint(prefix)
-  names = [n for n in reader.get_variable_to_shape_map()
-           if not n.startswith('run_config/')]
-  old_style = tf.train.Checkpoint(**{
-      str(i): tf.Variable(reader.get_tensor(n)) for i, n in enumerate(names)})
-  with pytest.raises(RunDirError, match='saved before checkpoints carried '
-                     'their config'):
+  names = [n for n in reader.get_variable_to_shape_map() if not n.startswith('run_config/')]
+  old_style = tf.train.Checkpoint(
+    **{str(i): tf.Variable(reader.get_tensor(n)) for i, n in enumerate(names)}
+  )
+  with pytest.raises(RunDirError, match='saved before checkpoints carried their config'):
     checkpoints.run_config(no_config, old_style.write(str(tmp_path / 'old_ckpt')))
   old = _copy(tiny_run, tmp_path, 'old')
   cfg = os.path.join(old, 'config.json')
@@ -379,9 +408,12 @@ def test_broken_run_directories_are_refused(tiny_run, tmp_path):
   with pytest.raises(RunDirError, match='version'):
     checkpoints.load_generator(old)
   json.dump({**fields, 'g_filters': 4}, open(cfg, 'w'))  # not this run's G
-  with pytest.raises(RunDirError, match=r'cannot be restored.*: 0 of its '
-                     r'(\d+) variables are missing and [1-9]\d* have another '
-                     'shape'):
+  with pytest.raises(
+    RunDirError,
+    match=r'cannot be restored.*: 0 of its '
+    r'(\d+) variables are missing and [1-9]\d* have another '
+    'shape',
+  ):
     checkpoints.load_generator(old)
 
 
@@ -413,18 +445,25 @@ def test_a_checkpoint_without_the_generator_is_refused(tiny_run, tmp_path):
   g = Generator(get_config('tiny'))
   g(tf.zeros((1, 16)))
   tf.train.Checkpoint(generator=checkpoints.model_state(g)).save(
-      os.path.join(run, 'checkpoints', 'ckpt'))
-  with pytest.raises(RunDirError, match=r'into the ema_generator .*: (\d+) of '
-                     r'its \1 variables are missing.*only the raw G.*--no_ema'):
+    os.path.join(run, 'checkpoints', 'ckpt')
+  )
+  with pytest.raises(
+    RunDirError,
+    match=r'into the ema_generator .*: (\d+) of '
+    r'its \1 variables are missing.*only the raw G.*--no_ema',
+  ):
     checkpoints.load_generator(run)
   assert checkpoints.load_generator(run, use_ema=False)[2] is not None
 
 
 def test_cli_errors_exit_1_with_one_line_and_no_traceback(tiny_run, tmp_path):
   for args, message in (
-      ([f'--checkpoint={tmp_path}'], 'No checkpoint found'),
-      ([f'--checkpoint={tiny_run}', '--mode=walk', '--dims=3,16',
-        f'--out={tmp_path}'], 'out of range')):
+    ([f'--checkpoint={tmp_path}'], 'No checkpoint found'),
+    (
+      [f'--checkpoint={tiny_run}', '--mode=walk', '--dims=3,16', f'--out={tmp_path}'],
+      'out of range',
+    ),
+  ):
     r = _run_generate(*args)
     assert r.returncode == 1
     assert 'error: ' in r.stderr and message in r.stderr

@@ -9,8 +9,7 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PACKAGES = ('common', 'configs', 'data', 'models', 'metrics', 'pictures',
-            'training', 'explorer')
+PACKAGES = ('common', 'configs', 'data', 'models', 'metrics', 'pictures', 'training', 'explorer')
 
 
 def _trees(package):
@@ -23,8 +22,11 @@ def _imports(package):
   """The facegan packages `package` (or a top-level script) imports, at any
   depth of its code."""
   found = set()
-  trees = (_trees(package) if not package.endswith('.py') else
-           [(package, ast.parse(open(os.path.join(ROOT, package)).read()))])
+  trees = (
+    _trees(package)
+    if not package.endswith('.py')
+    else [(package, ast.parse(open(os.path.join(ROOT, package)).read()))]
+  )
   for _, tree in trees:
     for node in ast.walk(tree):
       if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -39,9 +41,10 @@ def _imports(package):
 
 def test_no_package_imports_one_that_imports_it_back():
   graph = {p: _imports(p) for p in PACKAGES}
+
   def reaches(start, goal, seen=()):
-    return any(n == goal or (n not in seen and reaches(n, goal, seen + (n,)))
-               for n in graph[start])
+    return any(n == goal or (n not in seen and reaches(n, goal, seen + (n,))) for n in graph[start])
+
   cycles = [p for p in PACKAGES if reaches(p, p)]
   assert not cycles, {p: sorted(graph[p]) for p in cycles}
   assert graph['common'] == set()  # the leaf
@@ -49,8 +52,7 @@ def test_no_package_imports_one_that_imports_it_back():
   assert 'training' not in graph['metrics'] | graph['pictures']
 
 
-@pytest.mark.parametrize('script', ['generate.py', 'project.py', 'explore.py',
-                                    'evaluate.py'])
+@pytest.mark.parametrize('script', ['generate.py', 'project.py', 'explore.py', 'evaluate.py'])
 def test_the_inference_scripts_need_no_training_code(script):
   graph = {p: _imports(p) for p in PACKAGES}
   reached, todo = set(), list(_imports(script))
@@ -73,9 +75,14 @@ def test_no_long_class_or_function(package):
   assert not long
 
 
-def test_ruff_finds_nothing():
-  """The linter configuration of ruff.toml holds for the whole repository."""
+@pytest.mark.parametrize('command', [['check'], ['format', '--check']])
+def test_ruff_finds_nothing(command):
+  """ruff.toml's lint rules and formatting hold for the whole repository."""
   pytest.importorskip('ruff')  # in requirements.txt: CI has it
-  r = subprocess.run([sys.executable, '-m', 'ruff', 'check', '--no-cache',
-                      ROOT], capture_output=True, text=True, cwd=ROOT)
+  r = subprocess.run(
+    [sys.executable, '-m', 'ruff', *command, '--no-cache', ROOT],
+    capture_output=True,
+    text=True,
+    cwd=ROOT,
+  )
   assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-1000:]

@@ -15,7 +15,8 @@ def _bce(x, y):  # by hand: -y log s(x) - (1 - y) log(1 - s(x))
 def test_bce_with_logits_matches_the_formula():
   logits = tf.constant([0.0, 2.0, -3.0])
   assert float(losses.bce_with_logits(logits, 1.0)) == pytest.approx(
-      np.mean([_bce(0, 1), _bce(2, 1), _bce(-3, 1)]), rel=1e-5)
+    np.mean([_bce(0, 1), _bce(2, 1), _bce(-3, 1)]), rel=1e-5
+  )
   # At logit 0, any target gives log 2.
   assert float(losses.bce_with_logits(tf.zeros(4), 0.7)) == pytest.approx(math.log(2))
 
@@ -28,12 +29,12 @@ def test_bce_is_stable_for_huge_logits():
 def test_discriminator_loss_parts():
   real, fake = tf.constant([1.0, 3.0]), tf.constant([-2.0, 0.5])
   total, r, f = losses.discriminator_loss(real, fake, 0.9)
-  assert float(r) == pytest.approx((_bce(1, .9) + _bce(3, .9)) / 2, rel=1e-5)
-  assert float(f) == pytest.approx((_bce(-2, 0) + _bce(.5, 0)) / 2, rel=1e-5)
+  assert float(r) == pytest.approx((_bce(1, 0.9) + _bce(3, 0.9)) / 2, rel=1e-5)
+  assert float(f) == pytest.approx((_bce(-2, 0) + _bce(0.5, 0)) / 2, rel=1e-5)
   assert float(total) == pytest.approx(float(r) + float(f))
   # Per-example labels (the U(0.7, 1.2) recipe) broadcast elementwise.
   _, r2, _ = losses.discriminator_loss(real, fake, tf.constant([0.7, 1.2]))
-  assert float(r2) == pytest.approx((_bce(1, .7) + _bce(3, 1.2)) / 2, rel=1e-5)
+  assert float(r2) == pytest.approx((_bce(1, 0.7) + _bce(3, 1.2)) / 2, rel=1e-5)
 
 
 def test_generator_loss_is_non_saturating():
@@ -42,8 +43,8 @@ def test_generator_loss_is_non_saturating():
 
 
 def test_feature_matching_loss():
-  real = tf.constant([[1.0, 2.0], [3.0, 4.0]])   # means (2, 3)
-  fake = tf.constant([[0.0, 0.0], [2.0, 2.0]])   # means (1, 1)
+  real = tf.constant([[1.0, 2.0], [3.0, 4.0]])  # means (2, 3)
+  fake = tf.constant([[0.0, 0.0], [2.0, 2.0]])  # means (1, 1)
   assert float(losses.feature_matching_loss(real, fake)) == pytest.approx((1 + 4) / 2)
   assert float(losses.feature_matching_loss(real, real)) == 0.0
 
@@ -58,6 +59,9 @@ def test_r1_penalty_is_the_mean_squared_input_gradient():
     penalty = losses.r1_penalty(d, x)
   assert float(penalty) == pytest.approx(expected, rel=1e-5)
   # Differentiable in D's weights: d/dw = mean_i 8 w x_i^2.
-  np.testing.assert_allclose(tape.gradient(penalty, w).numpy(),
-                             np.mean(8 * w.numpy() * x.numpy() ** 2, 0),
-                             rtol=1e-4, atol=1e-6)
+  np.testing.assert_allclose(
+    tape.gradient(penalty, w).numpy(),
+    np.mean(8 * w.numpy() * x.numpy() ** 2, 0),
+    rtol=1e-4,
+    atol=1e-6,
+  )

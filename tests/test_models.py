@@ -32,11 +32,14 @@ def test_generator_and_discriminator_shapes_and_ranges(preset):
   assert np.all(np.isfinite(logits.numpy()))
 
 
-@pytest.mark.parametrize('preset,arch,g_params,d_params', [
-    ('celeba64', 'dcgan', 3_576_704, 2_765_568),        # canonical DCGAN
-    ('celeba157x128', 'rect', 9_516_672, 6_958_080),    # the original notebook's summary
-    ('celeba64', 'mlp', 14_327_552, 3_278_081),         # the face-synthesis recipe
-])
+@pytest.mark.parametrize(
+  'preset,arch,g_params,d_params',
+  [
+    ('celeba64', 'dcgan', 3_576_704, 2_765_568),  # canonical DCGAN
+    ('celeba157x128', 'rect', 9_516_672, 6_958_080),  # the original notebook's summary
+    ('celeba64', 'mlp', 14_327_552, 3_278_081),  # the face-synthesis recipe
+  ],
+)
 def test_trainable_parameter_counts_match_the_recipes(preset, arch, g_params, d_params):
   # The published architectures: no minibatch-stddev channel (it adds one
   # input channel, so 16 weights, to the 157x128 D's last conv).
@@ -46,16 +49,15 @@ def test_trainable_parameter_counts_match_the_recipes(preset, arch, g_params, d_
   assert (n_trainable(g), n_trainable(d)) == (g_params, d_params)
 
 
-@pytest.mark.parametrize('preset,arch', [('celeba48', 'tutorial'),
-                                          ('celeba64', 'dcgan'),
-                                          ('celeba157x128', 'rect'),
-                                          ('celeba64', 'mlp')])
+@pytest.mark.parametrize(
+  'preset,arch',
+  [('celeba48', 'tutorial'), ('celeba64', 'dcgan'), ('celeba157x128', 'rect'), ('celeba64', 'mlp')],
+)
 def test_d_batch_norm_follows_every_hidden_layer_but_the_first(preset, arch):
   def bn_stages(setting):
-    d = Discriminator(get_config(preset, arch=arch, d_batch_norm=setting,
-                                 g_filters=4, d_filters=4))
-    return [any('batchnorm' in type(l).__name__.lower() for l in s.stage_layers)
-            for s in d.stages]
+    d = Discriminator(get_config(preset, arch=arch, d_batch_norm=setting, g_filters=4, d_filters=4))
+    return [any('batchnorm' in type(l).__name__.lower() for l in s.stage_layers) for s in d.stages]
+
   on = bn_stages('on')
   assert on == [False] + [True] * (len(on) - 1)
   assert not any(bn_stages('off'))
@@ -76,11 +78,21 @@ def test_157x128_stage_shapes():
   g, d = Generator(c), Discriminator(c)
   z = tf.zeros((1, c.latent_dim))
   assert _stage_shapes(g.stages, z) == [
-      (4, 4, 512), (9, 8, 512), (19, 16, 256), (39, 32, 128), (79, 64, 64),
-      (157, 128, 3)]
+    (4, 4, 512),
+    (9, 8, 512),
+    (19, 16, 256),
+    (39, 32, 128),
+    (79, 64, 64),
+    (157, 128, 3),
+  ]
   assert _stage_shapes(d.stages + d.head, g(z)) == [
-      (78, 64, 64), (39, 32, 128), (19, 16, 256), (9, 8, 512), (4, 4, 512),
-      (1,)]
+    (78, 64, 64),
+    (39, 32, 128),
+    (19, 16, 256),
+    (9, 8, 512),
+    (4, 4, 512),
+    (1,),
+  ]
   # Spectral norm's power-iteration vectors exist but are not trainable.
   assert any('vector_u' in v.path for v in d.non_trainable_weights)
 
@@ -100,6 +112,7 @@ def test_spectral_norm_bounds_the_layer_gain():
 def test_fused_batch_norm_matches_keras_batch_norm(shape):
   import keras
   from models.blocks import FusedBatchNorm
+
   x = tf.random.normal(shape, seed=1) * 3 + 1
   fused = FusedBatchNorm(momentum=0.9, epsilon=1e-5)
   ref = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5)
@@ -126,6 +139,7 @@ def test_fused_batch_norm_matches_keras_batch_norm(shape):
 def test_fused_batch_norm_keeps_bfloat16_activations_and_float32_weights():
   import keras
   from models.blocks import FusedBatchNorm
+
   layer = FusedBatchNorm(dtype='mixed_bfloat16')
   y = layer(tf.random.normal((4, 2, 2, 3)), training=True)
   assert y.dtype == tf.bfloat16
@@ -148,16 +162,17 @@ def _layers(model):
 @pytest.mark.parametrize('arch', ['tutorial', 'dcgan', 'rect', 'mlp'])
 def test_the_kit_alone_decides_dtype_and_batch_norm(arch):
   import keras
+
   preset = 'celeba157x128' if arch == 'rect' else 'celeba64'
-  c = get_config(preset, arch=arch, g_filters=4, d_filters=4, d_batch_norm='on',
-                 d_spectral_norm=True)
+  c = get_config(
+    preset, arch=arch, g_filters=4, d_filters=4, d_batch_norm='on', d_spectral_norm=True
+  )
   kit = blocks.Kit('mixed_bfloat16', 'keras')
   g, d = Generator(c, kit), Discriminator(c, kit)
   d(g(tf.zeros((1, c.latent_dim))))
   for layer in _layers(g) + _layers(d):
     assert layer.dtype_policy.name == 'mixed_bfloat16', layer.name
-  norms = {type(l) for l in _layers(g) + _layers(d)
-           if 'BatchNorm' in type(l).__name__}
+  norms = {type(l) for l in _layers(g) + _layers(d) if 'BatchNorm' in type(l).__name__}
   assert norms == {keras.layers.BatchNormalization}
   # Nothing global changed: a default build is float32 with the fused BN.
   assert keras.config.dtype_policy().name == 'float32'
@@ -165,7 +180,8 @@ def test_the_kit_alone_decides_dtype_and_batch_norm(arch):
   assert all(l.dtype_policy.name == 'float32' for l in _layers(plain))
   if arch != 'mlp':
     assert {type(l) for l in _layers(plain) if 'BatchNorm' in type(l).__name__} == {
-        blocks.FusedBatchNorm}
+      blocks.FusedBatchNorm
+    }
   with pytest.raises(ValueError, match='batch_norm'):
     blocks.Kit(batch_norm='sync')
 
@@ -173,15 +189,19 @@ def test_the_kit_alone_decides_dtype_and_batch_norm(arch):
 @pytest.mark.parametrize('preset', PRESETS)
 @pytest.mark.parametrize('upsample', ['nearest', 'bilinear', 'nearest2x'])
 def test_resize_convolution_generators_keep_every_size(preset, upsample):
-  c = get_config(preset, g_upsample=upsample, d_mbstd_group=4, g_filters=8,
-                 d_filters=8)
+  c = get_config(preset, g_upsample=upsample, d_mbstd_group=4, g_filters=8, d_filters=8)
   g, d = Generator(c), Discriminator(c)
   x = g(tf.random.normal((4, c.latent_dim), seed=1), training=True)
   assert tuple(x.shape) == (4, c.image_height, c.image_width, 3)
-  layers = [getattr(layer, 'layer', layer)  # inside spectral norm
-            for stage in g.stages for layer in stage.stage_layers]
-  assert not any(isinstance(layer, tf.keras.layers.Conv2DTranspose) and
-                 layer.strides == (2, 2) for layer in layers)
+  layers = [
+    getattr(layer, 'layer', layer)  # inside spectral norm
+    for stage in g.stages
+    for layer in stage.stage_layers
+  ]
+  assert not any(
+    isinstance(layer, tf.keras.layers.Conv2DTranspose) and layer.strides == (2, 2)
+    for layer in layers
+  )
   assert tuple(d(x, training=True).shape) == (4,)
 
 
@@ -191,10 +211,14 @@ def test_deconv4_generators_keep_every_size_with_4x4_kernels(preset):
   g = Generator(c)
   x = g(tf.random.normal((2, c.latent_dim), seed=1), training=True)
   assert tuple(x.shape) == (2, c.image_height, c.image_width, 3)
-  layers = [getattr(layer, 'layer', layer)  # inside spectral norm
-            for stage in g.stages for layer in stage.stage_layers]
-  strided = [l for l in layers if isinstance(l, tf.keras.layers.Conv2DTranspose)
-             and l.strides == (2, 2)]
+  layers = [
+    getattr(layer, 'layer', layer)  # inside spectral norm
+    for stage in g.stages
+    for layer in stage.stage_layers
+  ]
+  strided = [
+    l for l in layers if isinstance(l, tf.keras.layers.Conv2DTranspose) and l.strides == (2, 2)
+  ]
   assert all(l.kernel_size == (4, 4) for l in strided)
   assert len(strided) == {'mlp': 0, 'tutorial': 3, 'dcgan': 4}.get(c.arch, 5)
 
@@ -203,11 +227,11 @@ def test_deconv4_overlaps_evenly_where_the_rect_kernel_does_not():
   """A constant map through all-ones kernels: with deconv4 every row away
   from the border gets the same sum, as with 'same' padding; the rect
   arch's (5,4) kernel alternates between two sums."""
+
   def rows(config, size, crop):
     n = (size[0] - 1) // 2 if size[0] < 157 else 79
     x = tf.ones((1, n, size[1] // 2, 1))
-    up = generator._up(config, blocks.Kit(), 1, size, (5, 4), 'valid', 3,
-                       crop=crop)
+    up = generator._up(config, blocks.Kit(), 1, size, (5, 4), 'valid', 3, crop=crop)
     y = x
     for layer in up:
       y = layer(y)
@@ -217,6 +241,7 @@ def test_deconv4_overlaps_evenly_where_the_rect_kernel_does_not():
       x = layer(x)
     assert tuple(x.shape) == (1, *size, 1)
     return x.numpy()[0, :, size[1] // 2, 0]
+
   c = get_config('celeba157x128', g_upsample='deconv4')
   last = rows(c, (157, 128), ((2, 2), (1, 1)))
   assert last[0] == 2.0 and np.all(last[1:] == 4.0)  # 2 taps per axis
@@ -231,8 +256,7 @@ def test_nearest2x_copies_every_pixel_twice_and_fits_at_the_edge():
   x = tf.tile(rows, (1, 1, 4, 1))  # row r holds r
   up = blocks.Resize((9, 8), 'nearest2x')(x)
   assert tuple(up.shape) == (1, 9, 8, 1)
-  np.testing.assert_array_equal(up.numpy()[0, :, 0, 0],
-                                [0, 0, 1, 1, 2, 2, 3, 3, 3])
+  np.testing.assert_array_equal(up.numpy()[0, :, 0, 0], [0, 0, 1, 1, 2, 2, 3, 3, 3])
   # 79 -> 157 rows: every row twice but the last, once; nearest resizing
   # instead repeats an interior row a different number of times.
   tall = tf.reshape(tf.range(79, dtype=tf.float32), (1, 79, 1, 1))
@@ -291,10 +315,17 @@ def test_mixed_precision_models_store_every_variable_in_float32(upsample):
   with deconv4 once built its spectral-norm vectors in bfloat16)."""
   kit = blocks.Kit('mixed_bfloat16')
   for preset in ('celeba157x128', 'celeba64'):
-    c = get_config(preset, g_upsample=upsample, g_spectral_norm=True,
-                   d_spectral_norm=True, g_filters=8, d_filters=8)
+    c = get_config(
+      preset,
+      g_upsample=upsample,
+      g_spectral_norm=True,
+      d_spectral_norm=True,
+      g_filters=8,
+      d_filters=8,
+    )
     g, d = Generator(c, kit), Discriminator(c, kit)
     d(g(tf.zeros((1, c.latent_dim))))
-    stored = {v.path: v.dtype for m in (g, d) for v in m.variables
-              if 'seed_generator' not in v.path}
+    stored = {
+      v.path: v.dtype for m in (g, d) for v in m.variables if 'seed_generator' not in v.path
+    }
     assert set(stored.values()) == {'float32'}, stored

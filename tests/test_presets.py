@@ -19,10 +19,11 @@ def test_every_preset_resolves_and_round_trips(name):
 
 
 def test_preset_table_sizes_are_the_documented_ones():
-  sizes = {n: (presets.get_config(n).image_height, presets.get_config(n).image_width)
-           for n in ('celeba48', 'celeba64', 'celeba157x128')}
-  assert sizes == {'celeba48': (48, 48), 'celeba64': (64, 64),
-                   'celeba157x128': (157, 128)}
+  sizes = {
+    n: (presets.get_config(n).image_height, presets.get_config(n).image_width)
+    for n in ('celeba48', 'celeba64', 'celeba157x128')
+  }
+  assert sizes == {'celeba48': (48, 48), 'celeba64': (64, 64), 'celeba157x128': (157, 128)}
   for name in sizes:  # separate Adam, G 1e-4 / D 2e-4, everywhere
     c = presets.get_config(name)
     assert (c.optimizer, c.g_lr, c.d_lr) == ('adam', 1e-4, 2e-4)
@@ -54,7 +55,9 @@ def test_unknown_preset_and_bad_values_are_value_errors():
     presets.get_config('tiny', not_a_field=1)
 
 
-@pytest.mark.parametrize('field,value,match', [
+@pytest.mark.parametrize(
+  'field,value,match',
+  [
     ('crop', 200, 'crop must be between 0'),
     ('crop', -1, 'crop must be between 0'),
     ('steps_per_epoch', -1, 'steps_per_epoch must not be negative'),
@@ -69,7 +72,8 @@ def test_unknown_preset_and_bad_values_are_value_errors():
     ('r1_every', 0, 'r1_every must be positive'),
     ('g_upsample', 'pixelshuffle', 'g_upsample=.* is not one of'),
     ('keep_best', 'median', 'keep_best=.* is not one of'),
-])
+  ],
+)
 def test_nonsense_values_are_refused(field, value, match):
   with pytest.raises(ValueError, match=match):
     presets.get_config('tiny', **{field: value})
@@ -79,24 +83,30 @@ def test_keep_best_needs_its_metric_only_when_evaluating():
   presets.get_config('tiny', keep_best='fid')  # no --eval_every: unused
   with pytest.raises(ValueError, match='keep_best=fid ranks evaluations'):
     presets.get_config('tiny', keep_best='fid', eval_every=100)
-  presets.get_config('tiny', keep_best='', eval_every=100,
-                     eval_metrics='swd')
+  presets.get_config('tiny', keep_best='', eval_every=100, eval_metrics='swd')
 
 
 @pytest.mark.slow
 def test_a_config_error_is_one_line_without_usage_text(tmp_path):
-  proc = subprocess.run([sys.executable, 'train.py', '--preset=tiny',
-                         '--crop=300', '--dry_run'], cwd=ROOT,
-                        capture_output=True, text=True, timeout=60)
+  proc = subprocess.run(
+    [sys.executable, 'train.py', '--preset=tiny', '--crop=300', '--dry_run'],
+    cwd=ROOT,
+    capture_output=True,
+    text=True,
+    timeout=60,
+  )
   assert proc.returncode == 1
   assert proc.stderr.strip().splitlines() == [
-      'error: crop must be between 0 (whole frame) and 178 (the frame '
-      'width), got 300.']
+    'error: crop must be between 0 (whole frame) and 178 (the frame width), got 300.'
+  ]
 
 
 def test_config_json_refuses_other_versions():
-  text = presets.get_config('tiny').to_json().replace(
-      f'"version": {presets.CONFIG_VERSION}', '"version": 999')
+  text = (
+    presets.get_config('tiny')
+    .to_json()
+    .replace(f'"version": {presets.CONFIG_VERSION}', '"version": 999')
+  )
   with pytest.raises(ValueError, match='version 999'):
     presets.Config.from_json(text)
 
@@ -104,14 +114,37 @@ def test_config_json_refuses_other_versions():
 def test_flags_override_the_preset_and_unset_flags_keep_it():
   values = absl_flags.FlagValues()
   definitions.define_config_flags(values)
-  values(['prog', '--preset=celeba48', '--batch_size=32', '--g_lr=0.0005',
-          '--dataset=synthetic', '--d_spectral_norm', '--seed=7'])
+  values(
+    [
+      'prog',
+      '--preset=celeba48',
+      '--batch_size=32',
+      '--g_lr=0.0005',
+      '--dataset=synthetic',
+      '--d_spectral_norm',
+      '--seed=7',
+    ]
+  )
   config = definitions.config_from_flags(values)
   assert (config.batch_size, config.g_lr, config.dataset, config.seed) == (
-      32, 0.0005, 'synthetic', 7)
+    32,
+    0.0005,
+    'synthetic',
+    7,
+  )
   assert config.d_spectral_norm is True
   assert config.latent_dim == 200  # from the preset
-  required = {'preset', 'dataset', 'data_dir', 'epochs', 'steps_per_epoch',
-              'batch_size', 'latent_dim', 'g_lr', 'd_lr', 'seed'}
+  required = {
+    'preset',
+    'dataset',
+    'data_dir',
+    'epochs',
+    'steps_per_epoch',
+    'batch_size',
+    'latent_dim',
+    'g_lr',
+    'd_lr',
+    'seed',
+  }
   assert required <= set(values)
   assert {f.name for f in dataclasses.fields(presets.Config)} <= set(values)

@@ -29,42 +29,54 @@ FLAGS_DIR = os.path.join(ROOT, 'flags')
 # checked in test_models.py). Every other field is pinned by every flagfile,
 # so a change to the preset table cannot leak into a recipe; a new Config
 # field fails test_every_recipe_field_is_pinned until it is placed.
+# Packed, not one per line: not reformatted.
+# fmt: off
 COMMAND_FIELDS = {
-    'g_filters', 'd_filters', 'dataset', 'data_dir', 'split', 'tfds_data_dir',
-    'tfds_download', 'synthetic_size', 'cache', 'jit_compile',
-    'mixed_precision', 'steps_per_call', 'strategy', 'epochs',
-    'steps_per_epoch', 'seed', 'num_samples', 'log_every',
-    'checkpoint_every_steps', 'checkpoint_every_secs', 'grid_every_secs',
-    'keep_checkpoints', 'keep_best', 'eval_every',
-    'eval_metrics', 'eval_split', 'eval_num_samples', 'inception_weights'}
+  'g_filters', 'd_filters', 'dataset', 'data_dir', 'split', 'tfds_data_dir',
+  'tfds_download', 'synthetic_size', 'cache', 'jit_compile',
+  'mixed_precision', 'steps_per_call', 'strategy', 'epochs',
+  'steps_per_epoch', 'seed', 'num_samples', 'log_every',
+  'checkpoint_every_steps', 'checkpoint_every_secs', 'grid_every_secs',
+  'keep_checkpoints', 'keep_best', 'eval_every',
+  'eval_metrics', 'eval_split', 'eval_num_samples', 'inception_weights'}
+# fmt: on
 
 # What each publication states, the numbers a reader checks against it; the
 # flagfile's other values are its own comments' business.
+# One recipe per entry, packed: not reformatted.
+# fmt: off
 PUBLISHED = {
-    'celeba48_instance_noise': dict(
-        arch='tutorial', image_height=48, image_width=48, latent_dim=200,
-        batch_size=256, instance_noise='additive', noise_sd=0.1, g_lr=1e-4,
-        d_lr=2e-4),
-    'celeba64_mlp_base': dict(
-        arch='mlp', image_height=64, latent_dim=100, batch_size=64,
-        real_label_low=1.0, d_dropout=0.0, g_lr=2e-4, d_lr=2e-4),
-    'celeba64_mlp_improved': dict(
-        arch='mlp', image_height=64, latent_dim=100, batch_size=64,
-        g_activation='leaky_relu', d_dropout=0.1, real_label_low=0.7,
-        real_label_high=1.2),
-    'celeba64_feature_matching': dict(
-        arch='dcgan', image_height=64, crop=108, latent_dist='uniform',
-        feature_matching=0.1, g_steps_per_d=2, g_lr=2e-4, g_beta1=0.5),
-    'celeba157x128_gan_hacks': dict(
-        arch='rect', image_height=157, image_width=128, batch_size=32,
-        d_spectral_norm=True, g_spectral_norm=True,
-        instance_noise='multiplicative', real_label_low=0.9,
-        smooth_g_targets=True, optimizer='adamw', g_lr=2e-4, d_lr=2e-3),
+  'celeba48_instance_noise': dict(
+      arch='tutorial', image_height=48, image_width=48, latent_dim=200,
+      batch_size=256, instance_noise='additive', noise_sd=0.1, g_lr=1e-4,
+      d_lr=2e-4),
+  'celeba64_mlp_base': dict(
+      arch='mlp', image_height=64, latent_dim=100, batch_size=64,
+      real_label_low=1.0, d_dropout=0.0, g_lr=2e-4, d_lr=2e-4),
+  'celeba64_mlp_improved': dict(
+      arch='mlp', image_height=64, latent_dim=100, batch_size=64,
+      g_activation='leaky_relu', d_dropout=0.1, real_label_low=0.7,
+      real_label_high=1.2),
+  'celeba64_feature_matching': dict(
+      arch='dcgan', image_height=64, crop=108, latent_dist='uniform',
+      feature_matching=0.1, g_steps_per_d=2, g_lr=2e-4, g_beta1=0.5),
+  'celeba157x128_gan_hacks': dict(
+      arch='rect', image_height=157, image_width=128, batch_size=32,
+      d_spectral_norm=True, g_spectral_norm=True,
+      instance_noise='multiplicative', real_label_low=0.9,
+      smooth_g_targets=True, optimizer='adamw', g_lr=2e-4, d_lr=2e-3),
 }
+# fmt: on
 
 # Overrides of the short CPU run; conv archs are also narrowed.
-SMOKE = ['--batch_size=2', '--epochs=1', '--steps_per_epoch=2',
-         '--dataset=synthetic', '--synthetic_size=4', '--num_samples=4']
+SMOKE = [
+  '--batch_size=2',
+  '--epochs=1',
+  '--steps_per_epoch=2',
+  '--dataset=synthetic',
+  '--synthetic_size=4',
+  '--num_samples=4',
+]
 NARROW = ['--g_filters=4', '--d_filters=4']
 
 
@@ -84,8 +96,9 @@ def _parse(path, *extra):
 
 def test_the_expected_flagfiles_exist_and_no_others():
   # Also fails when the folder is empty or missing (a glob alone would pass).
-  found = sorted(os.path.basename(p)[:-len('.cfg')]
-                 for p in glob.glob(os.path.join(FLAGS_DIR, '*.cfg')))
+  found = sorted(
+    os.path.basename(p)[: -len('.cfg')] for p in glob.glob(os.path.join(FLAGS_DIR, '*.cfg'))
+  )
   assert found == sorted(PUBLISHED)
 
 
@@ -142,8 +155,7 @@ def test_flagfile_parses_to_the_published_settings(name):
   assert config.diffaugment == '' and not config.x_flip
   # Flags after the flagfile override it (how the README tells users to
   # add --data_dir, --epochs or turn EMA samples back on).
-  config, workdir = _parse(_path(name), '--ema_decay=0.999', '--epochs=3',
-                           '--workdir=elsewhere')
+  config, workdir = _parse(_path(name), '--ema_decay=0.999', '--epochs=3', '--workdir=elsewhere')
   assert (config.ema_decay, config.epochs, workdir) == (0.999, 3, 'elsewhere')
 
 
@@ -151,8 +163,12 @@ def test_flagfile_parses_to_the_published_settings(name):
 def test_dry_run_prints_the_resolved_config():
   name = 'celeba157x128_gan_hacks'
   result = subprocess.run(
-      [sys.executable, 'train.py', f'--flagfile=flags/{name}.cfg',
-       '--dry_run'], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    [sys.executable, 'train.py', f'--flagfile=flags/{name}.cfg', '--dry_run'],
+    cwd=ROOT,
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
   assert result.returncode == 0, result.stderr
   text, _, workdir = result.stdout.rpartition('workdir: ')
   assert workdir.strip() == f'runs/recipes/{name}'
@@ -180,5 +196,4 @@ def test_short_cpu_run_of_every_flagfile(name, tmp_path):
   assert tf.train.latest_checkpoint(os.path.join(workdir, 'checkpoints'))
   assert os.path.isfile(os.path.join(workdir, 'samples', 'epoch_0001.png'))
   assert os.path.isfile(os.path.join(workdir, 'progress.gif'))
-  assert glob.glob(os.path.join(workdir, '**', 'events.out.tfevents.*'),
-                   recursive=True)
+  assert glob.glob(os.path.join(workdir, '**', 'events.out.tfevents.*'), recursive=True)

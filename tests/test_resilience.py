@@ -25,11 +25,21 @@ pytestmark = pytest.mark.slow
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Slow enough (~0.1 s a step) that the kill lands mid-run; dropout and
 # instance noise make the RNG state matter for an exact resume.
-RUN_FLAGS = ['--preset=tiny', '--image_height=64', '--image_width=64',
-             '--g_filters=16', '--d_filters=16', '--batch_size=16',
-             '--synthetic_size=160', '--epochs=3', '--steps_per_epoch=10',
-             '--checkpoint_every_steps=2', '--log_every=1', '--d_dropout=0.2',
-             '--instance_noise=additive']
+RUN_FLAGS = [
+  '--preset=tiny',
+  '--image_height=64',
+  '--image_width=64',
+  '--g_filters=16',
+  '--d_filters=16',
+  '--batch_size=16',
+  '--synthetic_size=160',
+  '--epochs=3',
+  '--steps_per_epoch=10',
+  '--checkpoint_every_steps=2',
+  '--log_every=1',
+  '--d_dropout=0.2',
+  '--instance_noise=additive',
+]
 
 
 def _newest(workdir):
@@ -37,16 +47,19 @@ def _newest(workdir):
 
 
 def _train(workdir, **kwargs):
-  return subprocess.Popen([sys.executable, os.path.join(ROOT, 'train.py'),
-                           *RUN_FLAGS, f'--workdir={workdir}'], cwd=ROOT,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
+  return subprocess.Popen(
+    [sys.executable, os.path.join(ROOT, 'train.py'), *RUN_FLAGS, f'--workdir={workdir}'],
+    cwd=ROOT,
+    stdout=subprocess.PIPE,
+    stderr=subprocess.PIPE,
+    **kwargs,
+  )
 
 
 def _wait_for_checkpoint(proc, workdir, step, what):
   """Waits for a checkpoint at `step` or later; the run must still be going."""
   deadline = time.time() + 240
-  while (_newest(workdir) < step and proc.poll() is None
-         and time.time() < deadline):
+  while _newest(workdir) < step and proc.poll() is None and time.time() < deadline:
     time.sleep(0.02)
   assert proc.poll() is None, f'the run finished before it could be {what}'
 
@@ -55,6 +68,7 @@ def _config_from_flags(argv):
   """The Config train.py builds from `argv` (its --workdir left out)."""
   from absl import flags as absl_flags
   from configs import definitions
+
   values = absl_flags.FlagValues()
   definitions.define_config_flags(values)
   values(['prog'] + argv)
@@ -92,10 +106,14 @@ def test_sigterm_then_kill_9_then_rerun_continues_exactly_like_one_run(tmp_path)
   # counters all continued where each checkpoint left them.
   ref, got = helpers.scalars(reference, 'd_loss'), helpers.scalars(killed, 'd_loss')
   assert sorted(got) == list(range(1, 31))
-  np.testing.assert_allclose([got[s] for s in range(1, 31)],
-                             [ref[s] for s in range(1, 31)], rtol=1e-5)
+  np.testing.assert_allclose(
+    [got[s] for s in range(1, 31)], [ref[s] for s in range(1, 31)], rtol=1e-5
+  )
   assert sorted(os.listdir(os.path.join(killed, 'samples'))) == [
-      'epoch_0001.png', 'epoch_0002.png', 'epoch_0003.png']
+    'epoch_0001.png',
+    'epoch_0002.png',
+    'epoch_0003.png',
+  ]
   last = lambda d: np.asarray(Image.open(os.path.join(d, 'samples', 'epoch_0003.png')))
   np.testing.assert_allclose(last(killed), last(reference), atol=2)
 
@@ -117,10 +135,20 @@ def test_purge_events_after_drops_later_steps_and_partial_records(tmp_path):
 
 def test_checkpoint_every_steps_and_keep_checkpoints(tmp_path):
   workdir = str(tmp_path / 'run')
-  loop.run(get_config('tiny', epochs=1, steps_per_epoch=6, synthetic_size=48,
-                      checkpoint_every_steps=2, keep_checkpoints=2), workdir)
-  names = sorted(os.path.basename(p)[:-6] for p in
-                 glob.glob(os.path.join(workdir, 'checkpoints', '*.index')))
+  loop.run(
+    get_config(
+      'tiny',
+      epochs=1,
+      steps_per_epoch=6,
+      synthetic_size=48,
+      checkpoint_every_steps=2,
+      keep_checkpoints=2,
+    ),
+    workdir,
+  )
+  names = sorted(
+    os.path.basename(p)[:-6] for p in glob.glob(os.path.join(workdir, 'checkpoints', '*.index'))
+  )
   assert names == ['ckpt-4', 'ckpt-6']  # 2 and 4 and 6 written, 2 kept
 
 
@@ -142,8 +170,9 @@ def _bad_files_folder(root, n_good):
 
 def test_bad_files_are_skipped_counted_and_reported(tmp_path, capsys):
   folder = _bad_files_folder(tmp_path / 'imgs', n_good=5)
-  config = get_config('tiny', dataset='folder', data_dir=str(folder),
-                      batch_size=1, epochs=1, steps_per_epoch=0)
+  config = get_config(
+    'tiny', dataset='folder', data_dir=str(folder), batch_size=1, epochs=1, steps_per_epoch=0
+  )
   loop.run(config, str(tmp_path / 'run'))
   out = capsys.readouterr().out
   assert 'Epoch 1: skipped' in out
@@ -152,13 +181,13 @@ def test_bad_files_are_skipped_counted_and_reported(tmp_path, capsys):
   assert int(tf.train.load_variable(prefix, 'step/.ATTRIBUTES/VARIABLE_VALUE')) == 8
 
 
-def test_epochs_shortened_by_bad_files_follow_each_other_exactly(
-    tmp_path, capsys):
+def test_epochs_shortened_by_bad_files_follow_each_other_exactly(tmp_path, capsys):
   # 8 usable files of 11: 4 batches of 2 an epoch where 5 were planned, so
   # each epoch's fifth call gets the next epoch's first batch.
   folder = _bad_files_folder(tmp_path / 'imgs', n_good=5)
-  config = get_config('tiny', dataset='folder', data_dir=str(folder),
-                      batch_size=2, epochs=3, steps_per_epoch=0)
+  config = get_config(
+    'tiny', dataset='folder', data_dir=str(folder), batch_size=2, epochs=3, steps_per_epoch=0
+  )
   loop.run(config, str(tmp_path / 'run'))
   out = capsys.readouterr().out
   assert 'Done: 12 steps, 3 epochs' in out
@@ -169,15 +198,12 @@ def test_epochs_shortened_by_bad_files_follow_each_other_exactly(
   assert helpers.checkpoint_steps(str(tmp_path / 'two')) == [5, 8]
   loop.run(config, str(tmp_path / 'two'))
   assert helpers.checkpoint_steps(str(tmp_path / 'two'))[-1] == 12
-  a = tf.train.load_checkpoint(tf.train.latest_checkpoint(
-      str(tmp_path / 'run' / 'checkpoints')))
-  b = tf.train.load_checkpoint(tf.train.latest_checkpoint(
-      str(tmp_path / 'two' / 'checkpoints')))
+  a = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(tmp_path / 'run' / 'checkpoints')))
+  b = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(tmp_path / 'two' / 'checkpoints')))
   names = [n for n in a.get_variable_to_shape_map() if 'generator' in n]
   assert names
   for n in names:
-    np.testing.assert_allclose(a.get_tensor(n), b.get_tensor(n), rtol=1e-4,
-                               atol=1e-6)
+    np.testing.assert_allclose(a.get_tensor(n), b.get_tensor(n), rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason='root reads any file')
@@ -200,8 +226,9 @@ def test_a_folder_of_only_bad_files_is_a_clear_error(tmp_path):
     loop.run(config, str(tmp_path / 'run'))
 
 
-_SIGNAL_CONFIG = dict(epochs=2, d_dropout=0.2, instance_noise='additive',
-                      real_label_low=0.8, real_label_high=1.0)
+_SIGNAL_CONFIG = dict(
+  epochs=2, d_dropout=0.2, instance_noise='additive', real_label_low=0.8, real_label_high=1.0
+)
 
 
 @pytest.fixture(scope='module')
@@ -211,15 +238,17 @@ def uninterrupted(tmp_path_factory):
   return loop.run(config, str(tmp_path_factory.mktemp('full')))
 
 
-@pytest.mark.parametrize('signum', [signal.SIGINT, signal.SIGTERM],
-                         ids=['SIGINT', 'SIGTERM'])
+@pytest.mark.parametrize('signum', [signal.SIGINT, signal.SIGTERM], ids=['SIGINT', 'SIGTERM'])
 def test_a_signal_inside_a_step_saves_that_whole_step_and_resumes_exactly(
-    tmp_path, monkeypatch, capsys, signum, uninterrupted):
+  tmp_path, monkeypatch, capsys, signum, uninterrupted
+):
   config = get_config('tiny', **_SIGNAL_CONFIG)
   full = uninterrupted
+
   def signal_after_step_4(gan):
     if int(gan.step) == 4:  # the weights and step counter have changed, the
       os.kill(os.getpid(), signum)  # position bookkeeping has not
+
   helpers.hook_train_steps(monkeypatch, signal_after_step_4)
   loop.run(config, str(tmp_path / 'split'))
   assert 'saved' in capsys.readouterr().out

@@ -23,8 +23,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _run(tmp_path, name, **overrides):
-  config = get_config('tiny', epochs=1, steps_per_epoch=6, synthetic_size=48,
-                      **overrides)
+  config = get_config('tiny', epochs=1, steps_per_epoch=6, synthetic_size=48, **overrides)
   return loop.run(config, str(tmp_path / name))
 
 
@@ -41,12 +40,10 @@ def test_train_steps_is_traced_once_per_run():
   images = tf.random.uniform((8, 32, 32, 3), -1, 1)
   positions = tf.range(8, dtype=tf.int64)
   for epoch in range(2):  # a new iterator, a new epoch and logging or not
-    ds = tf.data.Dataset.from_tensors((positions * 0 + epoch, positions,
-                                       images)).repeat(10)
+    ds = tf.data.Dataset.from_tensors((positions * 0 + epoch, positions, images)).repeat(10)
     it = iter(gan.strategy.experimental_distribute_dataset(ds))
     for k, log in ((3, True), (1, False), (2, True)):
-      train_steps(it, tf.constant(k), tf.constant(epoch, tf.int64),
-                  tf.constant(log))
+      train_steps(it, tf.constant(k), tf.constant(epoch, tf.int64), tf.constant(log))
   assert train_steps.experimental_get_tracing_count() == 1
   assert gan.steps_done == 12
 
@@ -61,8 +58,12 @@ def test_xla_step_trains_and_matches_closely(tmp_path, reuse_fake):
 
 
 def _bn_kinds(model):
-  return {type(l).__name__ for stage in model.stages + getattr(model, 'head', [])
-          for l in stage.stage_layers if 'Norm' in type(l).__name__}
+  return {
+    type(l).__name__
+    for stage in model.stages + getattr(model, 'head', [])
+    for l in stage.stage_layers
+    if 'Norm' in type(l).__name__
+  }
 
 
 def test_xla_builds_keras_batch_norm_and_plain_steps_the_fused_one():
@@ -85,23 +86,19 @@ def test_mixed_precision_trains_with_float32_variables(tmp_path, policy):
 def test_a_bfloat16_run_resumes_in_float32_but_not_float16(tmp_path, capsys):
   # What `auto` does when a run moves between machines.
   _run(tmp_path, 'run', mixed_precision='mixed_bfloat16')
-  config = get_config('tiny', epochs=2, steps_per_epoch=6, synthetic_size=48,
-                      mixed_precision='off')
+  config = get_config('tiny', epochs=2, steps_per_epoch=6, synthetic_size=48, mixed_precision='off')
   out = loop.run(config, str(tmp_path / 'run'))
   assert 'Resumed from' in capsys.readouterr().out
   assert np.isfinite(out['d_loss'])
   assert os.path.isfile(tmp_path / 'run' / 'samples' / 'epoch_0002.png')
   with pytest.raises(rundir.RunDirError, match='mixed_precision'):
-    loop.run(get_config('tiny', epochs=3, mixed_precision='mixed_float16'),
-             str(tmp_path / 'run'))
+    loop.run(get_config('tiny', epochs=3, mixed_precision='mixed_float16'), str(tmp_path / 'run'))
 
 
 def test_mixed_precision_auto_is_bfloat16_only_on_native_bfloat16_cpus(monkeypatch):
   gpu = bool(tf.config.list_logical_devices('GPU'))
-  for native, expected in ((True, 'off' if gpu else 'mixed_bfloat16'),
-                           (False, 'off')):
-    monkeypatch.setattr(hardware, 'cpu_has_native_bfloat16',
-                        lambda native=native: native)
+  for native, expected in ((True, 'off' if gpu else 'mixed_bfloat16'), (False, 'off')):
+    monkeypatch.setattr(hardware, 'cpu_has_native_bfloat16', lambda native=native: native)
     assert resolve_mixed_precision('auto') == expected
     assert resolve_mixed_precision('mixed_float16') == 'mixed_float16'
   gan = GAN(get_config('tiny', mixed_precision='auto'))
@@ -116,7 +113,7 @@ def test_jit_auto_is_off_on_cpu_and_refused_with_replicas():
     resolve_jit_compile('on', 2)
 
 
-_TWO_CPUS = '''
+_TWO_CPUS = """
 import json, sys
 import tensorflow as tf
 tf.config.threading.set_inter_op_parallelism_threads(8)  # collectives block threads
@@ -127,22 +124,33 @@ from training import loop
 overrides = json.loads(sys.argv[2])
 out = loop.run(get_config('tiny', **overrides), sys.argv[1])
 print('RESULT', json.dumps(out))
-'''
+"""
 
 
 def _run_on_two_cpus(workdir, **overrides):
   result = subprocess.run(
-      [sys.executable, '-c', _TWO_CPUS, str(workdir), json.dumps(overrides)],
-      cwd=ROOT, capture_output=True, text=True, timeout=300)
+    [sys.executable, '-c', _TWO_CPUS, str(workdir), json.dumps(overrides)],
+    cwd=ROOT,
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
   assert result.returncode == 0, result.stderr[-3000:]
   line = [l for l in result.stdout.splitlines() if l.startswith('RESULT')][-1]
-  return json.loads(line[len('RESULT '):])
+  return json.loads(line[len('RESULT ') :])
 
 
 def test_mirrored_on_two_devices_follows_the_one_device_trajectory(tmp_path):
-  base = dict(epochs=1, steps_per_epoch=5, synthetic_size=40, ema_decay=0.99,
-              d_dropout=0.0, instance_noise='additive', real_label_low=0.8,
-              real_label_high=1.0)
+  base = dict(
+    epochs=1,
+    steps_per_epoch=5,
+    synthetic_size=40,
+    ema_decay=0.99,
+    d_dropout=0.0,
+    instance_noise='additive',
+    real_label_low=0.8,
+    real_label_high=1.0,
+  )
   # One device: this process (its default strategy runs on one CPU device).
   one = loop.run(get_config('tiny', **base), str(tmp_path / 'one'))
   two = _run_on_two_cpus(tmp_path / 'two', strategy='mirrored', **base)
@@ -150,8 +158,7 @@ def test_mirrored_on_two_devices_follows_the_one_device_trajectory(tmp_path):
   for key in ('d_loss', 'd_loss_real', 'g_loss', 'd_real', 'd_fake'):
     assert two[key] == pytest.approx(one[key], rel=1e-4), key
   # A mirrored checkpoint resumes on one device (and the run goes on).
-  resumed = loop.run(get_config('tiny', **{**base, 'epochs': 2}),
-                     str(tmp_path / 'two'))
+  resumed = loop.run(get_config('tiny', **{**base, 'epochs': 2}), str(tmp_path / 'two'))
   assert np.isfinite(resumed['d_loss'])
   prefix = tf.train.latest_checkpoint(str(tmp_path / 'two' / 'checkpoints'))
   assert prefix.endswith('ckpt-10')
@@ -159,25 +166,35 @@ def test_mirrored_on_two_devices_follows_the_one_device_trajectory(tmp_path):
 
 def test_batch_that_does_not_split_over_replicas_is_a_clear_error(tmp_path):
   result = subprocess.run(
-      [sys.executable, '-c', _TWO_CPUS, str(tmp_path / 'r'),
-       json.dumps(dict(strategy='mirrored', batch_size=7))],
-      cwd=ROOT, capture_output=True, text=True, timeout=300)
+    [
+      sys.executable,
+      '-c',
+      _TWO_CPUS,
+      str(tmp_path / 'r'),
+      json.dumps(dict(strategy='mirrored', batch_size=7)),
+    ],
+    cwd=ROOT,
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
   assert result.returncode != 0
   assert 'does not split over 2 replicas' in result.stderr
 
 
-_WORKER = '''
+_WORKER = """
 import json, os, sys
 os.environ['TF_CONFIG'] = sys.argv[3]
 from configs.presets import get_config
 from training import loop
 out = loop.run(get_config('tiny', **json.loads(sys.argv[2])), sys.argv[1])
 print('RESULT', json.dumps(out))
-'''
+"""
 
 
 def _free_ports(n):
   import socket
+
   socks = [socket.socket() for _ in range(n)]
   for s in socks:
     s.bind(('localhost', 0))
@@ -194,18 +211,31 @@ def test_multiworker_on_two_local_processes_matches_one_device(tmp_path):
   workers = [f'localhost:{p}' for p in _free_ports(2)]
   procs = []
   for index in range(2):
-    tf_config = json.dumps({'cluster': {'worker': workers},
-                            'task': {'type': 'worker', 'index': index}})
-    procs.append(subprocess.Popen(
-        [sys.executable, '-c', _WORKER, str(tmp_path / 'multi'),
-         json.dumps({**base, 'strategy': 'multiworker'}), tf_config],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    tf_config = json.dumps(
+      {'cluster': {'worker': workers}, 'task': {'type': 'worker', 'index': index}}
+    )
+    procs.append(
+      subprocess.Popen(
+        [
+          sys.executable,
+          '-c',
+          _WORKER,
+          str(tmp_path / 'multi'),
+          json.dumps({**base, 'strategy': 'multiworker'}),
+          tf_config,
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+      )
+    )
   results = []
   for proc in procs:
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err[-3000:]
     line = [l for l in out.splitlines() if l.startswith('RESULT')][-1]
-    results.append(json.loads(line[len('RESULT '):]))
+    results.append(json.loads(line[len('RESULT ') :]))
   for result in results:
     assert result['d_loss'] == pytest.approx(one['d_loss'], rel=1e-4)
     assert result['g_loss'] == pytest.approx(one['g_loss'], rel=1e-4)
@@ -218,9 +248,15 @@ def test_multiworker_on_two_local_processes_matches_one_device(tmp_path):
 def _two_candidates(monkeypatch):
   """Pretends both precisions are worth timing here, whatever the CPU."""
   from training import autotune
-  monkeypatch.setattr(autotune, 'candidates', lambda config: (
+
+  monkeypatch.setattr(
+    autotune,
+    'candidates',
+    lambda config: (
       {'mixed_precision': 'off', 'jit_compile': 'off'},
-      {'mixed_precision': 'mixed_bfloat16', 'jit_compile': 'off'}))
+      {'mixed_precision': 'mixed_bfloat16', 'jit_compile': 'off'},
+    ),
+  )
   return autotune
 
 
@@ -228,11 +264,11 @@ def _timer(rates, calls):
   def timer(config):
     calls.append(config.mixed_precision)
     return rates[config.mixed_precision]
+
   return timer
 
 
-def test_auto_precision_is_measured_once_cached_and_kept_by_the_run(
-    tmp_path, monkeypatch):
+def test_auto_precision_is_measured_once_cached_and_kept_by_the_run(tmp_path, monkeypatch):
   autotune = _two_candidates(monkeypatch)
   monkeypatch.setenv('FACEGAN_CACHE_DIR', str(tmp_path / 'cache'))
   config = get_config('tiny', mixed_precision='auto', jit_compile='off')
@@ -241,15 +277,14 @@ def test_auto_precision_is_measured_once_cached_and_kept_by_the_run(
   os.makedirs(first)
   timer = _timer({'off': 100.0, 'mixed_bfloat16': 150.0}, calls)
   chosen = autotune.resolve(config, first, False, timer, quiet)
-  assert chosen.mixed_precision == 'mixed_bfloat16' and calls == [
-      'off', 'mixed_bfloat16']
-  assert json.load(open(os.path.join(first, 'speed_choice.json')))[
-      'mixed_precision'] == 'mixed_bfloat16'
+  assert chosen.mixed_precision == 'mixed_bfloat16' and calls == ['off', 'mixed_bfloat16']
+  assert (
+    json.load(open(os.path.join(first, 'speed_choice.json')))['mixed_precision'] == 'mixed_bfloat16'
+  )
   # Another run of the same model on this machine: the cache answers.
   second = str(tmp_path / 'b')
   os.makedirs(second)
-  assert autotune.resolve(config, second, False, timer, quiet
-                          ).mixed_precision == 'mixed_bfloat16'
+  assert autotune.resolve(config, second, False, timer, quiet).mixed_precision == 'mixed_bfloat16'
   assert len(calls) == 2
   # The cache changes (another measurement, say): a started run keeps its
   # recorded choice, a new run takes the cache's.
@@ -258,29 +293,31 @@ def test_auto_precision_is_measured_once_cached_and_kept_by_the_run(
   for entry in cache.values():
     entry['choice']['mixed_precision'] = 'off'
   cache_file.write_text(json.dumps(cache))
-  assert autotune.resolve(config, first, True, timer, quiet
-                          ).mixed_precision == 'mixed_bfloat16'
+  assert autotune.resolve(config, first, True, timer, quiet).mixed_precision == 'mixed_bfloat16'
   third = str(tmp_path / 'c')
   os.makedirs(third)
-  assert autotune.resolve(config, third, False, timer, quiet
-                          ).mixed_precision == 'off'
+  assert autotune.resolve(config, third, False, timer, quiet).mixed_precision == 'off'
   # Flags given explicitly are left alone; another model is measured anew.
   explicit = get_config('tiny', mixed_precision='off', jit_compile='off')
   assert autotune.resolve(explicit, third, False, timer, quiet) == explicit
-  autotune.resolve(get_config('tiny', mixed_precision='auto',
-                              jit_compile='off', g_filters=4),
-                   str(tmp_path), False, timer, quiet)
+  autotune.resolve(
+    get_config('tiny', mixed_precision='auto', jit_compile='off', g_filters=4),
+    str(tmp_path),
+    False,
+    timer,
+    quiet,
+  )
   assert len(calls) == 4
 
 
-def test_auto_keeps_float32_unless_clearly_faster_and_old_runs_keep_the_rule(
-    tmp_path, monkeypatch):
+def test_auto_keeps_float32_unless_clearly_faster_and_old_runs_keep_the_rule(tmp_path, monkeypatch):
   autotune = _two_candidates(monkeypatch)
   config = get_config('tiny', mixed_precision='auto', jit_compile='off')
   quiet = lambda *a, **k: None
   timer = _timer({'off': 100.0, 'mixed_bfloat16': 103.0}, [])
-  assert autotune.resolve(config, str(tmp_path), False, timer, quiet
-                          ).mixed_precision == 'off'  # within the noise
+  assert (
+    autotune.resolve(config, str(tmp_path), False, timer, quiet).mixed_precision == 'off'
+  )  # within the noise
   # A run checkpointed before choices were recorded resumes under the rule
   # it was made with (CPU flags), not a measurement.
   old = tmp_path / 'old'
@@ -291,21 +328,21 @@ def test_auto_keeps_float32_unless_clearly_faster_and_old_runs_keep_the_rule(
 
 def test_time_candidate_times_a_real_step():
   from training import autotune
+
   assert autotune.time_candidate(get_config('tiny'), steps=1) > 0
 
 
 @pytest.mark.slow
-def test_a_run_trains_with_the_measured_choice_and_records_it(
-    tmp_path, monkeypatch, capsys):
+def test_a_run_trains_with_the_measured_choice_and_records_it(tmp_path, monkeypatch, capsys):
   autotune = _two_candidates(monkeypatch)
-  monkeypatch.setattr(autotune, 'time_candidate', _timer(
-      {'off': 10.0, 'mixed_bfloat16': 20.0}, []))
+  monkeypatch.setattr(autotune, 'time_candidate', _timer({'off': 10.0, 'mixed_bfloat16': 20.0}, []))
   workdir = str(tmp_path / 'run')
   config = get_config('tiny', mixed_precision='auto', epochs=1)
   loop.run(config, workdir)
   out = capsys.readouterr().out
   assert 'mixed_bfloat16' in out and 'measured now' in out
-  assert json.load(open(os.path.join(workdir, 'config.json')))[
-      'mixed_precision'] == 'auto'
-  assert json.load(open(os.path.join(workdir, 'speed_choice.json')))[
-      'mixed_precision'] == 'mixed_bfloat16'
+  assert json.load(open(os.path.join(workdir, 'config.json')))['mixed_precision'] == 'auto'
+  assert (
+    json.load(open(os.path.join(workdir, 'speed_choice.json')))['mixed_precision']
+    == 'mixed_bfloat16'
+  )

@@ -34,9 +34,18 @@ def test_tiny_run_fills_the_run_directory_and_resumes(tmp_path):
   gif = Image.open(os.path.join(workdir, 'progress.gif'))
   assert gif.n_frames >= 2
   tags = helpers.scalar_tags(workdir)
-  assert {'d_loss', 'g_loss', 'd_real', 'd_fake', 'grad_norm/g', 'lr/g',
-          'images_per_sec', 'samples', 'collapse/d_wins',
-          'collapse/sample_diversity'} <= tags
+  assert {
+    'd_loss',
+    'g_loss',
+    'd_real',
+    'd_fake',
+    'grad_norm/g',
+    'lr/g',
+    'images_per_sec',
+    'samples',
+    'collapse/d_wins',
+    'collapse/sample_diversity',
+  } <= tags
   # Resuming with more epochs continues the step count and the same latents.
   z = np.load(os.path.join(workdir, 'fixed_latent.npy'))
   loop.run(get_config('tiny', epochs=3), workdir)
@@ -45,15 +54,17 @@ def test_tiny_run_fills_the_run_directory_and_resumes(tmp_path):
   assert len(os.listdir(os.path.join(workdir, 'samples'))) == 3
 
 
-def test_a_resume_with_other_settings_is_recorded_and_checkpoints_carry_config(
-    tmp_path, capsys):
+def test_a_resume_with_other_settings_is_recorded_and_checkpoints_carry_config(tmp_path, capsys):
   import shutil
   from training import checkpoints
+
   workdir = str(tmp_path / 'run')
   loop.run(get_config('tiny', epochs=1), workdir)
   loop.run(get_config('tiny', epochs=2, g_lr=5e-5), workdir)
-  assert ('Resumed with changed settings: epochs 1 -> 2, g_lr 0.0001 -> 5e-05 '
-          '(recorded in config_history.jsonl)') in capsys.readouterr().out
+  assert (
+    'Resumed with changed settings: epochs 1 -> 2, g_lr 0.0001 -> 5e-05 '
+    '(recorded in config_history.jsonl)'
+  ) in capsys.readouterr().out
   loop.run(get_config('tiny', epochs=2, g_lr=5e-5), workdir)  # nothing new
   with open(os.path.join(workdir, 'config_history.jsonl')) as f:
     history = [json.loads(line) for line in f]
@@ -77,12 +88,10 @@ def test_a_resume_with_other_settings_is_recorded_and_checkpoints_carry_config(
     np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
-def test_collapse_watch_warns_once_and_does_not_stop_the_run(
-    tmp_path, monkeypatch, capsys):
+def test_collapse_watch_warns_once_and_does_not_stop_the_run(tmp_path, monkeypatch, capsys):
   # A floor of 1.0 makes any D(G(z)) count as "D wins"; a diversity bar of
   # 10 makes any samples count as collapsed.
-  watch = loop.collapse.CollapseWatch(d_fake_floor=1.0, patience=2,
-                                      min_diversity=10.0)
+  watch = loop.collapse.CollapseWatch(d_fake_floor=1.0, patience=2, min_diversity=10.0)
   watch.observe_diversity(20.0, 0)  # arm it: the samples "were" diverse
   monkeypatch.setattr(loop.collapse, 'CollapseWatch', lambda **_: watch)
   workdir = str(tmp_path / 'run')
@@ -101,8 +110,7 @@ def test_time_budget_saves_and_stops(tmp_path, capsys):
   assert 'Time budget of 0 min spent' in capsys.readouterr().out
   assert helpers.checkpoint_step(workdir) == 1  # stopped after the first step, checkpointed
   assert os.listdir(os.path.join(workdir, 'samples')) == ['epoch_0001.png']
-  loop.run(get_config('tiny', epochs=50, eval_every=4, eval_num_samples=16),
-           workdir, max_seconds=0)
+  loop.run(get_config('tiny', epochs=50, eval_every=4, eval_num_samples=16), workdir, max_seconds=0)
   assert helpers.checkpoint_step(workdir) == 2  # rerunning continues
   # With evaluation on, the budget's end is evaluated too.
   with open(os.path.join(workdir, 'eval', 'during_training.jsonl')) as f:
@@ -127,10 +135,12 @@ def test_incompatible_run_dir_is_refused_unless_overwrite(tmp_path):
 def test_interrupt_saves_a_checkpoint_and_resume_finishes_the_epoch(tmp_path, monkeypatch):
   workdir = str(tmp_path / 'run')
   calls = {'n': 0}
+
   def interrupt_third_call(gan):
     calls['n'] += 1
     if calls['n'] == 3:  # Ctrl-C: the step in flight still completes
       os.kill(os.getpid(), signal.SIGINT)
+
   helpers.hook_train_steps(monkeypatch, interrupt_third_call, before=True)
   loop.run(get_config('tiny', epochs=1), workdir)
   assert helpers.checkpoint_step(workdir) == 3  # saved on the interrupt
@@ -140,15 +150,17 @@ def test_interrupt_saves_a_checkpoint_and_resume_finishes_the_epoch(tmp_path, mo
   assert os.listdir(os.path.join(workdir, 'samples')) == ['epoch_0001.png']
 
 
-def test_the_evaluation_log_is_single_valued_and_its_clock_runs_on(
-    tmp_path, monkeypatch):
+def test_the_evaluation_log_is_single_valued_and_its_clock_runs_on(tmp_path, monkeypatch):
   import time
   from metrics.evaluation import TrainingEvaluator
+
   workdir = str(tmp_path / 'run')
   score = TrainingEvaluator.__call__
+
   def slow_score(self, generate):
     time.sleep(1.5)  # evaluation is paused out of the training clock
     return score(self, generate)
+
   monkeypatch.setattr(TrainingEvaluator, '__call__', slow_score)
   config = dict(eval_every=2, eval_metrics='swd', eval_num_samples=8)
   start = time.perf_counter()
@@ -171,16 +183,22 @@ def test_the_evaluation_log_is_single_valued_and_its_clock_runs_on(
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
   workdir = str(tmp_path / 'run')
   loop.run(get_config('tiny', epochs=1), workdir)
-  monkeypatch.setattr(losses, 'generator_loss',
-                      lambda logits, targets=1.0: tf.reduce_mean(logits) * np.nan)
+  monkeypatch.setattr(
+    losses, 'generator_loss', lambda logits, targets=1.0: tf.reduce_mean(logits) * np.nan
+  )
   with pytest.raises(loop.TrainingDiverged, match='g_loss .* step 5'):
     loop.run(get_config('tiny', epochs=2), workdir)
   assert helpers.checkpoint_step(workdir) == 4
 
 
 def _train_py(*args, timeout=120):
-  return subprocess.run([sys.executable, os.path.join(ROOT, 'train.py'), *args],
-                        capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+  return subprocess.run(
+    [sys.executable, os.path.join(ROOT, 'train.py'), *args],
+    capture_output=True,
+    text=True,
+    timeout=timeout,
+    cwd=ROOT,
+  )
 
 
 def test_train_py_without_celeba_fails_fast_with_the_three_ways(tmp_path):
@@ -201,11 +219,13 @@ def test_train_py_dry_run_and_bad_flags():
   assert result.returncode != 0 and 'd_dropout' in result.stderr
   assert 'Traceback' not in result.stderr
   # Numbers that compare false both ways, or mean no budget at all.
-  for flag, message in (('--max_minutes=nan', 'max_minutes must be a positive'),
-                        ('--max_minutes=-1', 'max_minutes must be a positive'),
-                        ('--max_minutes=0', 'max_minutes must be a positive'),
-                        ('--noise_sd=nan', 'noise_sd must be a finite'),
-                        ('--g_lr=inf', 'g_lr must be a finite')):
+  for flag, message in (
+    ('--max_minutes=nan', 'max_minutes must be a positive'),
+    ('--max_minutes=-1', 'max_minutes must be a positive'),
+    ('--max_minutes=0', 'max_minutes must be a positive'),
+    ('--noise_sd=nan', 'noise_sd must be a finite'),
+    ('--g_lr=inf', 'g_lr must be a finite'),
+  ):
     result = _train_py('--preset=tiny', flag, '--dry_run')
     assert result.returncode == 1 and message in result.stderr, flag
     assert 'Traceback' not in result.stderr
@@ -215,19 +235,28 @@ def test_grids_and_checkpoints_follow_their_time_intervals(tmp_path):
   # A long interval: only the first epoch's grid and the last epoch's grid
   # and checkpoint come; step checkpoints still do.
   workdir = str(tmp_path / 'run')
-  loop.run(get_config('tiny', epochs=4, steps_per_epoch=2,
-                      checkpoint_every_steps=3, grid_every_secs=3600,
-                      checkpoint_every_secs=3600), workdir)
+  loop.run(
+    get_config(
+      'tiny',
+      epochs=4,
+      steps_per_epoch=2,
+      checkpoint_every_steps=3,
+      grid_every_secs=3600,
+      checkpoint_every_secs=3600,
+    ),
+    workdir,
+  )
   assert sorted(os.listdir(os.path.join(workdir, 'samples'))) == [
-      'epoch_0001.png', 'epoch_0004.png']
+    'epoch_0001.png',
+    'epoch_0004.png',
+  ]
   assert helpers.checkpoint_steps(workdir) == [3, 6, 8]
   assert helpers.summary_steps(workdir, 'samples') == [2, 8]
 
 
 def test_gradient_norms_are_logged_on_logging_steps_only(tmp_path):
   workdir = str(tmp_path / 'run')
-  loop.run(get_config('tiny', epochs=2, steps_per_epoch=5, log_every=3,
-                      steps_per_call=2), workdir)
+  loop.run(get_config('tiny', epochs=2, steps_per_epoch=5, log_every=3, steps_per_call=2), workdir)
   for tag in ('grad_norm/g', 'grad_norm/d', 'd_loss'):
     values = helpers.scalars(workdir, tag)
     assert sorted(values) == [3, 6, 9]
@@ -237,11 +266,14 @@ def test_gradient_norms_are_logged_on_logging_steps_only(tmp_path):
 def test_cached_and_tfds_sources_train_over_several_epochs(tmp_path):
   # Each streams one epoch per dataset; the default seed 0 once broke their
   # shuffles inside a multi-epoch dataset.
-  loop.run(get_config('tiny', cache='memory', epochs=3, steps_per_epoch=2),
-           str(tmp_path / 'cached'))
+  loop.run(
+    get_config('tiny', cache='memory', epochs=3, steps_per_epoch=2), str(tmp_path / 'cached')
+  )
   assert helpers.checkpoint_step(str(tmp_path / 'cached')) == 6
   tfds = pytest.importorskip('tensorflow_datasets')
   with tfds.testing.mock_data(num_examples=12):
-    loop.run(get_config('tiny', dataset='tfds', batch_size=4, epochs=2,
-                        steps_per_epoch=0), str(tmp_path / 'tfds'))
+    loop.run(
+      get_config('tiny', dataset='tfds', batch_size=4, epochs=2, steps_per_epoch=0),
+      str(tmp_path / 'tfds'),
+    )
   assert helpers.checkpoint_step(str(tmp_path / 'tfds')) == 6

@@ -30,14 +30,38 @@ CACHE_FILE = 'speed_choices.json'
 # busy machine is a few percent, and float32 is the safer default.
 MIN_GAIN = 1.05
 # Settings that do not change what a train step computes.
-_NOT_STEP_FIELDS = frozenset({
-    'preset', 'dataset', 'data_dir', 'split', 'tfds_data_dir',
-    'tfds_download', 'synthetic_size', 'cache', 'epochs', 'steps_per_epoch',
-    'seed', 'num_samples', 'log_every', 'checkpoint_every_steps',
-    'checkpoint_every_secs', 'grid_every_secs', 'keep_checkpoints',
-    'eval_every', 'eval_metrics', 'eval_split', 'eval_num_samples',
-    'inception_weights', 'g_lr', 'd_lr', 'mixed_precision', 'jit_compile',
-    'steps_per_call', 'strategy'})
+_NOT_STEP_FIELDS = frozenset(
+  {
+    'preset',
+    'dataset',
+    'data_dir',
+    'split',
+    'tfds_data_dir',
+    'tfds_download',
+    'synthetic_size',
+    'cache',
+    'epochs',
+    'steps_per_epoch',
+    'seed',
+    'num_samples',
+    'log_every',
+    'checkpoint_every_steps',
+    'checkpoint_every_secs',
+    'grid_every_secs',
+    'keep_checkpoints',
+    'eval_every',
+    'eval_metrics',
+    'eval_split',
+    'eval_num_samples',
+    'inception_weights',
+    'g_lr',
+    'd_lr',
+    'mixed_precision',
+    'jit_compile',
+    'steps_per_call',
+    'strategy',
+  }
+)
 
 Choice = Dict[str, str]  # {'mixed_precision': ..., 'jit_compile': ...}
 
@@ -45,19 +69,18 @@ Choice = Dict[str, str]  # {'mixed_precision': ..., 'jit_compile': ...}
 def machine_key() -> str:
   """This machine as the speed cache knows it: CPU, its vector units, GPUs, TF."""
   model, flags = hardware.cpu_info()
-  units = sorted(flags & {'avx2', 'avx512f', 'avx512_bf16', 'amx_bf16',
-                          'amx_tile', 'avx512_fp16'})
-  gpus = [tf.config.experimental.get_device_details(d).get('device_name', d.name)
-          for d in tf.config.list_physical_devices('GPU')]
+  units = sorted(flags & {'avx2', 'avx512f', 'avx512_bf16', 'amx_bf16', 'amx_tile', 'avx512_fp16'})
+  gpus = [
+    tf.config.experimental.get_device_details(d).get('device_name', d.name)
+    for d in tf.config.list_physical_devices('GPU')
+  ]
   return json.dumps([model, os.cpu_count(), units, gpus, tf.__version__])
 
 
 def model_key(config: Config) -> str:
   """The settings that decide a train step's cost, hashed."""
-  fields = {k: v for k, v in dataclasses.asdict(config).items()
-            if k not in _NOT_STEP_FIELDS}
-  return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()
-                        ).hexdigest()[:16]
+  fields = {k: v for k, v in dataclasses.asdict(config).items() if k not in _NOT_STEP_FIELDS}
+  return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def candidates(config: Config) -> Tuple[Choice, ...]:
@@ -77,16 +100,15 @@ def candidates(config: Config) -> Tuple[Choice, ...]:
   jits = [config.jit_compile]
   if config.jit_compile == 'auto':
     jits = ['off', 'on'] if gpu else ['off']
-  return tuple({'mixed_precision': p, 'jit_compile': j}
-               for j in jits for p in precisions)
+  return tuple({'mixed_precision': p, 'jit_compile': j} for j in jits for p in precisions)
 
 
 def time_candidate(config: Config, steps: int = 3) -> float:
   """Images/s of `config`'s train step on random images, after two warm-up steps."""
   from models.gan import GAN  # the models: imported only when measuring
+
   gan = GAN(config)
-  real = tf.random.uniform(
-      (config.batch_size, config.image_height, config.image_width, 3), -1, 1)
+  real = tf.random.uniform((config.batch_size, config.image_height, config.image_width, 3), -1, 1)
   step = tf.function(lambda x: gan.step_fn(x, with_norms=False)['d_loss'])
   for _ in range(2):
     step(real).numpy()
@@ -98,7 +120,8 @@ def time_candidate(config: Config, steps: int = 3) -> float:
 
 def _cache_path() -> str:
   folder = os.environ.get('FACEGAN_CACHE_DIR') or os.path.join(
-      os.path.expanduser('~'), '.cache', 'facegan')
+    os.path.expanduser('~'), '.cache', 'facegan'
+  )
   return os.path.join(folder, CACHE_FILE)
 
 
@@ -110,9 +133,9 @@ def _read_json(path: str) -> dict:
     return {}
 
 
-def measure(config: Config,
-            timer: Optional[Callable[[Config], float]] = None,
-            log=print) -> Tuple[Choice, Dict[str, float]]:
+def measure(
+  config: Config, timer: Optional[Callable[[Config], float]] = None, log=print
+) -> Tuple[Choice, Dict[str, float]]:
   """Times every candidate (with `timer`, default time_candidate); returns
   the fastest and every rate (img/s)."""
   timer = timer or time_candidate
@@ -133,14 +156,17 @@ def measure(config: Config,
 
 
 def _describe(choice: Choice) -> str:
-  precision = {'off': 'float32'}.get(choice['mixed_precision'],
-                                     choice['mixed_precision'])
+  precision = {'off': 'float32'}.get(choice['mixed_precision'], choice['mixed_precision'])
   return f'{precision}, XLA {choice["jit_compile"]}'
 
 
-def resolve(config: Config, workdir: str, resumed: bool,
-            timer: Optional[Callable[[Config], float]] = None,
-            log=print) -> Config:
+def resolve(
+  config: Config,
+  workdir: str,
+  resumed: bool,
+  timer: Optional[Callable[[Config], float]] = None,
+  log=print,
+) -> Config:
   """`config` with its auto speed settings made concrete, and recorded.
 
   Order: what the run recorded when it started; for a run made before
@@ -149,51 +175,58 @@ def resolve(config: Config, workdir: str, resumed: bool,
   measurement for the model; a new measurement. The run directory gets
   the result in speed_choice.json.
   """
-  auto = [k for k in ('mixed_precision', 'jit_compile')
-          if getattr(config, k) == 'auto']
+  auto = [k for k in ('mixed_precision', 'jit_compile') if getattr(config, k) == 'auto']
   if not auto:
     return config
   record_path = os.path.join(workdir, RECORD_FILE)
   record = _read_json(record_path)
   if all(k in record for k in auto):
     choice = {k: record[k] for k in auto}
-    log(f'--{"/--".join(auto)}=auto: {_describe({**_as_set(config), **choice})}, '
-        f'as this run recorded when it started ({RECORD_FILE}).', flush=True)
+    log(
+      f'--{"/--".join(auto)}=auto: {_describe({**_as_set(config), **choice})}, '
+      f'as this run recorded when it started ({RECORD_FILE}).',
+      flush=True,
+    )
     return dataclasses.replace(config, **choice)
   cache_key = f'{machine_key()} {model_key(config)} {",".join(auto)}'
   cache = _read_json(_cache_path())
   if resumed:
     gpu = bool(tf.config.list_logical_devices('GPU'))
-    choice = {'mixed_precision': hardware.resolve_mixed_precision('auto'),
-              'jit_compile': 'on' if gpu else 'off'}
+    choice = {
+      'mixed_precision': hardware.resolve_mixed_precision('auto'),
+      'jit_compile': 'on' if gpu else 'off',
+    }
     how = 'the rule this run was made under (it predates measured choices)'
   elif cache_key in cache:
     choice = cache[cache_key]['choice']
     how = f'measured on this machine before ({_cache_path()})'
   elif len(candidates(config)) == 1:
-    choice, = candidates(config)
+    (choice,) = candidates(config)
     how = 'the only candidate on this machine'
   else:
-    log('Timing this model\'s train step to choose the fastest settings '
-        '(once per machine and model):', flush=True)
+    log(
+      "Timing this model's train step to choose the fastest settings (once per machine and model):",
+      flush=True,
+    )
     choice, rates = measure(config, timer, log)
-    cache[cache_key] = dict(choice=choice, rates=rates,
-                            when=time.strftime('%Y-%m-%d %H:%M'))
+    cache[cache_key] = dict(choice=choice, rates=rates, when=time.strftime('%Y-%m-%d %H:%M'))
     try:
       os.makedirs(os.path.dirname(_cache_path()), exist_ok=True)
-      files.atomic_write(_cache_path(),
-                          lambda f: json.dump(cache, f, indent=1))
+      files.atomic_write(_cache_path(), lambda f: json.dump(cache, f, indent=1))
     except OSError as e:  # a read-only home: measure again next time
       log(f'(Could not cache the choice in {_cache_path()}: {e.strerror}.)')
     how = 'measured now'
   choice = {k: choice[k] for k in auto}
-  log(f'--{"/--".join(auto)}=auto: {_describe({**_as_set(config), **choice})} '
-      f'({how}; recorded in {RECORD_FILE}).', flush=True)
-  files.atomic_write(record_path, lambda f: json.dump(
-      dict(choice, machine=json.loads(machine_key())), f, indent=1))
+  log(
+    f'--{"/--".join(auto)}=auto: {_describe({**_as_set(config), **choice})} '
+    f'({how}; recorded in {RECORD_FILE}).',
+    flush=True,
+  )
+  files.atomic_write(
+    record_path, lambda f: json.dump(dict(choice, machine=json.loads(machine_key())), f, indent=1)
+  )
   return dataclasses.replace(config, **choice)
 
 
 def _as_set(config: Config) -> Choice:
-  return {'mixed_precision': config.mixed_precision,
-          'jit_compile': config.jit_compile}
+  return {'mixed_precision': config.mixed_precision, 'jit_compile': config.jit_compile}

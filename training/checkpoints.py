@@ -19,12 +19,20 @@ import tensorflow as tf
 from common import files
 from configs.errors import first_line
 from configs.run_files import BEST_DIR, CHECKPOINT_DIR, RunDirError
+
 # The loader of G and the checkpoint keys, used here and re-exported.
-from models.checkpoint import (checkpoint_step, compare_shapes,  # noqa: F401
-                               find_checkpoint,
-                               generator_key, load_generator,
-                               load_generator_from, model_state, run_config,
-                               uses_positional_keys, wanted_shapes)
+from models.checkpoint import (  # noqa: F401
+  checkpoint_step,
+  compare_shapes,
+  find_checkpoint,
+  generator_key,
+  load_generator,
+  load_generator_from,
+  model_state,
+  run_config,
+  uses_positional_keys,
+  wanted_shapes,
+)
 
 
 def gan_items(gan, positional: bool = False) -> Dict[str, object]:
@@ -33,10 +41,13 @@ def gan_items(gan, positional: bool = False) -> Dict[str, object]:
   positional: the models keyed as older checkpoints have them (see
     model_state).
   """
-  items = dict(generator=model_state(gan.generator, positional),
-               discriminator=model_state(gan.discriminator, positional),
-               g_optimizer=gan.g_optimizer, d_optimizer=gan.d_optimizer,
-               step=gan.step)
+  items = dict(
+    generator=model_state(gan.generator, positional),
+    discriminator=model_state(gan.discriminator, positional),
+    g_optimizer=gan.g_optimizer,
+    d_optimizer=gan.d_optimizer,
+    step=gan.step,
+  )
   if gan.ema_generator is not None:
     items['ema_generator'] = model_state(gan.ema_generator, positional)
   return items
@@ -60,7 +71,7 @@ def complete_checkpoints(ckpt_dir: str) -> List[Tuple[int, str]]:
   """
   found = []
   for index in glob.glob(os.path.join(glob.escape(ckpt_dir), 'ckpt-*.index')):
-    prefix = index[:-len('.index')]
+    prefix = index[: -len('.index')]
     match = re.fullmatch(r'ckpt-(\d+)', os.path.basename(prefix))
     shards = _data_shards(prefix)
     if match and shards and all(os.path.isfile(p) for p in shards):
@@ -82,18 +93,19 @@ def write_checkpoint_state(ckpt_dir: str, prefixes: List[str]) -> None:
   """
   times = [os.path.getmtime(p + '.index') for p in prefixes]
   lines = [f'model_checkpoint_path: "{os.path.basename(prefixes[-1])}"']
-  lines += [f'all_model_checkpoint_paths: "{os.path.basename(p)}"'
-            for p in prefixes]
+  lines += [f'all_model_checkpoint_paths: "{os.path.basename(p)}"' for p in prefixes]
   lines += [f'all_model_checkpoint_timestamps: {t!r}' for t in times]
   lines.append(f'last_preserved_timestamp: {min(times) - 1!r}')
-  files.atomic_write(os.path.join(ckpt_dir, 'checkpoint'),
-                     lambda f: f.write('\n'.join(lines) + '\n'))
+  files.atomic_write(
+    os.path.join(ckpt_dir, 'checkpoint'), lambda f: f.write('\n'.join(lines) + '\n')
+  )
 
 
 def remove_stale_temp(ckpt_dir: str) -> List[str]:
   """Deletes the ckpt-N_temp folders an interrupted save leaves; their names."""
-  stale = [p for p in glob.glob(os.path.join(glob.escape(ckpt_dir), 'ckpt-*_temp*'))
-           if os.path.isdir(p)]
+  stale = [
+    p for p in glob.glob(os.path.join(glob.escape(ckpt_dir), 'ckpt-*_temp*')) if os.path.isdir(p)
+  ]
   for path in stale:
     shutil.rmtree(path, ignore_errors=True)
   return [os.path.basename(p) for p in stale]
@@ -116,16 +128,17 @@ def unreadable_reason(prefix: str) -> Optional[str]:
   return None
 
 
-def shape_mismatches(prefix: str, wanted: Dict[str, Tuple[int, ...]],
-                     optional=lambda name: False) -> List[str]:
+def shape_mismatches(
+  prefix: str, wanted: Dict[str, Tuple[int, ...]], optional=lambda name: False
+) -> List[str]:
   """What of `wanted` ({checkpoint name: shape}) `prefix` lacks or differs
   in, one phrase each (see compare_shapes)."""
   stored = dict(tf.train.list_variables(prefix))
   missing, mismatched = compare_shapes(stored, wanted, optional)
   short = lambda name: name.split('/.ATTRIBUTES')[0]
-  return ([f'{short(n)} is missing' for n in missing] +
-          [f'{short(n)} has shape {tuple(stored[n])}, not {tuple(wanted[n])}'
-           for n in mismatched])
+  return [f'{short(n)} is missing' for n in missing] + [
+    f'{short(n)} has shape {tuple(stored[n])}, not {tuple(wanted[n])}' for n in mismatched
+  ]
 
 
 # Counters added to checkpoints since the first release: restoring an older
@@ -136,10 +149,11 @@ NEW_COUNTERS = frozenset({'train_seconds', 'run_config'})
 
 class Usable(NamedTuple):
   """The checkpoint to resume from, and what find_usable found on the way."""
+
   step: int
   prefix: str
   complete: List[Tuple[int, str]]  # (step, prefix) of every complete one
-  skipped: List[str]               # unreadable newer ones, with the reason
+  skipped: List[str]  # unreadable newer ones, with the reason
 
 
 def find_usable(ckpt_dir: str) -> Optional[Usable]:
@@ -156,9 +170,10 @@ def find_usable(ckpt_dir: str) -> Optional[Usable]:
   if not complete:
     if has_checkpoint_files(ckpt_dir):
       raise RunDirError(
-          f'{ckpt_dir} holds checkpoint files but no complete checkpoint (each '
-          'needs its .index and .data files): an interrupted copy or save? '
-          'Restore the missing files, or pass --overwrite to start again.')
+        f'{ckpt_dir} holds checkpoint files but no complete checkpoint (each '
+        'needs its .index and .data files): an interrupted copy or save? '
+        'Restore the missing files, or pass --overwrite to start again.'
+      )
     return None
   skipped = []
   for step, prefix in reversed(complete):
@@ -167,9 +182,10 @@ def find_usable(ckpt_dir: str) -> Optional[Usable]:
       return Usable(step, prefix, complete, skipped)
     skipped.append(f'{os.path.basename(prefix)} ({reason})')
   raise RunDirError(
-      f'No checkpoint in {ckpt_dir} can be read: {"; ".join(skipped)}. They '
-      'are truncated or corrupt; restore them from a backup, or pass '
-      '--overwrite to start again.')
+    f'No checkpoint in {ckpt_dir} can be read: {"; ".join(skipped)}. They '
+    'are truncated or corrupt; restore them from a backup, or pass '
+    '--overwrite to start again.'
+  )
 
 
 def check_fits(prefix: str, items: Dict[str, object]) -> List[str]:
@@ -185,16 +201,16 @@ def check_fits(prefix: str, items: Dict[str, object]) -> List[str]:
   if problems:
     shown = '; '.join(problems[:4]) + ('; ...' if len(problems) > 4 else '')
     raise RunDirError(
-        f'The checkpoint {prefix} does not fit this run\'s models '
-        f'({len(problems)} difference(s): {shown}). Was it trained with '
-        'another architecture? Pick another --workdir, or pass --overwrite '
-        'to start again.')
+      f"The checkpoint {prefix} does not fit this run's models "
+      f'({len(problems)} difference(s): {shown}). Was it trained with '
+      'another architecture? Pick another --workdir, or pass --overwrite '
+      'to start again.'
+    )
   names = {n for n, _ in tf.train.list_variables(prefix)}
   return [n for n in wanted if n not in names]
 
 
-def restore(gan, counters: Dict[str, tf.Variable], workdir: str,
-            chief: bool) -> Optional[str]:
+def restore(gan, counters: Dict[str, tf.Variable], workdir: str, chief: bool) -> Optional[str]:
   """Restores the newest usable checkpoint of `workdir` (find_usable).
 
   The chief first removes the temp folders of interrupted saves, and after
@@ -221,27 +237,31 @@ def restore(gan, counters: Dict[str, tf.Variable], workdir: str,
   # Checkpoints from before the models were keyed by layer path.
   items = gan_items(gan, positional=uses_positional_keys(names))
   new_seeds = check_fits(prefix, items)
-  counters = {k: v for k, v in counters.items() if k not in NEW_COUNTERS or
-              f'{k}/.ATTRIBUTES/VARIABLE_VALUE' in names}
+  counters = {
+    k: v
+    for k, v in counters.items()
+    if k not in NEW_COUNTERS or f'{k}/.ATTRIBUTES/VARIABLE_VALUE' in names
+  }
   try:
     status = tf.train.Checkpoint(**counters, **items).restore(prefix)
     status.expect_partial()
     if not new_seeds:
       status.assert_existing_objects_matched()
-  except (AssertionError, ValueError, LookupError, IndexError,
-          tf.errors.OpError) as e:
+  except (AssertionError, ValueError, LookupError, IndexError, tf.errors.OpError) as e:
     raise RunDirError(
-        f'The checkpoint {prefix} cannot be restored into this run\'s models '
-        f'({first_line(e)}). Pick another --workdir, or pass '
-        '--overwrite to start again.') from e
+      f"The checkpoint {prefix} cannot be restored into this run's models "
+      f'({first_line(e)}). Pick another --workdir, or pass '
+      '--overwrite to start again.'
+    ) from e
   for name in usable.skipped:
     print(f'Skipped the unreadable checkpoint {name}.', flush=True)
   if new_seeds:
-    print(f'{len(new_seeds)} dropout layer(s) are new to this run; their '
-          'random state starts afresh.', flush=True)
+    print(
+      f'{len(new_seeds)} dropout layer(s) are new to this run; their random state starts afresh.',
+      flush=True,
+    )
   if chief:  # the state file lists what is really there
-    write_checkpoint_state(
-        ckpt_dir, [p for s, p in usable.complete if s <= usable.step])
+    write_checkpoint_state(ckpt_dir, [p for s, p in usable.complete if s <= usable.step])
   return prefix
 
 
@@ -261,12 +281,10 @@ class BestKeeper:
     metric: swd, fid or kid (lower is better) or coverage (higher).
   """
 
-  def __init__(self, checkpoint: tf.train.Checkpoint, workdir: str,
-               metric: str):
+  def __init__(self, checkpoint: tf.train.Checkpoint, workdir: str, metric: str):
     self.metric, self.key = metric, f'eval/{metric}'
     self.folder = os.path.join(workdir, BEST_DIR)
-    self.manager = tf.train.CheckpointManager(checkpoint, self.folder,
-                                              max_to_keep=1)
+    self.manager = tf.train.CheckpointManager(checkpoint, self.folder, max_to_keep=1)
     self.record_path = os.path.join(self.folder, 'best.json')
     self.best = None
     try:
@@ -290,14 +308,27 @@ class BestKeeper:
       return None
     try:
       prefix = self.manager.save(checkpoint_number=step)
-      files.atomic_write(self.record_path, lambda f: json.dump(
-          {'metric': self.metric, 'value': value, 'step': step,
-           'checkpoint': os.path.basename(prefix)}, f, indent=1))
+      files.atomic_write(
+        self.record_path,
+        lambda f: json.dump(
+          {
+            'metric': self.metric,
+            'value': value,
+            'step': step,
+            'checkpoint': os.path.basename(prefix),
+          },
+          f,
+          indent=1,
+        ),
+      )
     except (OSError, tf.errors.OpError) as e:
       # The run's own checkpoints matter more: training goes on.
-      print(f'\nwarning: the best evaluation so far (step {step}) could not '
-            f'be kept in {self.folder} ({first_line(e, 160)}); training goes '
-            'on.', flush=True)
+      print(
+        f'\nwarning: the best evaluation so far (step {step}) could not '
+        f'be kept in {self.folder} ({first_line(e, 160)}); training goes '
+        'on.',
+        flush=True,
+      )
       return None
     self.best = value
     return prefix

@@ -30,16 +30,19 @@ import numpy as np
 from metrics import coverage
 
 REMEDIES = (
-    'Remedies: turn on small-data augmentation (--diffaugment=color,'
-    'translation,cutout --x_flip), which lets D keep its lead without '
-    'memorising the reals; use Adam beta1 0.5 (--g_beta1=0.5 --d_beta1=0.5); '
-    'lower --d_lr; add instance noise (--instance_noise=additive '
-    '--noise_sd=0.1); or resume from an earlier checkpoint. The run goes on; '
-    'it is your call whether to stop it.')
+  'Remedies: turn on small-data augmentation (--diffaugment=color,'
+  'translation,cutout --x_flip), which lets D keep its lead without '
+  'memorising the reals; use Adam beta1 0.5 (--g_beta1=0.5 --d_beta1=0.5); '
+  'lower --d_lr; add instance noise (--instance_noise=additive '
+  '--noise_sd=0.1); or resume from an earlier checkpoint. The run goes on; '
+  'it is your call whether to stop it.'
+)
 
 
-BEST = ('sample the checkpoint of the best evaluation, which --keep_best '
-        'keeps (generate.py --checkpoint=<run>/best)')
+BEST = (
+  'sample the checkpoint of the best evaluation, which --keep_best '
+  'keeps (generate.py --checkpoint=<run>/best)'
+)
 
 
 def partial_remedies(config=None) -> str:
@@ -51,26 +54,28 @@ def partial_remedies(config=None) -> str:
   c = config
   options = []
   if c is None or c.r1_gamma <= 0:
-    options.append('an R1 penalty on D (--r1_gamma=1) kept coverage 0.03-0.08 '
-                   'higher over 1,040 steps of 157x128 training')
+    options.append(
+      'an R1 penalty on D (--r1_gamma=1) kept coverage 0.03-0.08 '
+      'higher over 1,040 steps of 157x128 training'
+    )
   if c is None or (c.augment_p >= 1 and c.diffaugment):
-    options.append('DiffAugment on half of the images (--augment_p=0.5) '
-                   'raised coverage early')
+    options.append('DiffAugment on half of the images (--augment_p=0.5) raised coverage early')
   if c is None or c.d_mbstd_group <= 0:
-    options.append('a minibatch-stddev channel in D (--d_mbstd_group=4) lets '
-                   'D see a batch of near-copies')
+    options.append(
+      'a minibatch-stddev channel in D (--d_mbstd_group=4) lets D see a batch of near-copies'
+    )
   options.append(BEST)
   return f'Remedies: {"; ".join(options)}. The run goes on.'
 
 
 PARTIAL_REMEDIES = partial_remedies()
-TURN_REMEDIES = (f'Remedies: {BEST}; more training faces, where you have '
-                 'them. The run goes on.')
+TURN_REMEDIES = f'Remedies: {BEST}; more training faces, where you have them. The run goes on.'
 DRIFT_REMEDIES = (
-    f"Remedies: {BEST}: G's colour swings between evaluations and often "
-    'comes back. Fewer augmented images (--augment_p=0.5) or no colour '
-    'augmentation did not stop it on 2,500 faces (docs/results.md). The run '
-    'goes on.')
+  f"Remedies: {BEST}: G's colour swings between evaluations and often "
+  'comes back. Fewer augmented images (--augment_p=0.5) or no colour '
+  'augmentation did not stop it on 2,500 faces (docs/results.md). The run '
+  'goes on.'
+)
 
 
 def near_duplicate_rate(images: np.ndarray, threshold: float = 0.1) -> float:
@@ -79,7 +84,7 @@ def near_duplicate_rate(images: np.ndarray, threshold: float = 0.1) -> float:
   if len(images) < 2:
     return 0.0
   x = coverage.downsample((images + 1.0) * 127.5) * 2.0  # back to [-1, 1]
-  d = coverage.squared_distances(x, x) / x.shape[1]     # mean square per value
+  d = coverage.squared_distances(x, x) / x.shape[1]  # mean square per value
   np.fill_diagonal(d, np.inf)
   return float(np.mean(np.sqrt(d.min(1)) < threshold))
 
@@ -101,11 +106,18 @@ class CollapseWatch:
       of the run's config names only what the run does not already use).
   """
 
-  def __init__(self, d_fake_floor: float = 0.02, patience: int = 3,
-               min_diversity: float = 0.05, max_duplicates: float = 0.25,
-               coverage_drop: float = 0.8, min_density: float = 0.5,
-               max_color_drift: float = 6.0, color_grace: int = 4,
-               remedies: str = PARTIAL_REMEDIES):
+  def __init__(
+    self,
+    d_fake_floor: float = 0.02,
+    patience: int = 3,
+    min_diversity: float = 0.05,
+    max_duplicates: float = 0.25,
+    coverage_drop: float = 0.8,
+    min_density: float = 0.5,
+    max_color_drift: float = 6.0,
+    color_grace: int = 4,
+    remedies: str = PARTIAL_REMEDIES,
+  ):
     self.d_fake_floor = d_fake_floor
     self.patience = patience
     self.min_diversity = min_diversity
@@ -128,10 +140,12 @@ class CollapseWatch:
     self.streak = self.streak + 1 if d_fake < self.d_fake_floor else 0
     if self.streak >= self.patience and 'd_wins' not in self._warned:
       self._warned.add('d_wins')
-      return (f'warning: D is winning outright at step {step}: mean D(G(z)) '
-              f'has stayed below {self.d_fake_floor} for {self.streak} log '
-              'intervals, so G gets almost no gradient and its samples '
-              f'usually collapse soon. {REMEDIES}')
+      return (
+        f'warning: D is winning outright at step {step}: mean D(G(z)) '
+        f'has stayed below {self.d_fake_floor} for {self.streak} log '
+        'intervals, so G gets almost no gradient and its samples '
+        f'usually collapse soon. {REMEDIES}'
+      )
     return None
 
   def observe_diversity(self, diversity: float, step: int) -> Optional[str]:
@@ -145,10 +159,12 @@ class CollapseWatch:
       self._armed = True
     elif self._armed and 'mode' not in self._warned:
       self._warned.add('mode')
-      return (f'warning: the samples at step {step} have lost their '
-              f'diversity (per-pixel std across samples {diversity:.3f}, '
-              f'under {self.min_diversity}; real faces give about 0.45): G '
-              f'has collapsed onto one image. {REMEDIES}')
+      return (
+        f'warning: the samples at step {step} have lost their '
+        f'diversity (per-pixel std across samples {diversity:.3f}, '
+        f'under {self.min_diversity}; real faces give about 0.45): G '
+        f'has collapsed onto one image. {REMEDIES}'
+      )
     return None
 
   def observe_duplicates(self, rate: float, step: int) -> Optional[str]:
@@ -161,14 +177,15 @@ class CollapseWatch:
       self._armed_duplicates = True
     elif self._armed_duplicates and 'duplicates' not in self._warned:
       self._warned.add('duplicates')
-      return (f'warning: partial mode collapse at step {step}: {rate:.0%} of '
-              'the fixed-latent samples have a near-copy among them (RMS '
-              'under 0.1 at 16x16; distinct real faces are about 0.23 '
-              f'apart). {self.remedies}')
+      return (
+        f'warning: partial mode collapse at step {step}: {rate:.0%} of '
+        'the fixed-latent samples have a near-copy among them (RMS '
+        'under 0.1 at 16x16; distinct real faces are about 0.23 '
+        f'apart). {self.remedies}'
+      )
     return None
 
-  def observe_samples(self, samples: np.ndarray, step: int
-                      ) -> Tuple[Dict[str, float], List[str]]:
+  def observe_samples(self, samples: np.ndarray, step: int) -> Tuple[Dict[str, float], List[str]]:
     """Called with the fixed-latent samples of a logging step.
 
     Returns their collapse/sample_diversity and collapse/near_duplicates,
@@ -176,11 +193,11 @@ class CollapseWatch:
     """
     diversity = sample_diversity(samples)
     duplicates = near_duplicate_rate(samples)
-    warnings = [self.observe_diversity(diversity, step),
-                self.observe_duplicates(duplicates, step)]
-    return ({'collapse/sample_diversity': diversity,
-             'collapse/near_duplicates': duplicates},
-            [w for w in warnings if w])
+    warnings = [self.observe_diversity(diversity, step), self.observe_duplicates(duplicates, step)]
+    return (
+      {'collapse/sample_diversity': diversity, 'collapse/near_duplicates': duplicates},
+      [w for w in warnings if w],
+    )
 
   def observe_eval(self, scores: Dict[str, float], step: int) -> List[str]:
     """Called with each evaluation's scores (TrainingEvaluator's keys).
@@ -195,26 +212,38 @@ class CollapseWatch:
     cov, density = scores.get('eval/coverage'), scores.get('eval/density')
     if cov is not None:
       self.best_coverage = max(self.best_coverage, cov)
-      if (cov < self.coverage_drop * self.best_coverage and
-          density >= self.min_density and 'coverage' not in self._warned):
+      if (
+        cov < self.coverage_drop * self.best_coverage
+        and density >= self.min_density
+        and 'coverage' not in self._warned
+      ):
         self._warned.add('coverage')
         warnings.append(
-            f'warning: partial mode collapse at step {step}: coverage fell to '
-            f'{cov:.2f} from its best {self.best_coverage:.2f} while density '
-            f'stays {density:.2f}: the faces are realistic but fewer real '
-            f'faces have one near them. {self.remedies}')
+          f'warning: partial mode collapse at step {step}: coverage fell to '
+          f'{cov:.2f} from its best {self.best_coverage:.2f} while density '
+          f'stays {density:.2f}: the faces are realistic but fewer real '
+          f'faces have one near them. {self.remedies}'
+        )
     if 'eval/swd' in scores:
       self.swds.append(scores['eval/swd'])
       last = self.swds[-4:]
-      if (len(last) == 4 and all(b > a for a, b in zip(last, last[1:])) and
-          'swd_rising' not in self._warned):
+      if (
+        len(last) == 4
+        and all(b > a for a, b in zip(last, last[1:]))
+        and 'swd_rising' not in self._warned
+      ):
         self._warned.add('swd_rising')
         warnings.append(
-            f'warning: the evaluation SWD has risen three times in a row '
-            f'(step {step}: ' + ' -> '.join(f'{v:.1f}' for v in last) +
-            f'): quality is turning back. {TURN_REMEDIES}')
-    drift = {c: scores[f'eval/channel_mean_diff/{c}'] for c in 'rgb'
-             if f'eval/channel_mean_diff/{c}' in scores}
+          f'warning: the evaluation SWD has risen three times in a row '
+          f'(step {step}: '
+          + ' -> '.join(f'{v:.1f}' for v in last)
+          + f'): quality is turning back. {TURN_REMEDIES}'
+        )
+    drift = {
+      c: scores[f'eval/channel_mean_diff/{c}']
+      for c in 'rgb'
+      if f'eval/channel_mean_diff/{c}' in scores
+    }
     # Drift is moving away after having matched: early samples are off in
     # colour as in everything else. Past color_grace evaluations a cast
     # counts even if the means never matched.
@@ -222,18 +251,23 @@ class CollapseWatch:
     self._color_evals += worst is not None
     if worst is not None and worst <= self.max_color_drift:
       self._armed_color = True
-    elif (worst is not None and 'color' not in self._warned and
-          (self._armed_color or self._color_evals > self.color_grace)):
+    elif (
+      worst is not None
+      and 'color' not in self._warned
+      and (self._armed_color or self._color_evals > self.color_grace)
+    ):
       self._warned.add('color')
-      how = (f', once within {self.max_color_drift:g} levels of the real '
-             "faces', now differ" if self._armed_color else
-             f' still differ from the real faces\' after {self._color_evals} '
-             'evaluations')
+      how = (
+        f", once within {self.max_color_drift:g} levels of the real faces', now differ"
+        if self._armed_color
+        else f" still differ from the real faces' after {self._color_evals} evaluations"
+      )
       warnings.append(
-          f'warning: colour drift at step {step}: the samples\' channel means'
-          f'{how} by ' +
-          ', '.join(f'{c.upper()} {v:+.1f}' for c, v in drift.items()) +
-          f' levels of 255. {DRIFT_REMEDIES}')
+        f"warning: colour drift at step {step}: the samples' channel means"
+        f'{how} by '
+        + ', '.join(f'{c.upper()} {v:+.1f}' for c, v in drift.items())
+        + f' levels of 255. {DRIFT_REMEDIES}'
+      )
     return warnings
 
   def d_scalars(self) -> Dict[str, float]:

@@ -60,13 +60,14 @@ class _StopRequest:
     del frame
     self.requested += 1
     if self.requested == 1:
-      print(f'\n{signal.Signals(signum).name}: stopping after this step and '
-            'saving a checkpoint...', flush=True)
+      print(
+        f'\n{signal.Signals(signum).name}: stopping after this step and saving a checkpoint...',
+        flush=True,
+      )
     elif signum == signal.SIGINT and self.requested >= 3:
       raise KeyboardInterrupt
     else:
-      print('\nStill saving (Ctrl-C again quits without saving this step).',
-            flush=True)
+      print('\nStill saving (Ctrl-C again quits without saving this step).', flush=True)
 
   def check(self):
     if self.requested:
@@ -105,26 +106,29 @@ def fixed_latent(config: Config, workdir: str) -> np.ndarray:
   path = os.path.join(workdir, rundir.FIXED_LATENT_FILE)
   if os.path.isfile(path):
     return np.load(path)
-  z = latents.sample_latents(config, config.num_samples, config.seed,
-                             streams.FIXED_LATENT)
+  z = latents.sample_latents(config, config.num_samples, config.seed, streams.FIXED_LATENT)
   files.atomic_write(path, lambda f: np.save(f, z), binary=True)
   return z
 
 
-_REMEDIES = ('Remedies: lower --d_lr (or --g_lr), add instance noise '
-             '(--instance_noise=additive --noise_sd=0.1), enable '
-             '--d_spectral_norm, or smooth the real labels '
-             '(--real_label_low=0.9).')
+_REMEDIES = (
+  'Remedies: lower --d_lr (or --g_lr), add instance noise '
+  '(--instance_noise=additive --noise_sd=0.1), enable '
+  '--d_spectral_norm, or smooth the real labels '
+  '(--real_label_low=0.9).'
+)
 
 
 def _diverged(what: str, step: int, manager) -> TrainingDiverged:
   """The error for a NaN/Inf, naming the checkpoint a rerun resumes from."""
   latest = manager.latest_checkpoint
-  kept = (f'the newest checkpoint, {latest}, holds only finite values; '
-          'rerunning the same command resumes from it' if latest else
-          'no checkpoint had been saved yet, so a rerun starts from step 0')
-  return TrainingDiverged(f'{what} at step {step}: training stopped, and '
-                          f'{kept}. {_REMEDIES}')
+  kept = (
+    f'the newest checkpoint, {latest}, holds only finite values; '
+    'rerunning the same command resumes from it'
+    if latest
+    else 'no checkpoint had been saved yet, so a rerun starts from step 0'
+  )
+  return TrainingDiverged(f'{what} at step {step}: training stopped, and {kept}. {_REMEDIES}')
 
 
 def _check_finite(metrics: Dict[str, float], step: int, manager) -> None:
@@ -137,8 +141,7 @@ def save_samples(gan: GAN, z: np.ndarray, workdir: str, epoch: int) -> np.ndarra
   """Writes samples/epoch_XXXX.png from the fixed latent batch; returns it."""
   images = files.from_float(gan.sample(tf.constant(z))).numpy()
   grid = img.make_grid(images)
-  img.save_png(os.path.join(workdir, rundir.SAMPLES_DIR,
-                            f'epoch_{epoch:04d}.png'), grid)
+  img.save_png(os.path.join(workdir, rundir.SAMPLES_DIR, f'epoch_{epoch:04d}.png'), grid)
   return grid
 
 
@@ -158,6 +161,7 @@ def make_train_steps(gan: GAN):
   returns. One call, one graph loop: the Python overhead of a step is paid
   once per k steps.
   """
+
   @tf.function
   def train_steps(iterator, k, epoch, log):
     out = {name: tf.constant(0.0) for name in gan.metric_names}
@@ -169,16 +173,17 @@ def make_train_steps(gan: GAN):
         break
       epochs, positions, images = batch.get_value()
       out = gan.step_fn(images, with_norms=log & tf.equal(i, k - 1))
-      finite = finite & tf.math.is_finite(out['d_loss']) & tf.math.is_finite(
-          out['g_loss'])
+      finite = finite & tf.math.is_finite(out['d_loss']) & tf.math.is_finite(out['g_loss'])
       done += 1
       batch_epoch = _replica_max(gan, epochs)
       position = _replica_max(gan, positions)
       if batch_epoch != epoch:
         break
       last = position
-    return out, tf.stack([tf.cast(done, tf.int64), batch_epoch, last,
-                          position, tf.cast(finite, tf.int64)])
+    return out, tf.stack(
+      [tf.cast(done, tf.int64), batch_epoch, last, position, tf.cast(finite, tf.int64)]
+    )
+
   return train_steps
 
 
@@ -192,8 +197,9 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
   """The tf.distribute strategy named by config.strategy."""
   if name == 'mirrored':
     # Every local GPU; without GPUs, every logical CPU (how tests run it).
-    devices = ([d.name for d in tf.config.list_logical_devices('GPU')] or
-               [d.name for d in tf.config.list_logical_devices('CPU')])
+    devices = [d.name for d in tf.config.list_logical_devices('GPU')] or [
+      d.name for d in tf.config.list_logical_devices('CPU')
+    ]
     return tf.distribute.MirroredStrategy(devices)
   if name == 'multiworker':
     return tf.distribute.MultiWorkerMirroredStrategy()
@@ -206,8 +212,10 @@ def _is_chief(strategy) -> bool:
   if resolver is None or not resolver.task_type:
     return True
   return resolver.task_type == 'chief' or (
-      resolver.task_type == 'worker' and resolver.task_id == 0 and
-      'chief' not in resolver.cluster_spec().as_dict())
+    resolver.task_type == 'worker'
+    and resolver.task_id == 0
+    and 'chief' not in resolver.cluster_spec().as_dict()
+  )
 
 
 def _crossed(before: int, after: int, every: int) -> bool:
@@ -228,8 +236,7 @@ def _log_eval(workdir: str, step: int, train_seconds: float, metrics) -> None:
   """Appends one evaluation to <workdir>/eval/during_training.jsonl."""
   os.makedirs(os.path.join(workdir, rundir.EVAL_DIR), exist_ok=True)
   with open(_eval_log_path(workdir), 'a') as f:
-    f.write(json.dumps(dict(step=step, train_seconds=round(train_seconds, 1),
-                            **metrics)) + '\n')
+    f.write(json.dumps(dict(step=step, train_seconds=round(train_seconds, 1), **metrics)) + '\n')
 
 
 def _purge_eval_log(workdir: str, step: int) -> None:
@@ -256,17 +263,19 @@ def _purge_eval_log(workdir: str, step: int) -> None:
 
 def _apply_learning_rates(gan: GAN, config: Config) -> None:
   """Sets both rates from `config`: a checkpoint restores its own rates."""
-  for name, optimizer, lr in (('G', gan.g_optimizer, config.g_lr),
-                              ('D', gan.d_optimizer, config.d_lr)):
+  for name, optimizer, lr in (
+    ('G', gan.g_optimizer, config.g_lr),
+    ('D', gan.d_optimizer, config.d_lr),
+  ):
     old = float(optimizer.learning_rate.numpy())
     if not math.isclose(old, lr, rel_tol=1e-6):
       optimizer.learning_rate.assign(lr)
-      print(f'{name} learning rate {old:g} -> {lr:g} (from this command).',
-            flush=True)
+      print(f'{name} learning rate {old:g} -> {lr:g} (from this command).', flush=True)
 
 
-def run(config: Config, workdir: str, overwrite: bool = False,
-        max_seconds: Optional[float] = None) -> Dict[str, float]:
+def run(
+  config: Config, workdir: str, overwrite: bool = False, max_seconds: Optional[float] = None
+) -> Dict[str, float]:
   """Trains a GAN per `config`, resuming from `workdir` if it holds a run.
 
   Writes config.json, checkpoints/, TensorBoard events, samples/ and
@@ -292,8 +301,9 @@ def run(config: Config, workdir: str, overwrite: bool = False,
   replicas = strategy.num_replicas_in_sync
   if config.batch_size % replicas:
     raise TrainingSetupError(
-        f'--batch_size={config.batch_size} does not split over {replicas} '
-        f'replicas; use a multiple of {replicas}.')
+      f'--batch_size={config.batch_size} does not split over {replicas} '
+      f'replicas; use a multiple of {replicas}.'
+    )
   chief = _is_chief(strategy)
   lock = rundir.RunLock(workdir) if chief else None
   try:
@@ -303,10 +313,12 @@ def run(config: Config, workdir: str, overwrite: bool = False,
     if chief and config.strategy == 'default':
       # Measured once per machine and model; several replicas or workers
       # keep the fixed rule, which every one of them reaches alike.
-      models = autotune.resolve(config, workdir, checkpoints.has_checkpoint_files(
-          os.path.join(workdir, rundir.CHECKPOINT_DIR)))
-    return _train(config, models, workdir, pipeline, strategy, chief,
-                  max_seconds)
+      models = autotune.resolve(
+        config,
+        workdir,
+        checkpoints.has_checkpoint_files(os.path.join(workdir, rundir.CHECKPOINT_DIR)),
+      )
+    return _train(config, models, workdir, pipeline, strategy, chief, max_seconds)
   finally:
     if lock:
       lock.release()
@@ -327,13 +339,19 @@ def _train(config, models, workdir, pipeline, strategy, chief, max_seconds):
   except _BudgetSpent:
     path = trainer.save()
     trainer.end_budget()
-    print(f'\nTime budget of {max_seconds / 60:g} min spent: saved {path} at '
-          f'step {trainer.gan.steps_done}; rerun to continue.', flush=True)
+    print(
+      f'\nTime budget of {max_seconds / 60:g} min spent: saved {path} at '
+      f'step {trainer.gan.steps_done}; rerun to continue.',
+      flush=True,
+    )
     return trainer.metrics()
   except _Interrupted:
     path = trainer.save()
-    print(f'\nInterrupted: saved {path} at step {trainer.gan.steps_done}; '
-          'rerun the same command to resume.', flush=True)
+    print(
+      f'\nInterrupted: saved {path} at step {trainer.gan.steps_done}; '
+      'rerun the same command to resume.',
+      flush=True,
+    )
     return trainer.metrics()
   finally:
     trainer.close()
@@ -357,12 +375,14 @@ class _Trainer:
     except UnsupportedSetup as e:  # a model bug's ValueError stays a traceback
       raise TrainingSetupError(str(e)) from e
     if chief:
-      precision = {'off': 'float32'}.get(gan.mixed_precision,
-                                         gan.mixed_precision)
-      print(f'{strategy.num_replicas_in_sync} replica(s), XLA '
-            f'{"on" if gan.jit_compile else "off"}, {precision} '
-            f'(--jit_compile={config.jit_compile}, '
-            f'--mixed_precision={config.mixed_precision}).', flush=True)
+      precision = {'off': 'float32'}.get(gan.mixed_precision, gan.mixed_precision)
+      print(
+        f'{strategy.num_replicas_in_sync} replica(s), XLA '
+        f'{"on" if gan.jit_compile else "off"}, {precision} '
+        f'(--jit_compile={config.jit_compile}, '
+        f'--mixed_precision={config.mixed_precision}).',
+        flush=True,
+      )
     self.epoch_var = tf.Variable(0, dtype=tf.int64, name='epoch')
     # Inside the current epoch: source elements consumed and images trained on.
     self.consumed_var = tf.Variable(0, dtype=tf.int64, name='epoch_consumed')
@@ -370,32 +390,43 @@ class _Trainer:
     # Training seconds of the calls before this one (evaluation excluded).
     self.seconds_var = tf.Variable(0.0, dtype=tf.float64, name='train_seconds')
     self.config_var = tf.Variable('', dtype=tf.string, name='run_config')
-    counters = dict(epoch=self.epoch_var, epoch_consumed=self.consumed_var,
-                    epoch_images=self.images_var, train_seconds=self.seconds_var,
-                    run_config=self.config_var)
+    counters = dict(
+      epoch=self.epoch_var,
+      epoch_consumed=self.consumed_var,
+      epoch_images=self.images_var,
+      train_seconds=self.seconds_var,
+      run_config=self.config_var,
+    )
     latest = checkpoints.restore(gan, counters, workdir, chief)
     if latest:
-      print(f'Resumed from {latest} (step {gan.steps_done}, '
-            f'epoch {int(self.epoch_var) + 1}).', flush=True)
+      print(
+        f'Resumed from {latest} (step {gan.steps_done}, epoch {int(self.epoch_var) + 1}).',
+        flush=True,
+      )
     _apply_learning_rates(gan, config)
     self.train_steps = make_train_steps(gan)
     if chief:  # only now: a refused restore leaves the old config.json
       changed = rundir.save_config(config, workdir, gan.steps_done)
       if latest and changed:
-        shown = ', '.join(f'{k} {old!r} -> {new!r}'
-                          for k, (old, new) in changed.items())
-        print(f'Resumed with changed settings: {shown} (recorded in '
-              f'{rundir.CONFIG_HISTORY_FILE}).', flush=True)
+        shown = ', '.join(f'{k} {old!r} -> {new!r}' for k, (old, new) in changed.items())
+        print(
+          f'Resumed with changed settings: {shown} (recorded in {rundir.CONFIG_HISTORY_FILE}).',
+          flush=True,
+        )
     # The resolved config (precision and XLA as measured) in every
     # checkpoint, so a checkpoint copied out of the run still loads.
     self.config_var.assign(models.to_json())
     ckpt = tf.train.Checkpoint(**counters, **checkpoints.gan_items(gan))
     # Every worker of a cluster must save (it is collective); only the chief
     # saves into the run directory.
-    self.ckpt_dir = (os.path.join(workdir, rundir.CHECKPOINT_DIR) if chief
-                     else tempfile.mkdtemp(prefix='facegan-worker-ckpt-'))
+    self.ckpt_dir = (
+      os.path.join(workdir, rundir.CHECKPOINT_DIR)
+      if chief
+      else tempfile.mkdtemp(prefix='facegan-worker-ckpt-')
+    )
     self.manager = tf.train.CheckpointManager(
-        ckpt, self.ckpt_dir, max_to_keep=config.keep_checkpoints)
+      ckpt, self.ckpt_dir, max_to_keep=config.keep_checkpoints
+    )
     if chief:
       # Curves continue from the checkpoint: steps logged after it are redone.
       summaries.purge_events_after(workdir, gan.steps_done)
@@ -407,14 +438,16 @@ class _Trainer:
     self.evaluate = None
     if config.eval_every and chief:
       from metrics.evaluation import TrainingEvaluator  # numpy-heavy, on demand
+
       self.evaluate = TrainingEvaluator(config)
     # A multi-worker save is collective, and only the chief evaluates.
-    self.best = (checkpoints.BestKeeper(ckpt, workdir, config.keep_best)
-                 if self.evaluate and config.keep_best and
-                 config.strategy != 'multiworker' else None)
+    self.best = (
+      checkpoints.BestKeeper(ckpt, workdir, config.keep_best)
+      if self.evaluate and config.keep_best and config.strategy != 'multiworker'
+      else None
+    )
     self.steps_per_epoch = pipeline.steps_per_epoch()
-    self.watch = collapse.CollapseWatch(
-        remedies=collapse.partial_remedies(config))
+    self.watch = collapse.CollapseWatch(remedies=collapse.partial_remedies(config))
     self.out = {}
     self.step = gan.steps_done  # counted here: no read-back per step
     # One iterator for every epoch left, made at the first train_epoch.
@@ -442,8 +475,7 @@ class _Trainer:
     """Checkpoints now, unless a weight is NaN/Inf; returns the prefix."""
     gan = self.gan
     if not gan.all_finite():
-      raise _diverged('A weight or optimizer state became NaN/Inf',
-                      gan.steps_done, self.manager)
+      raise _diverged('A weight or optimizer state became NaN/Inf', gan.steps_done, self.manager)
     self.writer.flush()  # the scalars logged so far survive a kill after it
     self.last_save = time.perf_counter()
     self.seconds_var.assign(self.run_seconds())
@@ -453,10 +485,11 @@ class _Trainer:
       checkpoints.remove_stale_temp(self.ckpt_dir)
       kept = self.manager.latest_checkpoint or 'no checkpoint yet'
       raise rundir.RunDirError(
-          f'Saving the checkpoint of step {gan.steps_done} failed '
-          f'({first_line(e, 160)}): '
-          f'is the disk full? Kept: {kept}. Free some space and rerun the '
-          'same command to resume from it.') from e
+        f'Saving the checkpoint of step {gan.steps_done} failed '
+        f'({first_line(e, 160)}): '
+        f'is the disk full? Kept: {kept}. Free some space and rerun the '
+        'same command to resume from it.'
+      ) from e
 
   def log_evaluation(self) -> None:
     """Scores G now: TensorBoard and eval/during_training.jsonl."""
@@ -475,12 +508,10 @@ class _Trainer:
   def _stream(self, epoch: int):
     """A distributed iterator over every epoch left, from the saved position."""
     done = int(self.images_var) // self.config.batch_size
-    dataset = self.pipeline.stream(epoch, int(self.consumed_var),
-                                   min(done, self.steps_per_epoch))
+    dataset = self.pipeline.stream(epoch, int(self.consumed_var), min(done, self.steps_per_epoch))
     return iter(self.strategy.experimental_distribute_dataset(dataset))
 
-  def train_epoch(self, epoch: int, stop: '_StopRequest',
-                  max_seconds: Optional[float]) -> None:
+  def train_epoch(self, epoch: int, stop: '_StopRequest', max_seconds: Optional[float]) -> None:
     """Trains the rest of `epoch`, k steps per call, with what runs between.
 
     Losses and metrics are read back only on logging steps; each call
@@ -494,9 +525,11 @@ class _Trainer:
     config = self.config
     steps_per_epoch = self.steps_per_epoch
     done = min(int(self.images_var) // config.batch_size, steps_per_epoch)
-    bar = keras.utils.Progbar(steps_per_epoch, unit_name='step',
-                              stateful_metrics=['d_loss', 'g_loss', 'D(x)',
-                                                'D(G(z))', 'img/s'])
+    bar = keras.utils.Progbar(
+      steps_per_epoch,
+      unit_name='step',
+      stateful_metrics=['d_loss', 'g_loss', 'D(x)', 'D(G(z))', 'img/s'],
+    )
     print(f'Epoch {epoch + 1}/{config.epochs}', flush=True)
     tick, tick_images = time.perf_counter(), 0
     if self.iterator is None or not self.pipeline.spans_epochs:
@@ -505,14 +538,14 @@ class _Trainer:
       stop.check()
       before = self.step
       # Calls end on logging steps, so only those compute gradient norms.
-      k = min(config.steps_per_call, steps_per_epoch - done,
-              config.log_every - before % config.log_every)
+      k = min(
+        config.steps_per_call, steps_per_epoch - done, config.log_every - before % config.log_every
+      )
       log = (before + k) % config.log_every == 0
       self.out, status = self.train_steps(
-          self.iterator, tf.constant(k), tf.constant(epoch, tf.int64),
-          tf.constant(log))
-      ran, batch_epoch, last, position, finite = (
-          int(x) for x in status.numpy())
+        self.iterator, tf.constant(k), tf.constant(epoch, tf.int64), tf.constant(log)
+      )
+      ran, batch_epoch, last, position, finite = (int(x) for x in status.numpy())
       if ran == 0:  # skipped files left fewer batches than planned
         break
       self.step = step = before + ran
@@ -529,10 +562,16 @@ class _Trainer:
       if _crossed(before, step, config.log_every):
         main = self._main_metrics()
         _check_finite(main, step, self.manager)
-        bar.update(done, [('d_loss', main['d_loss']),
-                          ('g_loss', main['g_loss']),
-                          ('D(x)', main['d_real']), ('D(G(z))', main['d_fake']),
-                          ('img/s', rate)])
+        bar.update(
+          done,
+          [
+            ('d_loss', main['d_loss']),
+            ('g_loss', main['g_loss']),
+            ('D(x)', main['d_real']),
+            ('D(G(z))', main['d_fake']),
+            ('img/s', rate),
+          ],
+        )
         self._log_scalars(main, step, rate, with_norms=ran == k)
         tick, tick_images = time.perf_counter(), 0
       else:
@@ -552,30 +591,34 @@ class _Trainer:
 
   def _main_metrics(self) -> Dict[str, float]:
     """The last step's losses and D outputs, read back from the device."""
-    return {k: float(self.out[k])
-            for k in ('d_loss', 'g_loss', 'd_real', 'd_fake')}
+    return {k: float(self.out[k]) for k in ('d_loss', 'g_loss', 'd_real', 'd_fake')}
 
-  def _log_scalars(self, main: Dict[str, float], step: int, rate: float,
-                   with_norms: bool) -> None:
+  def _log_scalars(self, main: Dict[str, float], step: int, rate: float, with_norms: bool) -> None:
     """TensorBoard scalars of a logging step, and the collapse watch.
 
     Without `with_norms` (a call cut short at an epoch's end before its
     logging step) the gradient norms were not computed and are not written.
     """
     gan = self.gan
-    values = {k: float(v) for k, v in self.out.items()
-              if with_norms or not k.startswith('grad_norm/')}
+    values = {
+      k: float(v) for k, v in self.out.items() if with_norms or not k.startswith('grad_norm/')
+    }
     summaries.write_scalars(
-        values, step,
-        **{'lr/g': float(gan.g_optimizer.learning_rate.numpy()),
-           'lr/d': float(gan.d_optimizer.learning_rate.numpy()),
-           'images_per_sec': rate})
+      values,
+      step,
+      **{
+        'lr/g': float(gan.g_optimizer.learning_rate.numpy()),
+        'lr/d': float(gan.d_optimizer.learning_rate.numpy()),
+        'images_per_sec': rate,
+      },
+    )
     warnings = [self.watch.observe_d(main['d_fake'], step)]
     scores = self.watch.d_scalars()
     if self.chief:  # a forward pass of the fixed latents: cheap next to
       # log_every train steps, and frequent enough on large epochs
       sample_scores, sample_warnings = self.watch.observe_samples(
-          gan.sample(tf.constant(self.z)).numpy(), step)
+        gan.sample(tf.constant(self.z)).numpy(), step
+      )
       scores.update(sample_scores)
       for warning in filter(None, warnings + sample_warnings):
         print(f'\n{warning}', flush=True)
@@ -593,13 +636,13 @@ class _Trainer:
     config, gan = self.config, self.gan
     if int(self.images_var) == 0:
       raise data_pipeline.DataError(
-          f'Epoch {epoch + 1} produced no batch: all {self.pipeline.size} '
-          f'{config.dataset} files are unreadable (truncated, empty or not '
-          'images). Check the folder, or pass another --data_dir.')
+        f'Epoch {epoch + 1} produced no batch: all {self.pipeline.size} '
+        f'{config.dataset} files are unreadable (truncated, empty or not '
+        'images). Check the folder, or pass another --data_dir.'
+      )
     skipped = int(self.consumed_var) - int(self.images_var)
     if skipped:
-      print(f'Epoch {epoch + 1}: skipped {skipped} unreadable image(s).',
-            flush=True)
+      print(f'Epoch {epoch + 1}: skipped {skipped} unreadable image(s).', flush=True)
     tf.summary.scalar('data/skipped_images', skipped, step=self.step)
     final = epoch + 1 == config.epochs
     if self.chief and (final or _due(self.last_grid, config.grid_every_secs)):
@@ -611,8 +654,11 @@ class _Trainer:
     self.consumed_var.assign(consumed)
     self.images_var.assign(trained)
     self.carry = None
-    if (final or config.strategy == 'multiworker' or
-        _due(self.last_save, config.checkpoint_every_secs)):
+    if (
+      final
+      or config.strategy == 'multiworker'
+      or _due(self.last_save, config.checkpoint_every_secs)
+    ):
       self.save()
 
   def end_budget(self) -> None:
@@ -633,8 +679,12 @@ class _Trainer:
   def finish(self) -> None:
     """The progress GIF and a last line, once every epoch is done."""
     if self.chief:
-      frames = img.progress_gif(os.path.join(self.workdir, rundir.SAMPLES_DIR),
-                                os.path.join(self.workdir, 'progress.gif'))
-      print(f'Done: {self.gan.steps_done} steps, {int(self.epoch_var)} epochs; '
-            f'samples and progress.gif ({frames} frames) are in '
-            f'{self.workdir}.', flush=True)
+      frames = img.progress_gif(
+        os.path.join(self.workdir, rundir.SAMPLES_DIR), os.path.join(self.workdir, 'progress.gif')
+      )
+      print(
+        f'Done: {self.gan.steps_done} steps, {int(self.epoch_var)} epochs; '
+        f'samples and progress.gif ({frames} frames) are in '
+        f'{self.workdir}.',
+        flush=True,
+      )

@@ -14,8 +14,14 @@ from typing import Dict
 
 from common.files import atomic_write
 from configs.presets import ADDED_ARCH_FIELDS, Config
-from configs.run_files import (BEST_DIR, CHECKPOINT_DIR, CONFIG_FILE, EVAL_DIR,
-                               RunDirError, load_config)
+from configs.run_files import (
+  BEST_DIR,
+  CHECKPOINT_DIR,
+  CONFIG_FILE,
+  EVAL_DIR,
+  RunDirError,
+  load_config,
+)
 from pictures.images import SAMPLES_DIR
 
 FIXED_LATENT_FILE = 'fixed_latent.npy'
@@ -24,19 +30,43 @@ SPEED_CHOICE_FILE = 'speed_choice.json'
 CONFIG_HISTORY_FILE = 'config_history.jsonl'
 # Everything train.py, generate.py and evaluate.py write into a run
 # directory: what --overwrite may delete.
-RUN_FILES = (CONFIG_FILE, f'{CONFIG_FILE}.tmp*', CHECKPOINT_DIR, BEST_DIR,
-             SAMPLES_DIR,
-             FIXED_LATENT_FILE, f'{FIXED_LATENT_FILE}.tmp*', 'progress.gif',
-             'events.out.tfevents.*', EVAL_DIR, 'generated', LOCK_FILE,
-             SPEED_CHOICE_FILE, f'{SPEED_CHOICE_FILE}.tmp*',
-             CONFIG_HISTORY_FILE)
+RUN_FILES = (
+  CONFIG_FILE,
+  f'{CONFIG_FILE}.tmp*',
+  CHECKPOINT_DIR,
+  BEST_DIR,
+  SAMPLES_DIR,
+  FIXED_LATENT_FILE,
+  f'{FIXED_LATENT_FILE}.tmp*',
+  'progress.gif',
+  'events.out.tfevents.*',
+  EVAL_DIR,
+  'generated',
+  LOCK_FILE,
+  SPEED_CHOICE_FILE,
+  f'{SPEED_CHOICE_FILE}.tmp*',
+  CONFIG_HISTORY_FILE,
+)
 
 # Fields whose change makes the checkpoint or the run meaningless to resume.
-INCOMPATIBLE_FIELDS = ('preset', 'arch', 'image_height', 'image_width',
-                       'latent_dim', 'g_filters', 'd_filters',
-                       'g_spectral_norm', 'd_spectral_norm', 'd_batch_norm',
-                       'optimizer', 'latent_dist', 'crop', 'dataset',
-                       'g_upsample', 'd_mbstd_group')
+INCOMPATIBLE_FIELDS = (
+  'preset',
+  'arch',
+  'image_height',
+  'image_width',
+  'latent_dim',
+  'g_filters',
+  'd_filters',
+  'g_spectral_norm',
+  'd_spectral_norm',
+  'd_batch_norm',
+  'optimizer',
+  'latent_dist',
+  'crop',
+  'dataset',
+  'g_upsample',
+  'd_mbstd_group',
+)
 
 
 def _is_run_file(name: str) -> bool:
@@ -46,16 +76,20 @@ def _is_run_file(name: str) -> bool:
 def _check_writable_dir(workdir: str) -> None:
   """Creates `workdir`, or says in one paragraph why it cannot be used."""
   if os.path.exists(workdir) and not os.path.isdir(workdir):
-    raise RunDirError(f'--workdir {workdir!r} is a file, not a folder: pick '
-                      'another --workdir for the run.')
+    raise RunDirError(
+      f'--workdir {workdir!r} is a file, not a folder: pick another --workdir for the run.'
+    )
   try:
     os.makedirs(workdir, exist_ok=True)
   except OSError as e:
-    raise RunDirError(f'Cannot create the run directory {workdir!r} '
-                      f'({e.strerror}): pick another --workdir.') from e
+    raise RunDirError(
+      f'Cannot create the run directory {workdir!r} ({e.strerror}): pick another --workdir.'
+    ) from e
   if not os.access(workdir, os.W_OK | os.X_OK):
-    raise RunDirError(f'The run directory {workdir!r} is not writable: fix '
-                      'its permissions or pick another --workdir.')
+    raise RunDirError(
+      f'The run directory {workdir!r} is not writable: fix '
+      'its permissions or pick another --workdir.'
+    )
 
 
 def prepare(config: Config, workdir: str, overwrite: bool = False) -> Config:
@@ -78,9 +112,10 @@ def prepare(config: Config, workdir: str, overwrite: bool = False) -> Config:
     if is_run and foreign:
       shown = ', '.join(foreign[:8]) + (', ...' if len(foreign) > 8 else '')
       raise RunDirError(
-          f'--overwrite deletes only what facegan wrote, and {workdir!r} also '
-          f'holds {len(foreign)} other item(s): {shown}. Move them out or '
-          'pick another --workdir; nothing was deleted.')
+        f'--overwrite deletes only what facegan wrote, and {workdir!r} also '
+        f'holds {len(foreign)} other item(s): {shown}. Move them out or '
+        'pick another --workdir; nothing was deleted.'
+      )
     for e in entries:
       if _is_run_file(e) and e != LOCK_FILE:  # the lock is this process's
         path = os.path.join(workdir, e)
@@ -94,23 +129,25 @@ def prepare(config: Config, workdir: str, overwrite: bool = False) -> Config:
   try:
     old = load_config(workdir)
     config = _keep_legacy_arch(config, old, workdir)
-    diffs = [f'{k}: {getattr(old, k)!r} -> {getattr(config, k)!r}'
-             for k in INCOMPATIBLE_FIELDS
-             if getattr(old, k) != getattr(config, k)]
+    diffs = [
+      f'{k}: {getattr(old, k)!r} -> {getattr(config, k)!r}'
+      for k in INCOMPATIBLE_FIELDS
+      if getattr(old, k) != getattr(config, k)
+    ]
     if (old.ema_decay > 0) != (config.ema_decay > 0):
       diffs.append('ema_decay: the EMA generator was turned on or off')
     fp16 = lambda c: c.mixed_precision == 'mixed_float16'
     if fp16(old) != fp16(config):
       # Other precisions share float32 variables and plain optimizers.
-      diffs.append('mixed_precision: float16 loss-scale state was added or '
-                   'removed')
+      diffs.append('mixed_precision: float16 loss-scale state was added or removed')
   except RunDirError as e:
     diffs = [str(e)]
   if diffs:
     raise RunDirError(
-        f'{workdir!r} holds a run that this configuration cannot resume '
-        f'({"; ".join(diffs)}). Pick another --workdir, or pass --overwrite '
-        'to delete that run and start again.')
+      f'{workdir!r} holds a run that this configuration cannot resume '
+      f'({"; ".join(diffs)}). Pick another --workdir, or pass --overwrite '
+      'to delete that run and start again.'
+    )
   return config
 
 
@@ -118,17 +155,22 @@ def _keep_legacy_arch(config: Config, old: Config, workdir: str) -> Config:
   """`config` with the old run's value of arch fields its config.json lacks."""
   with open(os.path.join(workdir, CONFIG_FILE)) as f:
     saved = json.load(f)
-  kept = {name: value for name, value in ADDED_ARCH_FIELDS.items()
-          if name not in saved and getattr(config, name) != value}
+  kept = {
+    name: value
+    for name, value in ADDED_ARCH_FIELDS.items()
+    if name not in saved and getattr(config, name) != value
+  }
   if not kept:
     return config
-  print('This run was made before ' + ', '.join(kept) + ' existed: it resumes '
-        'as it was trained, with ' +
-        ', '.join(f'{k}={v!r}' for k, v in kept.items()) +
-        f' (recorded in {CONFIG_FILE}); pass --overwrite or another --workdir '
-        'to train the new architecture.', flush=True)
-  return dataclasses.replace(config, **{
-      name: getattr(old, name) for name in kept})
+  print(
+    'This run was made before ' + ', '.join(kept) + ' existed: it resumes '
+    'as it was trained, with '
+    + ', '.join(f'{k}={v!r}' for k, v in kept.items())
+    + f' (recorded in {CONFIG_FILE}); pass --overwrite or another --workdir '
+    'to train the new architecture.',
+    flush=True,
+  )
+  return dataclasses.replace(config, **{name: getattr(old, name) for name in kept})
 
 
 def save_config(config: Config, workdir: str, step: int = 0) -> Dict[str, list]:
@@ -194,9 +236,9 @@ class RunLock:
       owner = f.read().strip() or 'another process'
       f.close()
       raise RunDirError(
-          f'{workdir!r} is being trained by {owner}: two processes on one '
-          'run would overwrite each other\'s checkpoints. Wait for it to '
-          'finish or stop it (Ctrl-C saves), or pick another --workdir.'
+        f'{workdir!r} is being trained by {owner}: two processes on one '
+        "run would overwrite each other's checkpoints. Wait for it to "
+        'finish or stop it (Ctrl-C saves), or pick another --workdir.'
       ) from None
     f.seek(0)
     f.truncate()
