@@ -12,7 +12,7 @@ from PIL import Image
 from configs.presets import get_config
 from models import losses
 from tests import helpers
-from training import loop, rundir
+from training import collapse, loop, rundir
 
 # End-to-end: training runs, subprocesses (python -m pytest -m "not slow" skips them).
 pytestmark = pytest.mark.slow
@@ -91,9 +91,9 @@ def test_a_resume_with_other_settings_is_recorded_and_checkpoints_carry_config(t
 def test_collapse_watch_warns_once_and_does_not_stop_the_run(tmp_path, monkeypatch, capsys):
   # A floor of 1.0 makes any D(G(z)) count as "D wins"; a diversity bar of
   # 10 makes any samples count as collapsed.
-  watch = loop.collapse.CollapseWatch(d_fake_floor=1.0, patience=2, min_diversity=10.0)
+  watch = collapse.CollapseWatch(d_fake_floor=1.0, patience=2, min_diversity=10.0)
   watch.observe_diversity(20.0, 0)  # arm it: the samples "were" diverse
-  monkeypatch.setattr(loop.collapse, 'CollapseWatch', lambda **_: watch)
+  monkeypatch.setattr(collapse, 'CollapseWatch', lambda **_: watch)
   workdir = str(tmp_path / 'run')
   loop.run(get_config('tiny', log_every=1), workdir)
   out = capsys.readouterr().out

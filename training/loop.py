@@ -1,7 +1,6 @@
 """The training loop: `run(config, workdir)` trains and fills the run directory."""
 
 import contextlib
-import json
 import math
 import os
 import shutil
@@ -12,23 +11,18 @@ import time
 from typing import Dict, Optional
 
 import keras
-import numpy as np
 import tensorflow as tf
 
-from common import files
 from configs.errors import FaceganError, first_line
 from configs.presets import Config
 from data import pipeline as data_pipeline
-from models import latents
-from models import streams
 from models.gan import GAN
 from models.hardware import UnsupportedSetup
 from pictures import images as img
 from training import autotune
 from training import checkpoints
-from training import collapse
+from training import reports
 from training import rundir
-from training import summaries
 
 
 class TrainingDiverged(FaceganError, RuntimeError):
@@ -95,22 +89,6 @@ class _BudgetSpent(Exception):
   """The max_seconds of training of this call have passed."""
 
 
-def fixed_latent(config: Config, workdir: str) -> np.ndarray:
-  """The run's fixed latent batch, created once and kept in the run dir.
-
-  Every epoch's sample grid comes from these same vectors, so the grids (and
-  the progress GIF) show one set of faces evolving. They are
-  models.latents.sample_latents' FIXED_LATENT stream, so they can be drawn
-  again without the file.
-  """
-  path = os.path.join(workdir, rundir.FIXED_LATENT_FILE)
-  if os.path.isfile(path):
-    return np.load(path)
-  z = latents.sample_latents(config, config.num_samples, config.seed, streams.FIXED_LATENT)
-  files.atomic_write(path, lambda f: np.save(f, z), binary=True)
-  return z
-
-
 _REMEDIES = (
   'Remedies: lower --d_lr (or --g_lr), add instance noise '
   '(--instance_noise=additive --noise_sd=0.1), enable '
@@ -135,14 +113,6 @@ def _check_finite(metrics: Dict[str, float], step: int, manager) -> None:
   for name in ('d_loss', 'g_loss'):
     if not math.isfinite(metrics[name]):
       raise _diverged(f'{name} became {metrics[name]}', step, manager)
-
-
-def save_samples(gan: GAN, z: np.ndarray, workdir: str, epoch: int) -> np.ndarray:
-  """Writes samples/epoch_XXXX.png from the fixed latent batch; returns it."""
-  images = files.from_float(gan.sample(tf.constant(z))).numpy()
-  grid = img.make_grid(images)
-  img.save_png(os.path.join(workdir, rundir.SAMPLES_DIR, f'epoch_{epoch:04d}.png'), grid)
-  return grid
 
 
 def make_train_steps(gan: GAN):
@@ -223,44 +193,6 @@ def _crossed(before: int, after: int, every: int) -> bool:
   return every > 0 and after // every > before // every
 
 
-def _due(last: float, every: float) -> bool:
-  """Whether `every` seconds have passed since `last` (0: always)."""
-  return every <= 0 or time.perf_counter() - last >= every
-
-
-def _eval_log_path(workdir: str) -> str:
-  return os.path.join(workdir, rundir.EVAL_DIR, 'during_training.jsonl')
-
-
-def _log_eval(workdir: str, step: int, train_seconds: float, metrics) -> None:
-  """Appends one evaluation to <workdir>/eval/during_training.jsonl."""
-  os.makedirs(os.path.join(workdir, rundir.EVAL_DIR), exist_ok=True)
-  with open(_eval_log_path(workdir), 'a') as f:
-    f.write(json.dumps(dict(step=step, train_seconds=round(train_seconds, 1), **metrics)) + '\n')
-
-
-def _purge_eval_log(workdir: str, step: int) -> None:
-  """Drops evaluations after `step` (and a line cut by a kill) from the log.
-
-  As with the TensorBoard events: a run resumed from the checkpoint of
-  `step` evaluates the later steps again.
-  """
-  path = _eval_log_path(workdir)
-  if not os.path.exists(path):
-    return
-  with open(path) as f:
-    lines = f.readlines()
-  kept = []
-  for line in lines:
-    try:
-      if line.endswith('\n') and json.loads(line)['step'] <= step:
-        kept.append(line)
-    except (ValueError, KeyError, TypeError):
-      pass  # a line cut short by a kill
-  if kept != lines:
-    files.atomic_write(path, lambda f: f.writelines(kept))
-
-
 def _apply_learning_rates(gan: GAN, config: Config) -> None:
   """Sets both rates from `config`: a checkpoint restores its own rates."""
   for name, optimizer, lr in (
@@ -332,8 +264,8 @@ def _train(config, models, workdir, pipeline, strategy, chief, max_seconds):
   """
   trainer = _Trainer(config, models, workdir, pipeline, strategy, chief)
   try:
-    with trainer.writer.as_default(), _stop_on_signals() as stop:
-      for epoch in range(int(trainer.epoch_var), config.epochs):
+    with trainer.reports.writer.as_default(), _stop_on_signals() as stop:
+      for epoch in range(int(trainer.progress.epoch), config.epochs):
         trainer.train_epoch(epoch, stop, max_seconds)
         trainer.end_epoch(epoch)
   except _BudgetSpent:
@@ -359,16 +291,65 @@ def _train(config, models, workdir, pipeline, strategy, chief, max_seconds):
   return trainer.metrics()
 
 
+# The progress bar's columns: both losses, mean D outputs, throughput.
+_BAR_METRICS = ('d_loss', 'g_loss', 'D(x)', 'D(G(z))', 'img/s')
+
+
+class _Progress:
+  """Where the run is beyond the GAN's step: saved in every checkpoint."""
+
+  def __init__(self):
+    self.epoch = tf.Variable(0, dtype=tf.int64, name='epoch')
+    # Inside the current epoch: source elements consumed and images trained on.
+    self.consumed = tf.Variable(0, dtype=tf.int64, name='epoch_consumed')
+    self.images = tf.Variable(0, dtype=tf.int64, name='epoch_images')
+    # Training seconds of the calls before this one (evaluation excluded).
+    self.seconds = tf.Variable(0.0, dtype=tf.float64, name='train_seconds')
+    # The resolved config (precision and XLA as measured), so that a
+    # checkpoint copied out of the run still loads.
+    self.config = tf.Variable('', dtype=tf.string, name='run_config')
+
+  def items(self) -> Dict[str, tf.Variable]:
+    """The checkpoint keys of the counters."""
+    return dict(
+      epoch=self.epoch,
+      epoch_consumed=self.consumed,
+      epoch_images=self.images,
+      train_seconds=self.seconds,
+      run_config=self.config,
+    )
+
+
+def _restore(config, models, gan, progress, workdir, chief) -> None:
+  """Restores the newest usable checkpoint, then applies this command's settings."""
+  latest = checkpoints.restore(gan, progress.items(), workdir, chief)
+  if latest:
+    print(
+      f'Resumed from {latest} (step {gan.steps_done}, epoch {int(progress.epoch) + 1}).',
+      flush=True,
+    )
+  _apply_learning_rates(gan, config)
+  if chief:  # only now: a refused restore leaves the old config.json
+    changed = rundir.save_config(config, workdir, gan.steps_done)
+    if latest and changed:
+      shown = ', '.join(f'{k} {old!r} -> {new!r}' for k, (old, new) in changed.items())
+      print(
+        f'Resumed with changed settings: {shown} (recorded in {rundir.CONFIG_HISTORY_FILE}).',
+        flush=True,
+      )
+  progress.config.assign(models.to_json())
+
+
 class _Trainer:
-  """One call of run(): the GAN restored, its checkpoints, logs and counters.
+  """One call of run(): the GAN restored, its checkpoints, reports and counters.
 
   The loop is `train_epoch` then `end_epoch` for each epoch left; `save`
   checkpoints at any step between two calls of the multi-step function.
   """
 
   def __init__(self, config, models, workdir, pipeline, strategy, chief):
-    self.config, self.workdir, self.pipeline = config, workdir, pipeline
-    self.strategy, self.chief = strategy, chief
+    self.config, self.workdir, self.pipeline, self.chief = config, workdir, pipeline, chief
+    self.strategy = strategy
     keras.utils.set_random_seed(config.seed)
     try:
       self.gan = gan = GAN(models, strategy)
@@ -383,40 +364,10 @@ class _Trainer:
         f'--mixed_precision={config.mixed_precision}).',
         flush=True,
       )
-    self.epoch_var = tf.Variable(0, dtype=tf.int64, name='epoch')
-    # Inside the current epoch: source elements consumed and images trained on.
-    self.consumed_var = tf.Variable(0, dtype=tf.int64, name='epoch_consumed')
-    self.images_var = tf.Variable(0, dtype=tf.int64, name='epoch_images')
-    # Training seconds of the calls before this one (evaluation excluded).
-    self.seconds_var = tf.Variable(0.0, dtype=tf.float64, name='train_seconds')
-    self.config_var = tf.Variable('', dtype=tf.string, name='run_config')
-    counters = dict(
-      epoch=self.epoch_var,
-      epoch_consumed=self.consumed_var,
-      epoch_images=self.images_var,
-      train_seconds=self.seconds_var,
-      run_config=self.config_var,
-    )
-    latest = checkpoints.restore(gan, counters, workdir, chief)
-    if latest:
-      print(
-        f'Resumed from {latest} (step {gan.steps_done}, epoch {int(self.epoch_var) + 1}).',
-        flush=True,
-      )
-    _apply_learning_rates(gan, config)
+    self.progress = _Progress()
+    _restore(config, models, gan, self.progress, workdir, chief)
     self.train_steps = make_train_steps(gan)
-    if chief:  # only now: a refused restore leaves the old config.json
-      changed = rundir.save_config(config, workdir, gan.steps_done)
-      if latest and changed:
-        shown = ', '.join(f'{k} {old!r} -> {new!r}' for k, (old, new) in changed.items())
-        print(
-          f'Resumed with changed settings: {shown} (recorded in {rundir.CONFIG_HISTORY_FILE}).',
-          flush=True,
-        )
-    # The resolved config (precision and XLA as measured) in every
-    # checkpoint, so a checkpoint copied out of the run still loads.
-    self.config_var.assign(models.to_json())
-    ckpt = tf.train.Checkpoint(**counters, **checkpoints.gan_items(gan))
+    ckpt = tf.train.Checkpoint(**self.progress.items(), **checkpoints.gan_items(gan))
     # Every worker of a cluster must save (it is collective); only the chief
     # saves into the run directory.
     self.ckpt_dir = (
@@ -427,27 +378,8 @@ class _Trainer:
     self.manager = tf.train.CheckpointManager(
       ckpt, self.ckpt_dir, max_to_keep=config.keep_checkpoints
     )
-    if chief:
-      # Curves continue from the checkpoint: steps logged after it are redone.
-      summaries.purge_events_after(workdir, gan.steps_done)
-      _purge_eval_log(workdir, gan.steps_done)
-      self.writer = tf.summary.create_file_writer(workdir)
-    else:
-      self.writer = tf.summary.create_noop_writer()
-    self.z = fixed_latent(config, workdir) if chief else None
-    self.evaluate = None
-    if config.eval_every and chief:
-      from metrics.evaluation import TrainingEvaluator  # numpy-heavy, on demand
-
-      self.evaluate = TrainingEvaluator(config)
-    # A multi-worker save is collective, and only the chief evaluates.
-    self.best = (
-      checkpoints.BestKeeper(ckpt, workdir, config.keep_best)
-      if self.evaluate and config.keep_best and config.strategy != 'multiworker'
-      else None
-    )
+    self.reports = reports.Reports(config, gan, workdir, chief, ckpt)
     self.steps_per_epoch = pipeline.steps_per_epoch()
-    self.watch = collapse.CollapseWatch(remedies=collapse.partial_remedies(config))
     self.out = {}
     self.step = gan.steps_done  # counted here: no read-back per step
     # One iterator for every epoch left, made at the first train_epoch.
@@ -455,13 +387,13 @@ class _Trainer:
     # A batch of the next epoch that ended the last call (see train_epoch).
     self.carry = None
     # Training time of this call: evaluation is paused out of the budget.
-    self.started, self.eval_seconds = time.perf_counter(), 0.0
-    self.seconds_before = float(self.seconds_var)
-    self.last_grid = self.last_save = -math.inf
+    self.started = time.perf_counter()
+    self.seconds_before = float(self.progress.seconds)
+    self.last_save = -math.inf
 
   def train_seconds(self) -> float:
     """Seconds this call has trained (evaluation excluded): the budget's."""
-    return time.perf_counter() - self.started - self.eval_seconds
+    return time.perf_counter() - self.started - self.reports.eval_seconds
 
   def run_seconds(self) -> float:
     """Seconds the run has trained over all its calls."""
@@ -476,9 +408,9 @@ class _Trainer:
     gan = self.gan
     if not gan.all_finite():
       raise _diverged('A weight or optimizer state became NaN/Inf', gan.steps_done, self.manager)
-    self.writer.flush()  # the scalars logged so far survive a kill after it
+    self.reports.writer.flush()  # the scalars logged so far survive a kill after it
     self.last_save = time.perf_counter()
-    self.seconds_var.assign(self.run_seconds())
+    self.progress.seconds.assign(self.run_seconds())
     try:
       return self.manager.save(checkpoint_number=gan.steps_done)
     except (OSError, tf.errors.OpError) as e:
@@ -491,24 +423,12 @@ class _Trainer:
         'same command to resume from it.'
       ) from e
 
-  def log_evaluation(self) -> None:
-    """Scores G now: TensorBoard and eval/during_training.jsonl."""
-    tick = time.perf_counter()
-    step, seconds = self.gan.steps_done, self.run_seconds()
-    scores = self.evaluate(self.gan.sample)
-    with self.writer.as_default():
-      summaries.write_scalars(scores, step)
-    _log_eval(self.workdir, step, seconds, scores)
-    for warning in self.watch.observe_eval(scores, step):
-      print(f'\n{warning}', flush=True)
-    if self.best and self.gan.all_finite():
-      self.best.offer(scores, step)
-    self.eval_seconds += time.perf_counter() - tick
-
   def _stream(self, epoch: int):
     """A distributed iterator over every epoch left, from the saved position."""
-    done = int(self.images_var) // self.config.batch_size
-    dataset = self.pipeline.stream(epoch, int(self.consumed_var), min(done, self.steps_per_epoch))
+    done = int(self.progress.images) // self.config.batch_size
+    dataset = self.pipeline.stream(
+      epoch, int(self.progress.consumed), min(done, self.steps_per_epoch)
+    )
     return iter(self.strategy.experimental_distribute_dataset(dataset))
 
   def train_epoch(self, epoch: int, stop: '_StopRequest', max_seconds: Optional[float]) -> None:
@@ -524,12 +444,8 @@ class _Trainer:
     """
     config = self.config
     steps_per_epoch = self.steps_per_epoch
-    done = min(int(self.images_var) // config.batch_size, steps_per_epoch)
-    bar = keras.utils.Progbar(
-      steps_per_epoch,
-      unit_name='step',
-      stateful_metrics=['d_loss', 'g_loss', 'D(x)', 'D(G(z))', 'img/s'],
-    )
+    done = min(int(self.progress.images) // config.batch_size, steps_per_epoch)
+    bar = keras.utils.Progbar(steps_per_epoch, unit_name='step', stateful_metrics=_BAR_METRICS)
     print(f'Epoch {epoch + 1}/{config.epochs}', flush=True)
     tick, tick_images = time.perf_counter(), 0
     if self.iterator is None or not self.pipeline.spans_epochs:
@@ -554,25 +470,13 @@ class _Trainer:
         raise _diverged('A loss became NaN/Inf', step, self.manager)
       here = ran if batch_epoch == epoch else ran - 1
       if last >= 0:
-        self.consumed_var.assign(last + 1)
-      self.images_var.assign_add(here * config.batch_size)
+        self.progress.consumed.assign(last + 1)
+      self.progress.images.assign_add(here * config.batch_size)
       done += here
       tick_images += ran * config.batch_size
       rate = tick_images / max(time.perf_counter() - tick, 1e-9)
       if _crossed(before, step, config.log_every):
-        main = self._main_metrics()
-        _check_finite(main, step, self.manager)
-        bar.update(
-          done,
-          [
-            ('d_loss', main['d_loss']),
-            ('g_loss', main['g_loss']),
-            ('D(x)', main['d_real']),
-            ('D(G(z))', main['d_fake']),
-            ('img/s', rate),
-          ],
-        )
-        self._log_scalars(main, step, rate, with_norms=ran == k)
+        self._log(bar, done, step, rate, norms=ran == k)
         tick, tick_images = time.perf_counter(), 0
       else:
         bar.update(done)
@@ -582,47 +486,24 @@ class _Trainer:
         # could save counters that miss it.
         self.carry = position + 1
         break
-      if self.evaluate and _crossed(before, step, config.eval_every):
-        self.log_evaluation()
+      if self.reports.evaluate and _crossed(before, step, config.eval_every):
+        self.reports.evaluation(self.run_seconds())
       if _crossed(before, step, config.checkpoint_every_steps):
         self.save()
       if max_seconds is not None and self.train_seconds() >= max_seconds:
         raise _BudgetSpent()
 
+  def _log(self, bar, done: int, step: int, rate: float, norms: bool) -> None:
+    """A logging step: the losses read back, checked, shown and recorded."""
+    main = self._main_metrics()
+    _check_finite(main, step, self.manager)
+    shown = (main['d_loss'], main['g_loss'], main['d_real'], main['d_fake'], rate)
+    bar.update(done, list(zip(_BAR_METRICS, shown)))
+    self.reports.scalars(self.out, main, step, rate, norms=norms)
+
   def _main_metrics(self) -> Dict[str, float]:
     """The last step's losses and D outputs, read back from the device."""
     return {k: float(self.out[k]) for k in ('d_loss', 'g_loss', 'd_real', 'd_fake')}
-
-  def _log_scalars(self, main: Dict[str, float], step: int, rate: float, with_norms: bool) -> None:
-    """TensorBoard scalars of a logging step, and the collapse watch.
-
-    Without `with_norms` (a call cut short at an epoch's end before its
-    logging step) the gradient norms were not computed and are not written.
-    """
-    gan = self.gan
-    values = {
-      k: float(v) for k, v in self.out.items() if with_norms or not k.startswith('grad_norm/')
-    }
-    summaries.write_scalars(
-      values,
-      step,
-      **{
-        'lr/g': float(gan.g_optimizer.learning_rate.numpy()),
-        'lr/d': float(gan.d_optimizer.learning_rate.numpy()),
-        'images_per_sec': rate,
-      },
-    )
-    warnings = [self.watch.observe_d(main['d_fake'], step)]
-    scores = self.watch.d_scalars()
-    if self.chief:  # a forward pass of the fixed latents: cheap next to
-      # log_every train steps, and frequent enough on large epochs
-      sample_scores, sample_warnings = self.watch.observe_samples(
-        gan.sample(tf.constant(self.z)).numpy(), step
-      )
-      scores.update(sample_scores)
-      for warning in filter(None, warnings + sample_warnings):
-        print(f'\n{warning}', flush=True)
-    summaries.write_scalars(scores, step)
 
   def end_epoch(self, epoch: int) -> None:
     """Skipped-file count, counters, and when due a sample grid and a save.
@@ -633,46 +514,40 @@ class _Trainer:
     checkpoint always come. A cluster's save is collective, so there every
     epoch end saves (the workers' clocks would disagree).
     """
-    config, gan = self.config, self.gan
-    if int(self.images_var) == 0:
+    config = self.config
+    if int(self.progress.images) == 0:
       raise data_pipeline.DataError(
         f'Epoch {epoch + 1} produced no batch: all {self.pipeline.size} '
         f'{config.dataset} files are unreadable (truncated, empty or not '
         'images). Check the folder, or pass another --data_dir.'
       )
-    skipped = int(self.consumed_var) - int(self.images_var)
+    skipped = int(self.progress.consumed) - int(self.progress.images)
     if skipped:
       print(f'Epoch {epoch + 1}: skipped {skipped} unreadable image(s).', flush=True)
     tf.summary.scalar('data/skipped_images', skipped, step=self.step)
     final = epoch + 1 == config.epochs
-    if self.chief and (final or _due(self.last_grid, config.grid_every_secs)):
-      self.last_grid = time.perf_counter()
-      grid = save_samples(gan, self.z, self.workdir, epoch + 1)
-      tf.summary.image('samples', grid[None], step=self.step)
-    self.epoch_var.assign(epoch + 1)
+    self.reports.grid(epoch + 1, self.step, force=final)
+    self.progress.epoch.assign(epoch + 1)
     consumed, trained = (self.carry, config.batch_size) if self.carry else (0, 0)
-    self.consumed_var.assign(consumed)
-    self.images_var.assign(trained)
+    self.progress.consumed.assign(consumed)
+    self.progress.images.assign(trained)
     self.carry = None
     if (
       final
       or config.strategy == 'multiworker'
-      or _due(self.last_save, config.checkpoint_every_secs)
+      or reports.due(self.last_save, config.checkpoint_every_secs)
     ):
       self.save()
 
   def end_budget(self) -> None:
     """After the budget's save: a sample grid, and the curve's last point."""
-    if self.chief:
-      save_samples(self.gan, self.z, self.workdir, int(self.epoch_var) + 1)
-      if self.evaluate and self.gan.steps_done % self.config.eval_every:
-        self.log_evaluation()  # the curve ends where the budget did
+    self.reports.budget_end(int(self.progress.epoch) + 1, self.run_seconds())
 
   def close(self) -> None:
     # Dropped here, not at interpreter exit: a prefetching iterator torn down
     # during shutdown can deadlock on the GIL (seen after a NaN).
     self.iterator = None
-    self.writer.flush()
+    self.reports.writer.flush()
     if not self.chief:  # a worker's checkpoints only served the collective save
       shutil.rmtree(self.ckpt_dir, ignore_errors=True)
 
@@ -683,7 +558,7 @@ class _Trainer:
         os.path.join(self.workdir, rundir.SAMPLES_DIR), os.path.join(self.workdir, 'progress.gif')
       )
       print(
-        f'Done: {self.gan.steps_done} steps, {int(self.epoch_var)} epochs; '
+        f'Done: {self.gan.steps_done} steps, {int(self.progress.epoch)} epochs; '
         f'samples and progress.gif ({frames} frames) are in '
         f'{self.workdir}.',
         flush=True,
