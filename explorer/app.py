@@ -171,6 +171,106 @@ def png_data_url(image: np.ndarray) -> str:
   return 'data:image/png;base64,' + base64.b64encode(buf.getvalue()).decode()
 
 
+class Explorer:
+  """What the explorer's routes do, apart from HTTP: render, check, project.
+
+  Args:
+    generator: the run's G.
+    config: the run's config.
+    project_steps: Adam steps of a photo projection.
+  """
+
+  def __init__(self, generator, config: Config, project_steps: int):
+    self.config, self.dim, self.project_steps = config, config.latent_dim, project_steps
+    self.lock = threading.Lock()  # one render at a time: bounded memory
+    # One photo decode and projection at a time; they run outside `lock`, so
+    # slider moves are not queued behind a projection.
+    self.upload_slot = threading.Semaphore(1)
+    self.render_fn = tf.function(lambda z: generator(z, training=False), reduce_retracing=True)
+
+  def render(self, z: np.ndarray) -> list:
+    """PNG data URLs of G's images of the latents `z`."""
+    with self.lock:
+      images = latents.render(self.render_fn, z)
+    return [png_data_url(x) for x in images]
+
+  def latent_array(self, value, name: str, many: bool = False) -> np.ndarray:
+    """`value` as float32 latents of this run, or BadRequest saying why."""
+    dim = self.dim
+    try:
+      z = np.asarray(value, np.float32)
+    except (TypeError, ValueError, OverflowError, RecursionError):
+      raise BadRequest(f'{name} must be numbers.') from None
+    shape = (z.shape[0] if z.ndim == 2 else -1, dim) if many else (dim,)
+    if z.shape != shape or (many and not 0 < len(z) <= MAX_LATENTS):
+      want = f'a list of 1-{MAX_LATENTS} lists of' if many else 'a list of'
+      raise BadRequest(
+        f"{name} must be {want} {dim} numbers (this run's latent size), got shape {list(z.shape)}."
+      )
+    if not np.all(np.isfinite(z)):
+      raise BadRequest(f'{name} holds NaN or infinite values.')
+    return z
+
+  def new_latents(self, data: dict) -> dict:
+    """Fresh latents of a seed (optionally truncated) and their images."""
+    seed = number(data, 'seed', 0, int, 0, 2**31 - 1)
+    n = number(data, 'n', 16, int, 1, MAX_LATENTS)
+    truncation = number(data, 'truncation', None, float, 0.05, 10.0)
+    try:
+      z = latents.sample_latents(self.config, n, seed, streams.GRID, truncation)
+    except latents.LatentError as e:
+      raise BadRequest(str(e)) from e
+    return dict(latents=z.tolist(), images=self.render(z))
+
+  def slerp(self, data: dict) -> dict:
+    """The latent at t on the great circle from z1 to z2, and its image."""
+    z1 = self.latent_array(data.get('z1'), 'z1')
+    z2 = self.latent_array(data.get('z2'), 'z2')
+    t = number(data, 't', 0.5, float, 0.0, 1.0)
+    z = latents.slerp(z1, z2, [t])[0].astype(np.float32)
+    return dict(latent=z.tolist(), image=self.render(z[None])[0])
+
+  def project(self, photo: bytes) -> dict:
+    """The latent whose image is closest to an uploaded photo; 503 if busy."""
+    if not self.upload_slot.acquire(blocking=False):
+      flask.abort(503)
+    try:
+      config = self.config
+      target = photos.prepare(photos.decode(photo, 'The upload', config), config)
+      result = projection.project(
+        self.render_fn, target, self.dim, config.latent_dist, starts=4, steps=self.project_steps
+      )
+    finally:
+      self.upload_slot.release()
+    return dict(
+      photo=png_data_url(target),
+      latent=result.z.tolist(),
+      image=png_data_url(result.image),
+      rmse=round(result.rms, 2),
+    )
+
+
+def _add_error_handlers(app: flask.Flask) -> None:
+  """Every refusal as JSON {error: one sentence} with its HTTP status."""
+
+  @app.errorhandler(BadRequest)
+  @app.errorhandler(photos.PhotoError)
+  def bad_request(e):
+    return flask.jsonify(error=str(e)), 400
+
+  @app.errorhandler(503)
+  def busy(e):
+    del e
+    return flask.jsonify(
+      error='The explorer is busy with another photo: try again when it is done.'
+    ), 503
+
+  @app.errorhandler(413)
+  def too_large(e):
+    del e
+    return flask.jsonify(error=f'The upload is over the {photos.MAX_BYTES // 2**20} MB limit.'), 413
+
+
 def create_app(
   generator,
   config: Config,
@@ -191,56 +291,10 @@ def create_app(
   app = flask.Flask(__name__, static_folder=None)
   # Flask refuses larger bodies with a 413 before reading them.
   app.config['MAX_CONTENT_LENGTH'] = photos.MAX_BYTES + 64 * 1024
-  dim = config.latent_dim
   host_names = {'localhost', host.lower(), socket.gethostname().lower()}
-  lock = threading.Lock()  # one render at a time: bounded memory
-  # One photo decode and projection at a time; they run outside `lock`, so
-  # slider moves are not queued behind a projection.
-  upload_slot = threading.Semaphore(1)
-  render_fn = tf.function(lambda z: generator(z, training=False), reduce_retracing=True)
-
-  def render(z: np.ndarray) -> list:
-    with lock:
-      images = latents.render(render_fn, z)
-    return [png_data_url(x) for x in images]
-
-  def latent_array(value, name: str, many: bool = False) -> np.ndarray:
-    """`value` as float32 latents of this run, or BadRequest saying why."""
-    try:
-      z = np.asarray(value, np.float32)
-    except (TypeError, ValueError, OverflowError, RecursionError):
-      raise BadRequest(f'{name} must be numbers.') from None
-    shape = (z.shape[0] if z.ndim == 2 else -1, dim) if many else (dim,)
-    if z.shape != shape or (many and not 0 < len(z) <= MAX_LATENTS):
-      want = f'a list of 1-{MAX_LATENTS} lists of' if many else 'a list of'
-      raise BadRequest(
-        f"{name} must be {want} {dim} numbers (this run's latent size), got shape {list(z.shape)}."
-      )
-    if not np.all(np.isfinite(z)):
-      raise BadRequest(f'{name} holds NaN or infinite values.')
-    return z
-
   app.before_request(lambda: refuse_foreign_pages(host_names))
-
-  @app.errorhandler(BadRequest)
-  def bad_request(e):
-    return flask.jsonify(error=str(e)), 400
-
-  @app.errorhandler(photos.PhotoError)
-  def bad_photo(e):
-    return flask.jsonify(error=str(e)), 400
-
-  @app.errorhandler(503)
-  def busy(e):
-    del e
-    return flask.jsonify(
-      error='The explorer is busy with another photo: try again when it is done.'
-    ), 503
-
-  @app.errorhandler(413)
-  def too_large(e):
-    del e
-    return flask.jsonify(error=f'The upload is over the {photos.MAX_BYTES // 2**20} MB limit.'), 413
+  _add_error_handlers(app)
+  explorer = Explorer(generator, config, project_steps)
 
   @app.get('/')
   def page():
@@ -249,7 +303,7 @@ def create_app(
   @app.get('/api/info')
   def info():
     return flask.jsonify(
-      latent_dim=dim,
+      latent_dim=config.latent_dim,
       latent_dist=config.latent_dist,
       height=config.image_height,
       width=config.image_width,
@@ -258,33 +312,20 @@ def create_app(
 
   @app.post('/api/latents')
   def new_latents():
-    data = body()
-    seed = number(data, 'seed', 0, int, 0, 2**31 - 1)
-    n = number(data, 'n', 16, int, 1, MAX_LATENTS)
-    truncation = number(data, 'truncation', None, float, 0.05, 10.0)
-    try:
-      z = latents.sample_latents(config, n, seed, streams.GRID, truncation)
-    except latents.LatentError as e:
-      raise BadRequest(str(e)) from e
-    return flask.jsonify(latents=z.tolist(), images=render(z))
+    return flask.jsonify(explorer.new_latents(body()))
 
   @app.post('/api/render')
   def render_latents():
-    z = latent_array(body().get('latents'), 'latents', many=True)
-    return flask.jsonify(images=render(z))
+    z = explorer.latent_array(body().get('latents'), 'latents', many=True)
+    return flask.jsonify(images=explorer.render(z))
 
   @app.post('/api/slerp')
   def slerp():
-    data = body()
-    z1 = latent_array(data.get('z1'), 'z1')
-    z2 = latent_array(data.get('z2'), 'z2')
-    t = number(data, 't', 0.5, float, 0.0, 1.0)
-    z = latents.slerp(z1, z2, [t])[0].astype(np.float32)
-    return flask.jsonify(latent=z.tolist(), image=render(z[None])[0])
+    return flask.jsonify(explorer.slerp(body()))
 
   @app.post('/api/npy')
   def npy():
-    z = latent_array(body().get('latent'), 'latent')
+    z = explorer.latent_array(body().get('latent'), 'latent')
     buf = io.BytesIO()
     np.save(buf, z)
     return flask.Response(
@@ -295,26 +336,11 @@ def create_app(
 
   @app.post('/api/latent')
   def load_latent():
-    z = latent_array(read_latent_file(upload(), dim), 'The latent')
-    return flask.jsonify(latent=z.tolist(), image=render(z[None])[0])
+    z = explorer.latent_array(read_latent_file(upload(), config.latent_dim), 'The latent')
+    return flask.jsonify(latent=z.tolist(), image=explorer.render(z[None])[0])
 
   @app.post('/api/project')
   def project():
-    data = upload()
-    if not upload_slot.acquire(blocking=False):
-      flask.abort(503)
-    try:
-      target = photos.prepare(photos.decode(data, 'The upload', config), config)
-      result = projection.project(
-        render_fn, target, dim, config.latent_dist, starts=4, steps=project_steps
-      )
-    finally:
-      upload_slot.release()
-    return flask.jsonify(
-      photo=png_data_url(target),
-      latent=result.z.tolist(),
-      image=png_data_url(result.image),
-      rmse=round(result.rms, 2),
-    )
+    return flask.jsonify(explorer.project(upload()))
 
   return app
