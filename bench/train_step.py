@@ -42,13 +42,14 @@ flags.DEFINE_list(
   'it here) | float32 | reuse | xla | bf16 | fp16 | '
   'xla_bf16 | reuse_bf16 | calls4 | xla_bf16_calls8',
 )
-flags.DEFINE_string(
+flags.DEFINE_multi_string(
   'reference_script',
-  '',
-  'A stand-alone reference step '
-  'script (a plain TF-tutorial DCGAN step, say) run '
-  'as `python SCRIPT BATCH` once per repeat, between the '
-  'variants; its printed median img/s joins the table.',
+  [],
+  'A stand-alone reference step script (a plain TF-tutorial or PyTorch '
+  'DCGAN step, say), run as `PYTHON SCRIPT BATCH` once per repeat, between '
+  'the variants; its printed median img/s joins the table under its file '
+  'name. PYTHON,SCRIPT names another interpreter (a PyTorch venv); '
+  'repeat the flag for several.',
 )
 flags.DEFINE_integer('batch_size', 0, 'Override the preset batch (0: keep).')
 flags.DEFINE_integer('steps', 5, 'Steps per timing.')
@@ -159,15 +160,18 @@ def peak_flops(dtype, n, repeats=5):
   return 2 * n**3 / sorted(times)[repeats // 2]
 
 
-def reference_rate(script, batch):
-  """Median img/s printed by a reference script (its own process)."""
+def reference_rate(spec, batch):
+  """Median img/s printed by a reference script, [PYTHON,]SCRIPT, in its own process."""
   import re
   import subprocess
 
-  out = subprocess.run(
-    [sys.executable, script, str(batch)], check=True, capture_output=True, text=True
-  ).stdout
-  return float(re.search(r'median ([0-9.]+) img/s', out).group(1))
+  python, script = spec.split(',', 1) if ',' in spec else (sys.executable, spec)
+  out = subprocess.run([python, script, str(batch)], check=True, capture_output=True, text=True)
+  return float(re.search(r'median ([0-9.]+) img/s', out.stdout).group(1))
+
+
+def _reference_name(spec):
+  return os.path.splitext(os.path.basename(spec.split(',')[-1]))[0]
 
 
 def main(argv):
@@ -212,15 +216,15 @@ def main(argv):
         flush=True,
       )
     rates = {v: [] for v in runners}
-    if FLAGS.reference_script:
-      rates['reference'] = []
+    for spec in FLAGS.reference_script:
+      rates[_reference_name(spec)] = []
     for _ in range(FLAGS.repeats):
       for variant, run in runners.items():
         t = time.perf_counter()
         float(run(FLAGS.steps))
         rates[variant].append(batch * FLAGS.steps / (time.perf_counter() - t))
-      if FLAGS.reference_script:  # its own median of 5x5 steps per repeat
-        rates['reference'].append(reference_rate(FLAGS.reference_script, batch))
+      for spec in FLAGS.reference_script:  # its own median of 5x5 steps per repeat
+        rates[_reference_name(spec)].append(reference_rate(spec, batch))
     ref = np.median(rates['plain']) if 'plain' in rates else None
     for variant, r in rates.items():
       ratio = f'  x{np.median(r) / ref:.2f} vs plain' if ref else ''
@@ -230,7 +234,7 @@ def main(argv):
         rate = per_image * np.median(r)
         achieved = f'  {rate / 1e12:.3f} TFLOP/s = {rate / peaks[policy]:.1%} of the {policy} peak'
       print(
-        f'{name} batch {batch} {variant:>9}: median {np.median(r):7.1f} img/s '
+        f'{name} batch {batch} {variant:>22}: median {np.median(r):7.1f} img/s '
         f'(min {min(r):.1f}, max {max(r):.1f}){ratio}{achieved}',
         flush=True,
       )
