@@ -40,7 +40,8 @@ flags.DEFINE_list(
   ['plain', 'auto', 'float32'],
   'plain | alternating | auto (the preset as train.py runs '
   'it here) | float32 | reuse | xla | bf16 | fp16 | '
-  'xla_bf16 | reuse_bf16 | calls4 | xla_bf16_calls8',
+  'xla_bf16 | reuse_bf16 | noaug_bf16 | bare_bf16 | calls4 | xla_bf16_calls8; '
+  'NAME:field=value:... adds config fields to one (bare_bf16:ema_decay=0.999).',
 )
 flags.DEFINE_multi_string(
   'reference_script',
@@ -71,6 +72,20 @@ VARIANTS = {
   'fp16': dict(F32, mixed_precision='mixed_float16'),
   'xla_bf16': dict(jit_compile='on', mixed_precision='mixed_bfloat16'),
   'reuse_bf16': dict(F32, reuse_fake=True, mixed_precision='mixed_bfloat16'),
+  # What the preset's extras cost in bfloat16: without DiffAugment, then
+  # without any trick (the plain step's algorithm in facegan's code).
+  'noaug_bf16': dict(F32, reuse_fake=True, mixed_precision='mixed_bfloat16', diffaugment=''),
+  'bare_bf16': dict(
+    F32,
+    reuse_fake=True,
+    mixed_precision='mixed_bfloat16',
+    diffaugment='',
+    x_flip=False,
+    ema_decay=0.0,
+    d_dropout=0.0,
+    real_label_low=1.0,
+    real_label_high=1.0,
+  ),
   'calls4': dict(F32, steps_per_call=4),
   # What a GPU would run: XLA and bfloat16, 8 steps per tf.function call.
   'xla_bf16_calls8': dict(jit_compile='on', mixed_precision='mixed_bfloat16', steps_per_call=8),
@@ -196,7 +211,10 @@ def main(argv):
         # The plain step shares one G forward pass between D and G.
         flops[variant] = ('float32', (4 if variant == 'alternating' else 3) * g_flops + 8 * d_flops)
       else:
-        config = presets.get_config(name, batch_size=batch, **VARIANTS[variant])
+        # NAME:field=value:... adds config fields to a named variant.
+        named, *extra = variant.split(':')
+        overrides = dict(VARIANTS[named], **common.parse_overrides(extra, presets.Config))
+        config = presets.get_config(name, batch_size=batch, **overrides)
         runners[variant], policy = common.facegan_step_fn(config, real)
         flops[variant] = (policy, step_flops(config, g_flops, d_flops))
       float(runners[variant](2))  # trace and warm up

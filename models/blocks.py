@@ -288,3 +288,39 @@ class MinibatchStddev(keras.layers.Layer):
 
   def compute_output_shape(self, input_shape):
     return (*input_shape[:-1], input_shape[-1] + 1)
+
+
+class Dropout(keras.layers.Layer):
+  """Dropout with a cheaper mask than Keras' on a CPU; same distribution.
+
+  Keras' Dropout draws one float per element with TensorFlow's stateless
+  Philox op, a few nanoseconds per element on a CPU core: with D's three
+  passes a step, a fifth of celeba64's bfloat16 step (BENCHMARKS.md). This
+  draws 32 random bits per two elements and keeps an element where its
+  16 bits are at least round(rate * 2^16): the same Bernoulli(1 - rate)
+  keep mask (the rate exact to 1/65,536), scaled by 1 / (1 - rate). Its
+  seed state is Keras' SeedGenerator, as in Keras' Dropout, so an exact
+  resume and the checkpoint keys are unchanged.
+  """
+
+  def __init__(self, rate: float, seed=None, **kwargs):
+    super().__init__(**kwargs)
+    if not 0 <= rate < 1:
+      raise ValueError(f'Dropout rate must be in [0, 1), got {rate}.')
+    self.rate = rate
+    self.seed_generator = keras.random.SeedGenerator(seed)
+
+  def call(self, x, training=False):
+    if not training or self.rate == 0:
+      return x
+    seed = tf.cast(self.seed_generator.next(), tf.int64)
+    n = tf.size(x)
+    bits = tf.random.stateless_uniform(
+      [(n + 1) // 2], seed, minval=None, maxval=None, dtype=tf.uint32
+    )
+    halves = tf.reshape(tf.bitcast(bits, tf.uint16), [-1])[:n]
+    keep = tf.reshape(halves >= round(self.rate * 2**16), tf.shape(x))
+    return tf.where(keep, x * tf.cast(1 / (1 - self.rate), x.dtype), tf.zeros_like(x))
+
+  def compute_output_shape(self, input_shape):
+    return input_shape

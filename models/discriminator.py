@@ -17,7 +17,7 @@ def _act_drop(c: Config, k: blocks.Kit, first: bool = False, arch_bn: bool = Fal
   parts = [k.norm()] if bn and not first else []
   parts.append(layers.LeakyReLU(negative_slope=c.d_leaky_slope, dtype=k.dtype))
   if c.d_dropout > 0:
-    parts.append(layers.Dropout(c.d_dropout, dtype=k.dtype))
+    parts.append(blocks.Dropout(c.d_dropout, dtype=k.dtype))
   return parts
 
 

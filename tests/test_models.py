@@ -329,3 +329,36 @@ def test_mixed_precision_models_store_every_variable_in_float32(upsample):
       v.path: v.dtype for m in (g, d) for v in m.variables if 'seed_generator' not in v.path
     }
     assert set(stored.values()) == {'float32'}, stored
+
+
+@pytest.mark.parametrize('rate', [0.1, 0.3])
+def test_dropout_keeps_1_minus_rate_scaled_and_draws_a_new_mask_each_call(rate):
+  layer = blocks.Dropout(rate, seed=3)
+  x = tf.ones([4, 64, 64, 64])  # 1,048,576 elements
+  y1, y2 = layer(x, training=True).numpy(), layer(x, training=True).numpy()
+  for y in (y1, y2):
+    kept = y != 0
+    assert abs(kept.mean() - (1 - rate)) < 0.003  # 6 standard deviations
+    np.testing.assert_allclose(y[kept], 1 / (1 - rate), rtol=1e-6)
+    assert abs(y.mean() - 1) < 0.005  # the scale keeps the expectation
+  # Independent masks: they agree on (1-r)^2 + r^2 of the elements.
+  agree = ((y1 != 0) == (y2 != 0)).mean()
+  assert abs(agree - ((1 - rate) ** 2 + rate**2)) < 0.003
+  np.testing.assert_array_equal(layer(x, training=False), x)
+  # The same seed state gives the same masks: an exact resume needs that.
+  again = blocks.Dropout(rate, seed=3)
+  np.testing.assert_array_equal(again(x, training=True), y1)
+  # The gradient passes where the element was kept, scaled alike.
+  fresh = blocks.Dropout(rate, seed=3)
+  with tf.GradientTape() as tape:
+    tape.watch(x)
+    y = fresh(x, training=True)
+  np.testing.assert_allclose(tape.gradient(y, x), y1, rtol=1e-6)
+
+
+def test_dropout_keeps_the_seed_variable_checkpoints_name():
+  d = Discriminator(get_config('celeba64', d_dropout=0.1))
+  d(tf.zeros([2, 64, 64, 3]), training=True)
+  seeds = [v for v in d.variables if 'seed_generator_state' in v.path]
+  assert seeds and all(v.name == 'seed_generator_state' for v in seeds)
+  assert any(isinstance(l, blocks.Dropout) for s in d.stages for l in s.stage_layers)
