@@ -16,7 +16,8 @@ Writes into --out: the run directory itself (checkpoints, samples, TensorBoard),
 eval/during_training.jsonl (SWD, coverage and channel means every
 --eval_every steps), eval/floor.json (SWD and coverage of train vs held-out),
 swd.png (SWD against training minutes, floor dashed), final_grid.png and
-summary.json (machine, wall time, steps, final SWD, ratio to the floor).
+summary.json (machine, wall time, steps, final SWD, ratio to the floor, and the
+means of SWD and coverage over the last three evaluations).
 Rerunning with the same --out resumes the run for another --minutes.
 """
 
@@ -79,6 +80,7 @@ def floor(config, out):
 
 def main(argv):
   del argv
+  import numpy as np
   import tensorflow as tf
   from training import loop
 
@@ -120,6 +122,12 @@ def main(argv):
   samples = sorted(os.listdir(os.path.join(out, 'samples')))
   shutil.copy(os.path.join(out, 'samples', samples[-1]), os.path.join(out, 'final_grid.png'))
   final = evals[-1]
+  # G's colour swings from one evaluation to the next late in a run, by more
+  # than variants differ: their mean over the last three is the steadier figure.
+  late = evals[-3:]
+  late_mean = lambda key: (
+    float(np.mean([e[key] for e in late])) if all(key in e for e in late) else None
+  )
   summary = dict(
     preset=FLAGS.preset,
     overrides=FLAGS.set,
@@ -134,6 +142,9 @@ def main(argv):
     floor=base,
     final_ratio=final['eval/swd'] / base,
     final_coverage=final.get('eval/coverage'),
+    late_steps=[e['step'] for e in late],
+    late_mean_swd=late_mean('eval/swd'),
+    late_mean_coverage=late_mean('eval/coverage'),
     coverage_ceiling=floor(config, out).get('coverage_train_vs_heldout', {}).get('coverage'),
     final_channel_mean_diff=[final.get(f'eval/channel_mean_diff/{c}') for c in 'rgb'],
     curve_minutes_swd=[(round(m, 1), round(s, 2)) for m, s in points],
