@@ -239,102 +239,9 @@ class Config:
 
   def validate(self) -> 'Config':
     """Raises ValueError with a readable message if a field is invalid."""
-    for name, choices in CHOICES.items():
-      if getattr(self, name) not in choices:
-        raise ValueError(f'{name}={getattr(self, name)!r} is not one of {", ".join(choices)}.')
-    unknown = [p for p in self.diffaugment.split(',') if p.strip() and p.strip() not in DIFFAUGMENT]
-    if unknown:
-      raise ValueError(
-        f'diffaugment: unknown transform(s) {unknown}; use a '
-        f'comma-separated subset of {",".join(DIFFAUGMENT)}.'
-      )
-    positive = (
-      'image_height',
-      'image_width',
-      'latent_dim',
-      'g_filters',
-      'd_filters',
-      'batch_size',
-      'epochs',
-      'g_steps_per_d',
-      'num_samples',
-      'log_every',
-      'keep_checkpoints',
-      'synthetic_size',
-      'steps_per_call',
-      'eval_num_samples',
-      'r1_every',
-    )
-    for name in positive:
-      if getattr(self, name) <= 0:
-        raise ValueError(f'{name} must be positive, got {getattr(self, name)}.')
-    for field in dataclasses.fields(self):
-      value = getattr(self, field.name)
-      if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f'{field.name} must be a finite number, got {value}.')
-    for name in ('g_lr', 'd_lr', 'adam_epsilon'):
-      if not getattr(self, name) > 0:
-        raise ValueError(f'{name} must be positive, got {getattr(self, name)}.')
-    if not 0 <= self.crop <= FRAME_WIDTH:
-      raise ValueError(
-        f'crop must be between 0 (whole frame) and '
-        f'{FRAME_WIDTH} (the frame width), got {self.crop}.'
-      )
-    for name in (
-      'steps_per_epoch',
-      'noise_sd',
-      'noise_decay_steps',
-      'fm_ramp_steps',
-      'feature_matching',
-      'weight_decay',
-      'checkpoint_every_steps',
-      'eval_every',
-      'd_mbstd_group',
-      'r1_gamma',
-      'checkpoint_every_secs',
-      'grid_every_secs',
-    ):
-      if getattr(self, name) < 0:
-        raise ValueError(f'{name} must not be negative, got {getattr(self, name)}.')
-    for name in ('g_beta1', 'd_beta1', 'g_beta2', 'd_beta2'):
-      if not 0 <= getattr(self, name) < 1:
-        raise ValueError(f'{name} must be in [0, 1), got {getattr(self, name)}.')
-    if self.weight_decay > 0 and self.optimizer != 'adamw':
-      raise ValueError(
-        f'weight_decay={self.weight_decay} needs '
-        '--optimizer=adamw (Adam has no decoupled weight '
-        'decay).'
-      )
-    if not 0 <= self.d_dropout < 1:
-      raise ValueError(f'd_dropout must be in [0, 1), got {self.d_dropout}.')
-    if 'coverage' in self.eval_metrics.split(',') and self.eval_num_samples < 6:
-      raise ValueError(
-        f'eval_num_samples={self.eval_num_samples} is too '
-        'few for coverage, which needs 6 images a set (k=5 '
-        'neighbours); raise it or drop coverage from '
-        '--eval_metrics.'
-      )
-    if self.eval_every and self.keep_best and self.keep_best not in self.eval_metrics.split(','):
-      raise ValueError(
-        f'keep_best={self.keep_best} ranks evaluations by a '
-        f'metric that --eval_metrics={self.eval_metrics} does '
-        'not compute; add it there or pick one of those.'
-      )
-    if not 0 < self.augment_p <= 1:
-      raise ValueError(f'augment_p must be in (0, 1], got {self.augment_p}.')
-    if self.d_mbstd_group and self.arch == 'mlp':
-      raise ValueError('d_mbstd_group needs a convolutional D; arch=mlp has none.')
-    if not 0 <= self.ema_decay < 1:
-      raise ValueError(f'ema_decay must be in [0, 1), got {self.ema_decay}.')
-    if self.real_label_low > self.real_label_high:
-      raise ValueError('real_label_low must not exceed real_label_high.')
-    h, w = self.image_height, self.image_width
-    if self.arch == 'tutorial' and (h % 8 or w % 8):
-      raise ValueError(f'arch=tutorial needs sizes divisible by 8, got {h}x{w}.')
-    if self.arch == 'dcgan' and (h != w or h < 8 or h & (h - 1)):
-      raise ValueError(f'arch=dcgan needs a square power-of-two size >= 8, got {h}x{w}.')
-    if self.arch == 'rect' and (h, w) != (157, 128):
-      raise ValueError(f'arch=rect is built for 157x128 images, got {h}x{w}.')
+    _check_choices(self)
+    _check_ranges(self)
+    _check_combinations(self)
     return self
 
   def to_json(self) -> str:
@@ -373,6 +280,85 @@ def missing_data_message(dataset: str, data_dir: str) -> str:
 
 
 # The presets: only the fields that differ from the Config defaults.
+# Numeric fields by the range they must lie in (packed: not reformatted).
+# fmt: off
+POSITIVE = ('image_height', 'image_width', 'latent_dim', 'g_filters', 'd_filters', 'batch_size',
+            'epochs', 'g_steps_per_d', 'num_samples', 'log_every', 'keep_checkpoints',
+            'synthetic_size', 'steps_per_call', 'eval_num_samples', 'r1_every',
+            'g_lr', 'd_lr', 'adam_epsilon')
+NON_NEGATIVE = ('steps_per_epoch', 'noise_sd', 'noise_decay_steps', 'fm_ramp_steps',
+                'feature_matching', 'weight_decay', 'checkpoint_every_steps', 'eval_every',
+                'd_mbstd_group', 'r1_gamma', 'checkpoint_every_secs', 'grid_every_secs')
+BELOW_ONE = ('g_beta1', 'd_beta1', 'g_beta2', 'd_beta2', 'd_dropout', 'ema_decay')  # in [0, 1)
+# fmt: on
+
+
+def _check_choices(c: Config) -> None:
+  """Every enumerated field holds one of its choices."""
+  for name, choices in CHOICES.items():
+    if getattr(c, name) not in choices:
+      raise ValueError(f'{name}={getattr(c, name)!r} is not one of {", ".join(choices)}.')
+  unknown = [p for p in c.diffaugment.split(',') if p.strip() and p.strip() not in DIFFAUGMENT]
+  if unknown:
+    raise ValueError(
+      f'diffaugment: unknown transform(s) {unknown}; use a '
+      f'comma-separated subset of {",".join(DIFFAUGMENT)}.'
+    )
+
+
+def _check_ranges(c: Config) -> None:
+  """Every number is finite and in its field's range."""
+  for field in dataclasses.fields(c):
+    value = getattr(c, field.name)
+    if isinstance(value, float) and not math.isfinite(value):
+      raise ValueError(f'{field.name} must be a finite number, got {value}.')
+  for name in POSITIVE:
+    if not getattr(c, name) > 0:
+      raise ValueError(f'{name} must be positive, got {getattr(c, name)}.')
+  for name in NON_NEGATIVE:
+    if getattr(c, name) < 0:
+      raise ValueError(f'{name} must not be negative, got {getattr(c, name)}.')
+  for name in BELOW_ONE:
+    if not 0 <= getattr(c, name) < 1:
+      raise ValueError(f'{name} must be in [0, 1), got {getattr(c, name)}.')
+  if not 0 <= c.crop <= FRAME_WIDTH:
+    raise ValueError(
+      f'crop must be between 0 (whole frame) and {FRAME_WIDTH} (the frame width), got {c.crop}.'
+    )
+  if not 0 < c.augment_p <= 1:
+    raise ValueError(f'augment_p must be in (0, 1], got {c.augment_p}.')
+  if c.real_label_low > c.real_label_high:
+    raise ValueError('real_label_low must not exceed real_label_high.')
+
+
+def _check_combinations(c: Config) -> None:
+  """Fields that only work together, and the sizes each architecture builds."""
+  if c.weight_decay > 0 and c.optimizer != 'adamw':
+    raise ValueError(
+      f'weight_decay={c.weight_decay} needs --optimizer=adamw (Adam has no decoupled weight decay).'
+    )
+  metrics = c.eval_metrics.split(',')
+  if 'coverage' in metrics and c.eval_num_samples < 6:
+    raise ValueError(
+      f'eval_num_samples={c.eval_num_samples} is too few for coverage, which needs 6 images a '
+      'set (k=5 neighbours); raise it or drop coverage from --eval_metrics.'
+    )
+  if c.eval_every and c.keep_best and c.keep_best not in metrics:
+    raise ValueError(
+      f'keep_best={c.keep_best} ranks evaluations by a metric that '
+      f'--eval_metrics={c.eval_metrics} does not compute; add it there or pick one of those.'
+    )
+  if c.d_mbstd_group and c.arch == 'mlp':
+    raise ValueError('d_mbstd_group needs a convolutional D; arch=mlp has none.')
+  h, w = c.image_height, c.image_width
+  if c.arch == 'tutorial' and (h % 8 or w % 8):
+    raise ValueError(f'arch=tutorial needs sizes divisible by 8, got {h}x{w}.')
+  if c.arch == 'dcgan' and (h != w or h < 8 or h & (h - 1)):
+    raise ValueError(f'arch=dcgan needs a square power-of-two size >= 8, got {h}x{w}.')
+  if c.arch == 'rect' and (h, w) != (157, 128):
+    raise ValueError(f'arch=rect is built for 157x128 images, got {h}x{w}.')
+
+
 # One preset per entry, its fields packed like a table row: not reformatted.
 # fmt: off
 PRESETS: Dict[str, Dict[str, Any]] = {
