@@ -4,8 +4,9 @@ python bench/score_runs.py --data_dir=<CelebA folder> --out=runs/study157 \
     base=runs/study157/base nearest=runs/study157/nearest ...
 
 Each NAME=RUN is a run directory (train.py's or bench/real_faces.py's) or a
-checkpoint prefix in one. Every run's newest checkpoint (its EMA generator, and
-its raw G too with --raw_too) draws --num_eval images on the
+checkpoint prefix in one. Every run's newest checkpoint (its EMA generator with
+standing BatchNorm statistics; with --saved_stats_too also with the statistics
+the file holds, and with --raw_too the raw G) draws --num_eval images on the
 evaluation latents; they are compared with --num_eval faces of CelebA's valid
 and test partitions (people no run trained on), through each run's own crop
 and resize. The reference row "train vs held-out" compares as many training
@@ -34,6 +35,12 @@ flags.DEFINE_bool(
   'raw_too',
   False,
   "Also score each checkpoint's raw G (the weights training updates) beside its EMA copy.",
+)
+flags.DEFINE_bool(
+  'saved_stats_too',
+  False,
+  'Also score each EMA G with the BatchNorm statistics its checkpoint holds (in older '
+  "versions' checkpoints, the raw G's) instead of its own standing statistics.",
 )
 flags.mark_flags_as_required(['data_dir', 'out'])
 FLAGS = flags.FLAGS
@@ -100,12 +107,17 @@ def main(argv):
         0,
       )
       rows.append(reference)
-    for use_ema in (True, False) if FLAGS.raw_too else (True,):
-      _, _, generator = checkpoints.load_generator(prefix, use_ema=use_ema)
+    variants = [(name, True, True)]
+    if FLAGS.saved_stats_too:
+      variants.append((f'{name} (saved BN statistics)', True, False))
+    if FLAGS.raw_too:
+      variants.append((f'{name} (raw G)', False, True))
+    for label, use_ema, standing in variants:
+      _, _, generator = checkpoints.load_generator(prefix, use_ema, standing)
       fake = evaluation.generate_images(generator, config, FLAGS.num_eval, FLAGS.seed)
       rows.append(
         _row(
-          name if use_ema else f'{name} (raw G)',
+          label,
           evaluation.compute_metrics(fake, held, ['swd', 'coverage'], FLAGS.seed),
           checkpoints.checkpoint_step(prefix),
         )

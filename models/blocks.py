@@ -20,6 +20,27 @@ def init():
   return keras.initializers.RandomNormal(mean=0.0, stddev=0.02)
 
 
+class NearestUpsampleInit(keras.initializers.Initializer):
+  """A stride-2 transposed conv's kernel that starts as nearest-neighbour
+  upsampling followed by a conv (ICNR, Aitken et al. 2017, for transposed
+  convolutions).
+
+  A kernel one tap smaller per axis is drawn from `base` and summed at the
+  four offsets of a 2x2 box. Each of the four output phases of the stride-2
+  layer then starts with the same weights, so G starts without the
+  checkerboard that four independently drawn phases make; training can still
+  learn one.
+  """
+
+  def __init__(self, base=None):
+    self.base = base or init()
+
+  def __call__(self, shape, dtype=None):
+    small = self.base((shape[0] - 1, shape[1] - 1) + tuple(shape[2:]), dtype=dtype)
+    pad = lambda top, left: tf.pad(small, [[top, 1 - top], [left, 1 - left], [0, 0], [0, 0]])
+    return pad(0, 0) + pad(0, 1) + pad(1, 0) + pad(1, 1)
+
+
 @dataclasses.dataclass(frozen=True)
 class Kit:
   """Makes layers under one dtype policy and one kind of BatchNorm.
@@ -84,8 +105,17 @@ class Kit:
     )
 
   def deconv(
-    self, filters, kernel, strides, padding='same', use_bias=False, sn=False, activation_name=None
+    self,
+    filters,
+    kernel,
+    strides,
+    padding='same',
+    use_bias=False,
+    sn=False,
+    activation_name=None,
+    nearest_init=False,
   ):
+    """Conv2DTranspose; `nearest_init` starts it as upsampling then a conv."""
     return self._sn(
       keras.layers.Conv2DTranspose(
         filters,
@@ -93,7 +123,7 @@ class Kit:
         strides=strides,
         padding=padding,
         use_bias=use_bias,
-        kernel_initializer=init(),
+        kernel_initializer=NearestUpsampleInit() if nearest_init else init(),
         activation=activation_name,
         dtype=self.dtype,
       ),

@@ -18,6 +18,7 @@ from configs.errors import first_line
 from configs.presets import Config
 from configs.run_files import CHECKPOINT_DIR, CONFIG_FILE, RunDirError, load_config
 from models.generator import Generator
+from models.generator import set_standing_statistics
 
 
 # Layer classes that hold the same variables under one name: fused and Keras
@@ -159,7 +160,9 @@ def _unrestorable(prefix: str, key: str, run_dir: str, detail: str) -> RunDirErr
   )
 
 
-def load_generator(path: str, use_ema: bool = True) -> Tuple[Config, str, keras.Model]:
+def load_generator(
+  path: str, use_ema: bool = True, standing_stats: bool = True
+) -> Tuple[Config, str, keras.Model]:
   """Rebuilds a run's generator from config.json and restores its weights.
 
   facegan's one loader (generate.py, metrics.evaluation). Two checks make
@@ -175,6 +178,9 @@ def load_generator(path: str, use_ema: bool = True) -> Tuple[Config, str, keras.
     path: a run directory, its checkpoints/ folder or a checkpoint prefix.
     use_ema: restore the EMA copy of G when the run has one (ema_decay > 0);
       False restores the raw G.
+    standing_stats: give the EMA G the BatchNorm statistics of its own
+      weights (models.generator.set_standing_statistics) rather than the
+      saved ones, which in checkpoints of older versions were the raw G's.
 
   Returns:
     (config, run directory, generator); see load_generator_from.
@@ -184,11 +190,13 @@ def load_generator(path: str, use_ema: bool = True) -> Tuple[Config, str, keras.
       config.json, or a checkpoint that is corrupt, deleted while read, or
       does not hold every weight of this G.
   """
-  config, run_dir, _, generator = load_generator_from(path, use_ema)
+  config, run_dir, _, generator = load_generator_from(path, use_ema, standing_stats)
   return config, run_dir, generator
 
 
-def load_generator_from(path: str, use_ema: bool = True) -> Tuple[Config, str, str, keras.Model]:
+def load_generator_from(
+  path: str, use_ema: bool = True, standing_stats: bool = True
+) -> Tuple[Config, str, str, keras.Model]:
   """load_generator, also returning the prefix of the checkpoint it read.
 
   Returns:
@@ -198,7 +206,10 @@ def load_generator_from(path: str, use_ema: bool = True) -> Tuple[Config, str, s
     run_dir, prefix = find_checkpoint(path)
     try:
       config = run_config(run_dir, prefix)
-      return config, run_dir, prefix, _restore_generator(config, run_dir, prefix, use_ema)
+      generator = _restore_generator(config, run_dir, prefix, use_ema)
+      if standing_stats and generator.name == 'ema_generator':
+        set_standing_statistics(generator, config)
+      return config, run_dir, prefix, generator
     except RunDirError:
       if os.path.exists(f'{prefix}.index'):
         raise  # still there: truly unreadable

@@ -20,14 +20,16 @@ from models import streams
 from models import tricks
 from models.discriminator import Discriminator
 from models.generator import Generator
+from models.generator import set_standing_statistics
 
 
-def make_optimizer(
-  config: Config, model, lr: float, beta1: float, beta2: float, policy: str = 'off'
-):
-  """Adam or AdamW (decoupled weight decay) for `model`, loss-scaled under
+def make_optimizer(config: Config, model, net: str, policy: str = 'off'):
+  """Adam or AdamW (decoupled weight decay) for `model`, G's or D's (`net`
+  'g' or 'd': config.g_lr, g_beta1... or d_lr...), loss-scaled under
   float16, built so a checkpoint restores its slots at once."""
-  kwargs = dict(learning_rate=lr, beta_1=beta1, beta_2=beta2, epsilon=config.adam_epsilon)
+  c = lambda field: getattr(config, f'{net}_{field}')
+  kwargs = dict(learning_rate=c('lr'), beta_1=c('beta1'), beta_2=c('beta2'))
+  kwargs.update(epsilon=config.adam_epsilon)
   if config.optimizer == 'adamw':
     optimizer = keras.optimizers.AdamW(weight_decay=config.weight_decay, **kwargs)
   else:
@@ -60,13 +62,16 @@ def update_ema(ema, model, decay, step):
 
   The warm-up (as tf.train.ExponentialMovingAverage with num_updates) makes
   the average follow the model closely early on, instead of its random
-  initialisation. Non-trainable weights (BN moving statistics,
-  spectral-norm vectors) are copied.
+  initialisation. Other non-trainable weights (spectral-norm vectors) are
+  copied, except BatchNorm's moving statistics: the EMA G gets its own
+  (models.generator.set_standing_statistics) before its pictures are used.
   """
   step = tf.cast(step, tf.float32)
   d = tf.minimum(decay, (1.0 + step) / (10.0 + step))
+  own = {id(v) for n in ema.batch_norms() for v in (n.moving_mean, n.moving_variance)}
   for e, w in zip(ema.weights, model.weights):
-    e.assign(d * e + (1.0 - d) * w if w.trainable else w)
+    if id(e) not in own:
+      e.assign(d * e + (1.0 - d) * w if w.trainable else w)
 
 
 def scaled_loss(optimizer, loss, replicas: int):
@@ -167,39 +172,28 @@ class GAN:
     replicas = self.strategy.num_replicas_in_sync
     self.jit_compile = hardware.resolve_jit_compile(config.jit_compile, replicas)
     self.mixed_precision = mp = hardware.resolve_mixed_precision(config.mixed_precision)
-    kit = blocks.Kit(
-      hardware.dtype_policy_name(mp), hardware.batch_norm_kind(replicas, self.jit_compile)
-    )
+    norm = hardware.batch_norm_kind(replicas, self.jit_compile)
+    kit = blocks.Kit(hardware.dtype_policy_name(mp), norm)
     self.tricks = tricks.Tricks(config)
     with self.strategy.scope():
       self.generator, self.discriminator, self.ema_generator = build_models(config, kit)
-      self.g_optimizer = make_optimizer(
-        config, self.generator, config.g_lr, config.g_beta1, config.g_beta2, mp
-      )
-      self.d_optimizer = make_optimizer(
-        config, self.discriminator, config.d_lr, config.d_beta1, config.d_beta2, mp
-      )
+      self.g_optimizer = make_optimizer(config, self.generator, 'g', mp)
+      self.d_optimizer = make_optimizer(config, self.discriminator, 'd', mp)
       self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name='step')
     self._g_layers = grad_norms.layer_groups(self.generator.trainable_variables)
     self._d_layers = grad_norms.layer_groups(self.discriminator.trainable_variables)
-    self.metric_names = list(LOSS_METRICS) + grad_norms.metric_names(
-      dict(g=self._g_layers, d=self._d_layers)
-    )
+    norm_names = grad_norms.metric_names(dict(g=self._g_layers, d=self._d_layers))
+    self.metric_names = list(LOSS_METRICS) + norm_names
     if self.jit_compile:
       xla_compile(self, ('generate', 'd_gradients', 'g_gradients', 'g_loss'))
-    self.sample = tf.function(  # float32 pictures from the sampler
-      lambda z: tf.cast(self.sampler(z, training=False), tf.float32), reduce_retracing=True
-    )
+    pictures = lambda z: tf.cast(self.sampler(z, training=False), tf.float32)
+    self._sample = tf.function(pictures, reduce_retracing=True)
+    self._standing_step = None  # the step of the EMA G's BatchNorm statistics
 
   def all_finite(self) -> bool:
     """Whether every weight, EMA weight and optimizer slot is finite."""
-    models = [
-      self.generator,
-      self.discriminator,
-      self.ema_generator,
-      self.g_optimizer,
-      self.d_optimizer,
-    ]
+    models = (self.generator, self.discriminator, self.ema_generator)
+    models += (self.g_optimizer, self.d_optimizer)
     return all_finite([v for m in models if m is not None for v in m.variables])
 
   @property
@@ -211,6 +205,18 @@ class GAN:
   def sampler(self):
     """The generator used for pictures: the EMA copy when there is one."""
     return self.ema_generator or self.generator
+
+  def sample(self, z):
+    """Float32 pictures of the sampler for the latent tensor `z`."""
+    self.refresh_sampler()
+    return self._sample(z)
+
+  def refresh_sampler(self) -> None:
+    """Gives the EMA G (if any) the BatchNorm statistics of its weights, once a step."""
+    step = self.steps_done
+    if self.ema_generator is not None and self._standing_step != step:
+      set_standing_statistics(self.ema_generator, self.config)
+      self._standing_step = step
 
   # --- the step -------------------------------------------------------------
 

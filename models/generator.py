@@ -2,9 +2,19 @@
 
 import keras
 from keras import layers
+import numpy as np
+import tensorflow as tf
 
 from configs.presets import Config
 from models import blocks
+from models import latents
+from models import streams
+
+# Latents whose batch statistics give the EMA G its BatchNorm statistics, run
+# in as few forward passes as keep each under 2**20 output pixels (64 images
+# of 128x128): one pass up to 64x64, eight at 157x128.
+STANDING_STATS_LATENTS = 256
+_STANDING_STATS_PIXELS = 2**20
 
 
 def _block(c: Config, k: blocks.Kit, parts):
@@ -42,7 +52,9 @@ def _up(
     return k.upconv(
       filters, size, resize_kernel, c.g_upsample, sn=sn, activation_name=activation_name
     )
-  up = [k.deconv(filters, deconv_kernel, 2, deconv_padding, sn=sn, activation_name=activation_name)]
+  nearest = c.g_deconv_init == 'nearest'
+  kwargs = dict(sn=sn, activation_name=activation_name, nearest_init=nearest)
+  up = [k.deconv(filters, deconv_kernel, 2, deconv_padding, **kwargs)]
   if crop:
     up.append(layers.Cropping2D(crop, dtype=k.dtype))
   return up
@@ -178,3 +190,43 @@ class Generator(keras.Model):
     for stage in self.stages:
       x = stage(x, training=training)
     return x
+
+  def batch_norms(self):
+    """G's BatchNorm layers (either kind), input to output."""
+    kinds = (blocks.FusedBatchNorm, keras.layers.BatchNormalization)
+    return [l for s in self.stages for l in s.stage_layers if isinstance(l, kinds)]
+
+
+def set_standing_statistics(generator: Generator, config: Config) -> None:
+  """Sets G's BatchNorm moving statistics to its own, on fixed latents.
+
+  The EMA copy of G averages the weights of the last 1 / (1 - decay) steps,
+  but moving statistics belong to the weights that produced them: taken
+  from the raw G, they normalise the EMA G's activations with another
+  network's means and variances, a colour and contrast cast that swings with
+  the raw G (measured in docs/results.md). Standing statistics (BigGAN's
+  name; SWA's update_bn) are the EMA G's own: the mean, over
+  STANDING_STATS_LATENTS latents of the run's distribution, of its batch
+  statistics in training mode, over chunks of them. The latents are the same at
+  every call, so the result depends on the weights alone. Under a
+  distribution strategy it runs in cross-replica context: each worker
+  computes the same statistics locally, with no collective to wait on.
+
+  Args:
+    generator: a Generator.
+    config: its run's config (latent size and distribution, seed).
+  """
+  z = latents.sample_latents(config, STANDING_STATS_LATENTS, config.seed, streams.STANDING_STATS)
+  norms = generator.batch_norms()
+  momenta = [n.momentum for n in norms]
+  chunks = 1
+  while len(z) // chunks * config.image_height * config.image_width > _STANDING_STATS_PIXELS:
+    chunks *= 2
+  try:
+    for i, chunk in enumerate(np.split(z, chunks)):
+      for n in norms:  # a running mean: chunk i gets weight 1 / (i + 1)
+        n.momentum = i / (i + 1.0)
+      generator(tf.constant(chunk), training=True)
+  finally:
+    for n, m in zip(norms, momenta):
+      n.momentum = m

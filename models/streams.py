@@ -51,6 +51,7 @@ def g_view(index: int) -> View:
 # --- latent batches (numpy, seeded with [seed, stream]) --------------------
 FIXED_LATENT = 1  # the run's fixed sample-grid batch (fixed_latent.npy)
 EVALUATION = 2  # latents of every metric's generated images
+STANDING_STATS = 3  # latents of the EMA G's BatchNorm statistics (models.generator)
 GRID = 11  # generate.py grid.png
 PAIRS = 12  # generate.py interpolation and circle pairs
 WALK = 13  # generate.py latent-walk base vector

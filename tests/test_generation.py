@@ -195,7 +195,7 @@ def test_same_seed_same_bytes_across_processes(tiny, tiny_run, tmp_path):
 
 
 def test_ema_and_raw_generator_load_their_own_weights(tiny_run, tiny):
-  _, _, ema = tiny
+  _, _, ema = checkpoints.load_generator(tiny_run, standing_stats=False)
   _, _, raw = checkpoints.load_generator(tiny_run, use_ema=False)
   prefix = tf.train.latest_checkpoint(os.path.join(tiny_run, 'checkpoints'))
   for key, g in (('ema_generator', ema), ('generator', raw)):
@@ -207,6 +207,32 @@ def test_ema_and_raw_generator_load_their_own_weights(tiny_run, tiny):
     not np.array_equal(a.numpy(), b.numpy())
     for a, b in zip(ema.trainable_variables, raw.trainable_variables)
   )
+  # The EMA G's statistics are its own, not the raw G's: the checkpoint
+  # holds them as a load measures them again.
+  _, _, standing = tiny
+  for s, e, r in zip(standing.batch_norms(), ema.batch_norms(), raw.batch_norms()):
+    np.testing.assert_allclose(s.moving_mean, e.moving_mean, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(s.moving_variance, e.moving_variance, rtol=1e-4, atol=1e-6)
+    assert np.abs(e.moving_mean.numpy() - r.moving_mean.numpy()).max() > 1e-4
+
+
+def test_loading_replaces_an_ema_g_s_saved_statistics_with_its_own(tiny_run, tiny, tmp_path):
+  """Checkpoints of older versions hold the raw G's statistics in the EMA G."""
+  config, _, standing = tiny
+  _, _, ema = checkpoints.load_generator(tiny_run, standing_stats=False)
+  _, _, raw = checkpoints.load_generator(tiny_run, use_ema=False)
+  for e, r in zip(ema.batch_norms(), raw.batch_norms()):
+    e.moving_mean.assign(r.moving_mean)
+    e.moving_variance.assign(r.moving_variance)
+  shutil.copy(os.path.join(tiny_run, 'config.json'), tmp_path)
+  prefix = tf.train.Checkpoint(ema_generator=checkpoints.model_state(ema)).save(
+    str(tmp_path / 'checkpoints' / 'ckpt')
+  )
+  z = tf.constant(latents.sample_latents(config, 16, 0, 2))
+  _, _, saved = checkpoints.load_generator(prefix, standing_stats=False)
+  _, _, loaded = checkpoints.load_generator(prefix)
+  assert np.abs(saved(z).numpy() - standing(z).numpy()).max() > 1e-3
+  np.testing.assert_allclose(loaded(z), standing(z), atol=1e-5)
 
 
 def test_rectangular_157x128_run(tmp_path):

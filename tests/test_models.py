@@ -5,6 +5,8 @@ import tensorflow as tf
 from configs.presets import get_config
 from models import blocks
 from models import generator
+from models import latents
+from models import streams
 from models.discriminator import Discriminator
 from models.generator import Generator
 
@@ -206,8 +208,9 @@ def test_resize_convolution_generators_keep_every_size(preset, upsample):
 
 
 @pytest.mark.parametrize('preset', PRESETS)
-def test_deconv4_generators_keep_every_size_with_4x4_kernels(preset):
-  c = get_config(preset, g_upsample='deconv4', g_filters=8, d_filters=8)
+@pytest.mark.parametrize('field', [dict(g_upsample='deconv4'), dict(g_deconv_init='nearest')])
+def test_deconv4_and_nearest_init_generators_keep_every_size(preset, field):
+  c = get_config(preset, g_filters=8, d_filters=8, **field)
   g = Generator(c)
   x = g(tf.random.normal((2, c.latent_dim), seed=1), training=True)
   assert tuple(x.shape) == (2, c.image_height, c.image_width, 3)
@@ -219,7 +222,10 @@ def test_deconv4_generators_keep_every_size_with_4x4_kernels(preset):
   strided = [
     l for l in layers if isinstance(l, tf.keras.layers.Conv2DTranspose) and l.strides == (2, 2)
   ]
-  assert all(l.kernel_size == (4, 4) for l in strided)
+  if 'g_upsample' in field:
+    assert all(l.kernel_size == (4, 4) for l in strided)
+  else:
+    assert all(isinstance(l.kernel_initializer, blocks.NearestUpsampleInit) for l in strided)
   assert len(strided) == {'mlp': 0, 'tutorial': 3, 'dcgan': 4}.get(c.arch, 5)
 
 
@@ -282,6 +288,28 @@ def test_a_resize_conv_g_draws_no_checkerboard_from_a_flat_input():
   conv.kernel.assign(tf.ones_like(conv.kernel))
   flat = conv(resize(ones)).numpy()[0, 1:-1, 1:-1, 0]
   np.testing.assert_allclose(flat, 9.0)
+
+
+@pytest.mark.parametrize('kernel', [(5, 4), (5, 5), (4, 4)])
+def test_nearest_init_starts_a_stride_2_deconv_as_upsampling_then_a_conv(kernel):
+  # A flat input through a stride-2 transposed conv: with a random kernel the
+  # four output phases differ (the checkerboard), with the nearest init not.
+  flat = tf.ones((1, 6, 6, 3))
+  for nearest, uneven in ((False, True), (True, False)):
+    deconv = blocks.Kit().deconv(4, kernel, 2, 'valid', nearest_init=nearest)
+    inner = deconv(flat).numpy()[0, 4:-4, 4:-4]
+    assert (np.ptp(inner, axis=(0, 1)).max() > 1e-3) == uneven
+  # The layer is nearest-neighbour upsampling, then a stride-1 (transposed)
+  # conv with the kernel drawn one tap smaller.
+  small = np.random.default_rng(0).normal(size=(kernel[0] - 1, kernel[1] - 1, 4, 3))
+  init = blocks.NearestUpsampleInit(lambda shape, dtype=None: tf.constant(small, tf.float32))
+  deconv = tf.keras.layers.Conv2DTranspose(4, kernel, 2, 'valid', kernel_initializer=init)
+  then = tf.keras.layers.Conv2DTranspose(4, small.shape[:2], 1, 'valid', use_bias=False)
+  then.build((None, None, None, 3))
+  then.kernel.assign(small)
+  x = tf.random.normal((1, 5, 5, 3), seed=2)
+  upsampled = tf.repeat(tf.repeat(x, 2, axis=1), 2, axis=2)
+  np.testing.assert_allclose(deconv(x), then(upsampled), atol=1e-4)
 
 
 def test_minibatch_stddev_sees_the_spread_of_each_group():
@@ -362,3 +390,41 @@ def test_dropout_keeps_the_seed_variable_checkpoints_name():
   seeds = [v for v in d.variables if 'seed_generator_state' in v.path]
   assert seeds and all(v.name == 'seed_generator_state' for v in seeds)
   assert any(isinstance(l, blocks.Dropout) for s in d.stages for l in s.stage_layers)
+
+
+def _scrambled_statistics(g):
+  for n in g.batch_norms():
+    n.moving_mean.assign(tf.fill(n.moving_mean.shape, 5.0))
+    n.moving_variance.assign(tf.fill(n.moving_variance.shape, 9.0))
+
+
+def test_standing_statistics_are_the_generators_own_over_fixed_latents():
+  config = get_config('tiny')
+  g = Generator(config)
+  g(tf.zeros((1, config.latent_dim)))
+  _scrambled_statistics(g)
+  generator.set_standing_statistics(g, config)
+  stats = [n.moving_mean.numpy().copy() for n in g.batch_norms()]
+  assert len(stats) >= 3 and all(n.momentum == 0.9 for n in g.batch_norms())  # restored
+  # The first BN's mean is exactly the mean of its input over all the latents.
+  z = latents.sample_latents(
+    config, generator.STANDING_STATS_LATENTS, config.seed, streams.STANDING_STATS
+  )
+  x = tf.constant(z)
+  for layer in g.stages[0].stage_layers[:2]:  # the layers before the first BN
+    x = layer(x)
+  np.testing.assert_allclose(stats[0], tf.reduce_mean(x, axis=(0, 1, 2)), rtol=1e-4, atol=1e-5)
+  # The result does not depend on the statistics it replaces.
+  _scrambled_statistics(g)
+  generator.set_standing_statistics(g, config)
+  for a, n in zip(stats, g.batch_norms()):
+    np.testing.assert_allclose(a, n.moving_mean, rtol=1e-5, atol=1e-6)
+  # Inference on them matches G normalising 512 new latents by their own
+  # batch statistics; the scrambled ones are far off.
+  z = tf.constant(latents.sample_latents(config, 512, 7, streams.EVALUATION))
+  own = g(z, training=False).numpy()
+  batch = g(z, training=True).numpy()
+  scale = np.abs(batch).mean()  # an untrained G's pictures are faint
+  assert np.abs(own - batch).mean() < 0.05 * scale
+  _scrambled_statistics(g)
+  assert np.abs(g(z, training=False).numpy() - batch).mean() > 0.5 * scale

@@ -71,10 +71,12 @@ def partial_remedies(config=None) -> str:
 PARTIAL_REMEDIES = partial_remedies()
 TURN_REMEDIES = f'Remedies: {BEST}; more training faces, where you have them. The run goes on.'
 DRIFT_REMEDIES = (
-  f"Remedies: {BEST}: G's colour swings between evaluations and often "
-  'comes back. Fewer augmented images (--augment_p=0.5) or no colour '
-  'augmentation did not stop it on 2,500 faces (docs/results.md). The run '
-  'goes on.'
+  f'Remedies: {BEST}. The samples come from the EMA G with BatchNorm '
+  'statistics of its own weights, which removed the swings between '
+  "evaluations that the raw G's statistics made (docs/results.md): a cast "
+  "that stays is G's own. Where colour augmentation is on, training "
+  'without it (--diffaugment=translation,cutout) scored the colour and '
+  "layout of 2,500 faces (SWD's coarse level) better. The run goes on."
 )
 
 

@@ -409,6 +409,7 @@ class _Trainer:
     if not gan.all_finite():
       raise _diverged('A weight or optimizer state became NaN/Inf', gan.steps_done, self.manager)
     self.reports.writer.flush()  # the scalars logged so far survive a kill after it
+    gan.refresh_sampler()  # the checkpoint's EMA G normalises with its own statistics
     self.last_save = time.perf_counter()
     self.progress.seconds.assign(self.run_seconds())
     try:
