@@ -1,12 +1,15 @@
-"""What the collapse watch and coverage cost per call, at a preset's image size.
+"""What the collapse watch, coverage and the EMA G's statistics cost per call.
 
-python bench/watch_cost.py --height=157 --width=128
+python bench/watch_cost.py --height=157 --width=128 [--preset=celeba157x128]
 
 Times training.collapse.near_duplicate_rate on 64 samples (once per
 --log_every steps) and coverage on N vs N images: fitting the real side once
 per run (PCA axes, features, k-NN radii) and scoring one generated set (once
 per --eval_every steps). Random pixels stand in for images: the cost does not
-depend on what they show.
+depend on what they show. With --preset, also times
+models.generator.set_standing_statistics on that preset's G (random weights,
+the precision --mixed_precision=auto picks here), which runs at most once per
+logged step, grid, evaluation or checkpoint.
 """
 
 import os
@@ -25,6 +28,7 @@ from training import collapse
 flags.DEFINE_integer('height', 157, 'Image height.')
 flags.DEFINE_integer('width', 128, 'Image width.')
 flags.DEFINE_integer('num_eval', 1024, 'N of coverage.')
+flags.DEFINE_string('preset', None, "Also time this preset's standing statistics.")
 FLAGS = flags.FLAGS
 
 
@@ -53,6 +57,16 @@ def main(argv):
   print(
     f'coverage, score {n} generated images: {_seconds(lambda: balls.score(pixels(fake)), 3):.2f} s'
   )
+  if FLAGS.preset:
+    from configs.presets import get_config
+    from models.gan import GAN
+    from models.generator import set_standing_statistics
+
+    gan = GAN(get_config(FLAGS.preset))
+    g = gan.ema_generator or gan.generator
+    set_standing_statistics(g, gan.config)  # the first call builds the eager kernels
+    seconds = _seconds(lambda: set_standing_statistics(g, gan.config), 3)
+    print(f'standing statistics, {FLAGS.preset} ({gan.mixed_precision}): {seconds:.2f} s')
 
 
 if __name__ == '__main__':

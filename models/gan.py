@@ -206,9 +206,10 @@ class GAN:
     """The generator used for pictures: the EMA copy when there is one."""
     return self.ema_generator or self.generator
 
-  def sample(self, z):
-    """Float32 pictures of the sampler for the latent tensor `z`."""
-    self.refresh_sampler()
+  def sample(self, z, refresh=True):
+    """Float32 pictures of `z`; refresh=False reuses the EMA G's last statistics, if any."""
+    if refresh or self._standing_step is None:
+      self.refresh_sampler()
     return self._sample(z)
 
   def refresh_sampler(self) -> None:

@@ -92,6 +92,12 @@ def test_ema_generator_follows_the_warmed_up_average_of_g():
   gan.sample(z)  # no step since: the statistics stay
   for a, b in zip(own, ema_stats()):
     np.testing.assert_array_equal(a, b)
+  helpers.loop_step(gan, _real())  # a step later the watch keeps them...
+  gan.sample(z, refresh=False)
+  for a, b in zip(own, ema_stats()):
+    np.testing.assert_array_equal(a, b)
+  gan.sample(z)  # ...and a grid or an evaluation measures them again
+  assert all(np.abs(a - b).max() > 0 for a, b in zip(own, ema_stats()))
   assert gan.sampler is gan.ema_generator
   plain = _gan(ema_decay=0.0)
   assert plain.ema_generator is None and plain.sampler is plain.generator

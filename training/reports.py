@@ -151,9 +151,10 @@ class Reports:
     warnings = [self.watch.observe_d(main['d_fake'], step)]
     scores = self.watch.d_scalars()
     if self.chief:  # a forward pass of the fixed latents: cheap next to
-      # log_every train steps, and frequent enough on large epochs
+      # log_every train steps, and frequent enough on large epochs; the EMA
+      # G's statistics of the last grid are recent enough for the watch
       sample_scores, sample_warnings = self.watch.observe_samples(
-        gan.sample(tf.constant(self.z)).numpy(), step
+        gan.sample(tf.constant(self.z), refresh=False).numpy(), step
       )
       scores.update(sample_scores)
       for warning in filter(None, warnings + sample_warnings):
