@@ -2,9 +2,10 @@
 
 Starts a local web page (printed URL, 127.0.0.1 by default): a grid of faces
 from a seed, a slerp slider between two picked faces, sliders on chosen
-latent dimensions, a truncation slider, PNG and latent (.npy) downloads,
-latent uploads, and photo uploads projected into the latent space (as
-project.py does). Ctrl-C stops it.
+latent dimensions and along edit directions found without labels (GANSpace,
+cached in the run directory), a truncation slider, PNG and latent (.npy)
+downloads, latent uploads, and photo uploads projected into the latent space
+(as project.py does). Ctrl-C stops it.
 """
 
 import os
@@ -49,13 +50,16 @@ def main(argv):
   with interrupts.deferred():  # Imported here so --help answers at once.
     from explorer.app import create_app, make_server
     from models import checkpoint
+    from models import directions
   config, run_dir, generator = checkpoint.load_generator(FLAGS.checkpoint, use_ema=not FLAGS.no_ema)
+  edits = directions.cached_directions(run_dir, generator, config)
   web = create_app(
     generator,
     config,
     os.path.basename(os.path.abspath(run_dir)),
     FLAGS.project_steps,
     host=FLAGS.host,
+    directions=edits,
   )
   try:
     # Tried first with a plain socket: werkzeug prints its own message and

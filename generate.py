@@ -1,10 +1,12 @@
 """Pictures from a trained run: python generate.py --checkpoint=runs/celeba64.
 
 Rebuilds G (the EMA copy when the run has one) from the run's config.json
-alone and writes a sample grid, interpolation and circle GIFs, latent walks
-and the progress GIF into --out (default <run>/generated/); --mode picks one,
+alone and writes a sample grid, interpolation and circle GIFs, latent walks,
+edit directions found without labels (GANSpace: --mode=directions) and the
+progress GIF into --out (default <run>/generated/); --mode picks one,
 --export_savedmodel adds a TensorFlow SavedModel and --export_tflite a TFLite
-model. Same --seed, same files.
+model; --mode=weights writes a weights folder (config.json and G's weights in
+float16) that every tool takes as --checkpoint. Same --seed, same files.
 """
 
 import os
@@ -27,7 +29,7 @@ flags.DEFINE_enum(
   'mode',
   'all',
   ['all', *definitions.GENERATE_MODES],
-  'What to write; all = grid, interpolate, circle, walk and '
+  'What to write; all = grid, interpolate, circle, walk, directions and '
   'progress (plus savedmodel and tflite when their --export_ '
   'flags ask).',
 )
@@ -59,9 +61,22 @@ flags.DEFINE_list(
   'Latent dimensions to walk (default 25,50,75, or the quarter points of a latent of 75 or fewer).',
 )
 definitions.define_finite_float(
-  'range', 3.0, 'Walks sweep a dimension over [-range, range].', lower_bound=0.0
+  'range',
+  3.0,
+  'Walks sweep a dimension over [-range, range]; --mode=directions moves faces as far.',
+  lower_bound=0.0,
 )
-flags.DEFINE_integer('walk_steps', 9, 'Images in each walk PNG strip.', lower_bound=2)
+flags.DEFINE_integer('walk_steps', 9, 'Images in each walk and direction PNG strip.', lower_bound=2)
+flags.DEFINE_integer(
+  'num_directions',
+  10,
+  'Edit directions drawn by --mode=directions, by decreasing variance (at most 50).',
+  lower_bound=1,
+  upper_bound=50,
+)
+flags.DEFINE_integer(
+  'direction_bases', 4, 'Faces moved along each direction (rows of its strip).', lower_bound=1
+)
 flags.DEFINE_integer('batch_size', 64, 'Latents per generator call.', lower_bound=1)
 flags.DEFINE_bool(
   'export_savedmodel',
@@ -97,7 +112,7 @@ def main(argv):
   )
   modes = (exports.ALL_MODES if FLAGS.mode == 'all' else (FLAGS.mode,)) + extra
   try:
-    config, run_dir, generator = checkpoint.load_generator(
+    config, run_dir, prefix, generator = checkpoint.load_generator_from(
       FLAGS.checkpoint, use_ema=not FLAGS.no_ema
     )
     opts = exports.Options(
@@ -113,9 +128,12 @@ def main(argv):
       range=FLAGS.range,
       walk_steps=FLAGS.walk_steps,
       batch_size=FLAGS.batch_size,
+      num_directions=FLAGS.num_directions,
+      direction_bases=FLAGS.direction_bases,
     )
     out_dir = FLAGS.out or os.path.join(run_dir, 'generated')
-    paths = exports.generate(modes, generator, config, run_dir, out_dir, opts)
+    step = checkpoint.checkpoint_step(prefix)
+    paths = exports.generate(modes, generator, config, run_dir, out_dir, opts, step)
   except OSError as e:  # --out (or <run>/generated) cannot be written
     sys.exit(
       f'error: cannot write {e.filename or out_dir!r} ({e.strerror}): pass a writable --out.'

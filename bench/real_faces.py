@@ -71,11 +71,22 @@ def floor(config, out):
     train_vs_heldout=scores['swd'],
     coverage_train_vs_heldout=scores['coverage'],
     channels_heldout=scores['channels']['real'],
+    # The train faces' own colour offset: what a G that matched its training
+    # data exactly would show as channel_mean_diff.
+    channels_train=scores['channels']['generated'],
   )
   os.makedirs(os.path.dirname(path), exist_ok=True)
   with open(path, 'w') as f:
     json.dump(result, f, indent=1)
   return result
+
+
+def train_offset(result):
+  """Train minus held-out channel means (levels), None for an older floor.json."""
+  if 'channels_train' not in result:
+    return None
+  pairs = zip(result['channels_train']['mean'], result['channels_heldout']['mean'])
+  return [round(t - h, 2) for t, h in pairs]
 
 
 def main(argv):
@@ -147,6 +158,7 @@ def main(argv):
     late_mean_coverage=late_mean('eval/coverage'),
     coverage_ceiling=floor(config, out).get('coverage_train_vs_heldout', {}).get('coverage'),
     final_channel_mean_diff=[final.get(f'eval/channel_mean_diff/{c}') for c in 'rgb'],
+    train_channel_mean_diff=train_offset(floor(config, out)),
     curve_minutes_swd=[(round(m, 1), round(s, 2)) for m, s in points],
     command=' '.join(sys.argv),
   )

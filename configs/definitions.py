@@ -67,10 +67,10 @@ def define_finite_float(
 
 
 # generate.py's outputs (pictures.exports writes them); --mode=all writes the
-# pictures, the SavedModel and TFLite model only when asked (large and slow
-# to write, and most runs of generate.py only want pictures).
-PICTURE_MODES = ('grid', 'interpolate', 'circle', 'walk', 'progress')
-GENERATE_MODES = PICTURE_MODES + ('savedmodel', 'tflite')
+# pictures, the SavedModel, TFLite model and weights folder only when asked
+# (large or slow to write, and most runs of generate.py only want pictures).
+PICTURE_MODES = ('grid', 'interpolate', 'circle', 'walk', 'directions', 'progress')
+GENERATE_MODES = PICTURE_MODES + ('savedmodel', 'tflite', 'weights')
 
 
 def define_generator_flags(

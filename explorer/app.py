@@ -7,6 +7,10 @@ and these endpoints (JSON in and out, images as PNG data URLs):
   POST /api/latents   {seed, n, truncation}: n latents (generate.py's grid stream)
   POST /api/render    {latents: [[...], ...]}: their images
   POST /api/slerp     {z1, z2, t}: the latent at t on the slerp path, its image
+  GET  /api/directions the run's edit directions (GANSpace, models.directions):
+                      {vectors, variance}, orthonormal, by decreasing variance
+  POST /api/direction {latent, index, amounts}: the latent moved by each
+                      amount along direction `index`, and their images
   POST /api/npy       {latent}: the latent as a .npy file
   POST /api/latent    a .npy upload (field "file"): the latent and its image
   POST /api/project   a photo upload (field "file"): the cropped photo, its
@@ -44,6 +48,7 @@ from models import projection
 from models import streams
 
 MAX_LATENTS = 256  # per request: a page never needs more
+MAX_AMOUNT = 10.0  # how far /api/direction moves a latent, either way
 IDLE_TIMEOUT = 30.0  # seconds a connection may send nothing
 
 
@@ -180,8 +185,9 @@ class Explorer:
     project_steps: Adam steps of a photo projection.
   """
 
-  def __init__(self, generator, config: Config, project_steps: int):
+  def __init__(self, generator, config: Config, project_steps: int, directions=None):
     self.config, self.dim, self.project_steps = config, config.latent_dim, project_steps
+    self.directions = directions
     self.lock = threading.Lock()  # one render at a time: bounded memory
     # One photo decode and projection at a time; they run outside `lock`, so
     # slider moves are not queued behind a projection.
@@ -230,6 +236,25 @@ class Explorer:
     z = latents.slerp(z1, z2, [t])[0].astype(np.float32)
     return dict(latent=z.tolist(), image=self.render(z[None])[0])
 
+  def move(self, data: dict) -> dict:
+    """The latent moved by each of `amounts` along direction `index`."""
+    if self.directions is None:
+      raise BadRequest('This explorer was started without edit directions.')
+    z = self.latent_array(data.get('latent'), 'latent')
+    count = len(self.directions.vectors)
+    index = number(data, 'index', None, int, 0, count - 1)
+    if index is None or isinstance(data.get('index'), (bool, float)):
+      raise BadRequest(f'index must be a whole number in [0, {count - 1}].')
+    amounts = data.get('amounts')
+    if not isinstance(amounts, list) or not 0 < len(amounts) <= MAX_LATENTS:
+      raise BadRequest(f'amounts must be a list of 1-{MAX_LATENTS} numbers.')
+    bounds = (None, float, -MAX_AMOUNT, MAX_AMOUNT)
+    steps = [number(dict(amounts=a), 'amounts', *bounds) for a in amounts]
+    if None in steps:
+      raise BadRequest('amounts must be numbers, not null.')
+    moved = z + np.asarray(steps, np.float32)[:, None] * self.directions.vectors[index]
+    return dict(latents=moved.tolist(), images=self.render(moved))
+
   def project(self, photo: bytes) -> dict:
     """The latent whose image is closest to an uploaded photo; 503 if busy."""
     if not self.upload_slot.acquire(blocking=False):
@@ -277,6 +302,7 @@ def create_app(
   run_name: str = '',
   project_steps: int = definitions.EXPLORER_PROJECTION_STEPS,
   host: str = '127.0.0.1',
+  directions=None,
 ) -> flask.Flask:
   """The Flask app exploring `generator` (a Keras G of `config`'s run).
 
@@ -287,6 +313,8 @@ def create_app(
     project_steps: Adam steps of a photo projection.
     host: the name or address the server listens on; a Host header may
       name it, localhost, this machine's name or any IP address.
+    directions: the run's models.directions.Directions, or None (the page
+      then shows no direction sliders).
   """
   app = flask.Flask(__name__, static_folder=None)
   # Flask refuses larger bodies with a 413 before reading them.
@@ -294,7 +322,7 @@ def create_app(
   host_names = {'localhost', host.lower(), socket.gethostname().lower()}
   app.before_request(lambda: refuse_foreign_pages(host_names))
   _add_error_handlers(app)
-  explorer = Explorer(generator, config, project_steps)
+  explorer = Explorer(generator, config, project_steps, directions)
 
   @app.get('/')
   def page():
@@ -322,6 +350,16 @@ def create_app(
   @app.post('/api/slerp')
   def slerp():
     return flask.jsonify(explorer.slerp(body()))
+
+  @app.get('/api/directions')
+  def list_directions():
+    if directions is None:
+      return flask.jsonify(vectors=[], variance=[])
+    return flask.jsonify(vectors=directions.vectors.tolist(), variance=directions.variance.tolist())
+
+  @app.post('/api/direction')
+  def move():
+    return flask.jsonify(explorer.move(body()))
 
   @app.post('/api/npy')
   def npy():

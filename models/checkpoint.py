@@ -3,15 +3,19 @@
 A run's checkpoints are `<run>/checkpoints/ckpt-<step>` (TensorFlow's object
 checkpoints). Each model is stored as `model_state`'s dict of its
 variables, keyed by where each sits. `load_generator` rebuilds G from a run
-directory, its checkpoints/ folder or a checkpoint prefix copied anywhere,
-for pictures, metrics and the explorer: it needs no training code.
+directory, its checkpoints/ folder, a checkpoint prefix copied anywhere, or
+a weights folder (config.json and WEIGHTS_FILE, models.export.export_weights:
+what facegan ships pretrained), for pictures, metrics and the explorer: it
+needs no training code.
 """
 
 import collections
 import os
+import zipfile
 from typing import Dict, List, Tuple
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from configs.errors import first_line
@@ -20,6 +24,10 @@ from configs.run_files import CHECKPOINT_DIR, CONFIG_FILE, RunDirError, load_con
 from models.generator import Generator
 from models.generator import set_standing_statistics
 
+
+WEIGHTS_FILE = 'generator.npz'  # beside config.json: a weights folder
+GENERATOR_KEY = '__generator__'  # in WEIGHTS_FILE: which G it holds
+STEP_KEY = '__step__'  # in WEIGHTS_FILE: the training step of its weights
 
 # Layer classes that hold the same variables under one name: fused and Keras
 # BatchNorm (XLA runs use Keras'), so checkpoints move between the two.
@@ -107,6 +115,9 @@ def find_checkpoint(path: str) -> Tuple[str, str]:
     RunDirError: no checkpoint at `path`, or an incomplete one.
   """
   path = os.path.expanduser(path).rstrip('/')
+  weights = os.path.join(path, WEIGHTS_FILE)
+  if os.path.isfile(weights) and not os.path.isdir(os.path.join(path, CHECKPOINT_DIR)):
+    return path, weights
   for run_dir, ckpt_dir in (
     (path, os.path.join(path, CHECKPOINT_DIR)),
     (os.path.dirname(path), path),
@@ -141,7 +152,10 @@ def find_checkpoint(path: str) -> Tuple[str, str]:
 
 
 def checkpoint_step(prefix: str) -> int:
-  """The step counter stored in checkpoint `prefix`."""
+  """The step counter stored in checkpoint `prefix` (or a WEIGHTS_FILE)."""
+  if prefix.endswith(WEIGHTS_FILE):
+    with np.load(prefix, allow_pickle=False) as f:
+      return int(f[STEP_KEY])
   return int(tf.train.load_variable(prefix, 'step/.ATTRIBUTES/VARIABLE_VALUE'))
 
 
@@ -211,7 +225,7 @@ def load_generator_from(
         set_standing_statistics(generator, config)
       return config, run_dir, prefix, generator
     except RunDirError:
-      if os.path.exists(f'{prefix}.index'):
+      if prefix.endswith(WEIGHTS_FILE) or os.path.exists(f'{prefix}.index'):
         raise  # still there: truly unreadable
       if os.path.abspath(path) == os.path.abspath(prefix):
         raise RunDirError(
@@ -253,8 +267,43 @@ _RUN_CONFIG_KEY = 'run_config/.ATTRIBUTES/VARIABLE_VALUE'
 _ROTATION_RETRIES = 3
 
 
+def _restore_weights_file(config: Config, path: str, use_ema: bool) -> keras.Model:
+  """G of `config` with the weights of a weights folder's WEIGHTS_FILE."""
+  folder = os.path.dirname(path)
+  try:
+    with np.load(path, allow_pickle=False) as f:
+      arrays = {k: f[k] for k in f.files}
+    key = str(arrays.pop(GENERATOR_KEY))
+    arrays.pop(STEP_KEY)
+  except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+    raise RunDirError(
+      f'{path} cannot be read ({first_line(e, 200)}): the weights folder is damaged or '
+      'incomplete; copy it again.'
+    ) from e
+  if key == 'ema_generator' and not use_ema:
+    raise RunDirError(
+      f'{folder} holds only the averaged (EMA) G; --no_ema needs a run directory or checkpoint.'
+    )
+  generator = Generator(config, name=key)
+  generator(tf.zeros((1, config.latent_dim)))
+  state = model_state(generator)
+  wanted = {k: tuple(v.shape) for k, v in state.items()}
+  missing, mismatched = compare_shapes({k: a.shape for k, a in arrays.items()}, wanted)
+  if missing or mismatched:
+    raise RunDirError(
+      f'{path} does not fit the G described by {os.path.join(folder, CONFIG_FILE)}: '
+      f'{len(missing)} of its {len(wanted)} weights are missing and {len(mismatched)} '
+      'have another shape. The two files come from different runs; copy the folder again.'
+    )
+  for k, v in state.items():
+    v.assign(arrays[k].astype(v.dtype))
+  return generator
+
+
 def _restore_generator(config: Config, run_dir: str, prefix: str, use_ema: bool) -> keras.Model:
   """G of `config` with the weights of the checkpoint `prefix` (see above)."""
+  if prefix.endswith(WEIGHTS_FILE):
+    return _restore_weights_file(config, prefix, use_ema)
   key = generator_key(config, use_ema)
   generator = Generator(config, name=key)
   generator(tf.zeros((1, config.latent_dim)))  # variables exist before restore

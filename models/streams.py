@@ -56,3 +56,5 @@ GRID = 11  # generate.py grid.png
 PAIRS = 12  # generate.py interpolation and circle pairs
 WALK = 13  # generate.py latent-walk base vector
 PROJECTION = 14  # starting latents of a photo's projection
+DIRECTIONS = 15  # latents the edit directions are fitted on (models.directions)
+DIRECTION_BASES = 16  # generate.py's base faces of the direction strips

@@ -16,6 +16,7 @@ from common import files
 from configs import definitions
 from configs.errors import FaceganError
 from configs.presets import Config
+from models import directions as edit_directions
 from models import export
 from models import latents
 from models import streams
@@ -46,6 +47,8 @@ class Options:
   range: float = 3.0  # walks sweep [-range, range]
   walk_steps: int = 9  # images in each walk's PNG strip
   batch_size: int = 64  # latents per generator call
+  num_directions: int = 10  # edit directions drawn by 'directions'
+  direction_bases: int = 4  # base faces in each direction's strip
 
 
 def _grid_frames(generator, path: np.ndarray, batch_size: int):
@@ -116,6 +119,35 @@ def write_walks(generator, config: Config, out_dir: str, opts: Options) -> List[
   return paths
 
 
+def write_directions(
+  generator, config: Config, run_dir: str, out_dir: str, opts: Options
+) -> List[str]:
+  """directions.png and direction_NN.png: the run's edit directions.
+
+  The directions (models.directions, GANSpace) are cached in the run
+  directory. direction_NN.png moves opts.direction_bases faces, one per
+  row, from -range to +range along direction NN in opts.walk_steps steps
+  (the middle column is the face itself); directions.png shows every
+  direction on the first face, one per row.
+  """
+  found = edit_directions.cached_directions(run_dir, generator, config, opts.num_directions)
+  z = latents.sample_latents(
+    config, opts.direction_bases, opts.seed, streams.DIRECTION_BASES, opts.truncation
+  )
+  steps = np.linspace(-opts.range, opts.range, opts.walk_steps)
+  paths, overview = [], []
+  for k, (u, share) in enumerate(zip(found.vectors, found.variance)):
+    path = z[:, None, :] + steps[None, :, None] * u  # (bases, steps, D)
+    strips = render(generator, path.reshape(-1, z.shape[1]), opts.batch_size)
+    overview.append(strips[: opts.walk_steps])
+    paths.append(os.path.join(out_dir, f'direction_{k:02d}.png'))
+    grid = img.make_grid(strips, cols=opts.walk_steps)
+    img.save_png(paths[-1], img.label(grid, f'direction {k}: {100 * share:.1f}% of the variance'))
+  paths.append(os.path.join(out_dir, 'directions.png'))
+  img.save_png(paths[-1], img.make_grid(np.concatenate(overview), cols=opts.walk_steps))
+  return paths
+
+
 def write_progress(run_dir: str, out_dir: str) -> str:
   """progress.gif from the run's samples/epoch_*.png, labelled by epoch.
 
@@ -171,9 +203,17 @@ def write_nearest(
 
 
 def generate(
-  modes: Sequence[str], generator, config: Config, run_dir: str, out_dir: str, opts: Options
+  modes: Sequence[str],
+  generator,
+  config: Config,
+  run_dir: str,
+  out_dir: str,
+  opts: Options,
+  step: int = 0,
 ) -> List[str]:
   """Writes the outputs of each mode in `modes` into out_dir; returns paths.
+
+  `step` is the training step of G's weights, recorded by 'weights'.
 
   Raises:
     GenerationError: an invalid option, or no samples when 'progress' is the
@@ -194,6 +234,8 @@ def generate(
       written.append(write_circle(generator, config, out_dir, opts))
     elif mode == 'walk':
       written += write_walks(generator, config, out_dir, opts)
+    elif mode == 'directions':
+      written += write_directions(generator, config, run_dir, out_dir, opts)
     elif mode == 'progress':
       if len(modes) > 1 and not img.sample_paths(os.path.join(run_dir, img.SAMPLES_DIR)):
         print('No samples/epoch_*.png yet: progress.gif skipped.')
@@ -201,6 +243,8 @@ def generate(
       written.append(write_progress(run_dir, out_dir))
     elif mode == 'savedmodel':
       written.append(export.export_savedmodel(generator, config, out_dir))
+    elif mode == 'weights':
+      written += export.export_weights(generator, config, out_dir, step)
     else:
       written.append(export.export_tflite(generator, config, out_dir))
   return written

@@ -17,7 +17,7 @@ from PIL import Image
 
 from explorer import app as explorer_app
 from explorer.app import create_app, make_server
-from models import latents, streams
+from models import directions, latents, streams
 from training import checkpoints
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -27,7 +27,8 @@ FACE = os.path.join(ROOT, 'tests', 'data', 'celeba', 'img_align_celeba', '000001
 @pytest.fixture(scope='module')
 def client(tiny_run):
   config, _, generator = checkpoints.load_generator(tiny_run)
-  web = create_app(generator, config, 'tiny', project_steps=20)
+  edits = directions.find_directions(generator, config, components=4, num_samples=256)
+  web = create_app(generator, config, 'tiny', project_steps=20, directions=edits)
   return web.test_client(), config, generator
 
 
@@ -77,6 +78,29 @@ def test_slerp_ends_on_the_picked_faces_and_latents_round_trip(client):
   np.testing.assert_array_equal(np.load(io.BytesIO(npy.data)), z[1])
   loaded = c.post('/api/latent', data=dict(file=(io.BytesIO(npy.data), 'z.npy')))
   np.testing.assert_array_equal(_image(loaded.get_json()['image']), _image(ends[1]['image']))
+
+
+def test_directions_are_served_and_move_a_face_as_g_draws_it(client):
+  c, config, generator = client
+  served = c.get('/api/directions').get_json()
+  u = np.asarray(served['vectors'])
+  assert u.shape == (4, 16) and len(served['variance']) == 4
+  np.testing.assert_allclose(u @ u.T, np.eye(4), atol=1e-5)
+  z = latents.sample_latents(config, 1, 2, streams.GRID)[0]
+  out = c.post('/api/direction', json=dict(latent=z.tolist(), index=1, amounts=[-2, 0, 2.5]))
+  moved = np.asarray(out.get_json()['latents'])
+  np.testing.assert_allclose(moved, z + np.array([[-2.0], [0.0], [2.5]]) * u[1], atol=1e-5)
+  images = np.stack([_image(x) for x in out.get_json()['images']])
+  np.testing.assert_allclose(images, latents.render(generator, moved), atol=1)
+  assert not np.array_equal(images[0], images[2])
+
+
+def test_without_directions_the_page_gets_none_and_a_move_is_refused(tiny_run):
+  config, _, generator = checkpoints.load_generator(tiny_run)
+  c = create_app(generator, config, 'tiny').test_client()
+  assert c.get('/api/directions').get_json() == dict(vectors=[], variance=[])
+  r = c.post('/api/direction', json=dict(latent=[0.0] * 16, index=0, amounts=[1]))
+  assert r.status_code == 400 and 'without edit directions' in r.get_json()['error']
 
 
 def test_an_uploaded_photo_is_projected(client):
@@ -146,6 +170,17 @@ def test_bad_requests_get_a_message_and_the_server_goes_on(client):
       'shape [1000000000000]',
     ),
     ('/api/latent', dict(data=dict(file=(_npy_header((16,)), 'z.npy'))), 'damaged'),
+    # Moves along a direction that is not there, or by no sensible amount.
+    ('/api/direction', dict(json=dict(latent=[0.0] * 16, index=4, amounts=[1])), 'index must be'),
+    ('/api/direction', dict(json=dict(latent=[0.0] * 16, index=0.5, amounts=[1])), 'whole'),
+    ('/api/direction', dict(json=dict(latent=[0.0] * 16, amounts=[1])), 'whole number'),
+    ('/api/direction', dict(json=dict(latent=[0.0] * 3, index=0, amounts=[1])), 'latent size'),
+    ('/api/direction', dict(json=dict(latent=[0.0] * 16, index=0, amounts=[])), '1-256 numbers'),
+    ('/api/direction', dict(json=dict(latent=[0.0] * 16, index=0, amounts=5)), '1-256 numbers'),
+    ('/api/direction', dict(json=dict(latent=[0.0] * 16, index=0, amounts=[11])), 'in [-10'),
+    ('/api/direction', dict(json=dict(latent=[0.0] * 16, index=0, amounts=['x'])), 'finite'),
+    ('/api/direction', dict(json=dict(latent=[0.0] * 16, index=0, amounts=[None])), 'not null'),
+    ('/api/direction', dict(json=dict(latent=[0.0] * 16, index=0, amounts=[1] * 300)), '1-256'),
   ]
   for path, kwargs, message in cases:
     response = c.post(path, **kwargs)

@@ -68,6 +68,19 @@ def test_the_page_renders_moves_and_projects(page_url, tmp_path):
     page.wait_for_function(
       "before => document.getElementById('current').src !== before", arg=before
     )
+    # An edit-direction slider, with its two previews drawn, changes it too.
+    page.wait_for_function(
+      "[...document.querySelectorAll('#directions img')]"
+      '.every((i) => i.complete && i.naturalWidth === 32)'
+    )
+    assert page.locator('#directions input[type=range]').count() == 10
+    before = page.get_attribute('#current', 'src')
+    page.locator('#directions input[type=range]').nth(0).evaluate(
+      "s => { s.value = 2; s.dispatchEvent(new Event('input')); }"
+    )
+    page.wait_for_function(
+      "before => document.getElementById('current').src !== before", arg=before
+    )
     # Blending: pick a second face, move the slerp slider.
     page.locator('#grid img').nth(1).click()
     before = page.get_attribute('#current', 'src')

@@ -24,7 +24,16 @@ from training.rundir import RunDirError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAST = exports.Options(
-  num=6, grid_cols=3, num_interpolations=2, frames=5, fps=10, dims=(1, 5), range=2.0, walk_steps=4
+  num=6,
+  grid_cols=3,
+  num_interpolations=2,
+  frames=5,
+  fps=10,
+  dims=(1, 5),
+  range=2.0,
+  walk_steps=4,
+  num_directions=2,
+  direction_bases=3,
 )
 
 
@@ -140,6 +149,9 @@ def test_every_mode_writes_its_files(tiny, tmp_path):
   names = sorted(os.path.relpath(p, out) for p in paths)
   assert names == [
     'circle.gif',
+    'direction_00.png',
+    'direction_01.png',
+    'directions.png',
     'grid.png',
     'interpolation_slerp.gif',
     'progress.gif',
@@ -158,6 +170,13 @@ def test_every_mode_writes_its_files(tiny, tmp_path):
   walk = _gif(os.path.join(out, 'walk_dim005.gif'))
   assert len(walk) == 5 and walk[0].shape[:2] == (32, 32)
   assert not np.array_equal(walk[0], walk[-1])
+  # A strip per direction (3 faces x 4 steps, captioned), and the first
+  # face along each direction, one row each.
+  strip = np.asarray(Image.open(os.path.join(out, 'direction_01.png')))
+  assert strip.shape[:2] == (_tile(12, (32, 32), 4)[0] + 14, _tile(12, (32, 32), 4)[1])
+  overview = np.asarray(Image.open(os.path.join(out, 'directions.png')))
+  assert overview.shape[:2] == _tile(8, (32, 32), 4)
+  assert not np.array_equal(overview[2:34, 2:34], overview[2:34, -34:-2])
   strip = Image.open(os.path.join(out, 'walk_dim005.png'))
   assert strip.size[::-1] == _tile(4, (32, 32), 4)
   # Two epochs, labelled (the caption strip adds 14 rows), last one held.
@@ -256,6 +275,48 @@ def test_rectangular_157x128_run(tmp_path):
   assert _gif(paths[2])[0].shape[:2] == (157, 128)
 
 
+def test_a_weights_folder_loads_like_its_run(tiny, tmp_path):
+  config, run_dir, g = tiny
+  pack = str(tmp_path / 'pretrained')
+  paths = exports.generate(('weights',), g, config, run_dir, pack, FAST, step=7)
+  assert sorted(os.path.basename(p) for p in paths) == ['config.json', 'generator.npz']
+  loaded_config, folder, prefix, loaded = checkpoint.load_generator_from(pack)
+  assert loaded_config == config and folder == pack and checkpoint.checkpoint_step(prefix) == 7
+  assert loaded.name == 'ema_generator'
+  z = latents.sample_latents(config, 16, 0, 99)
+  # float16 weights: the images within a level or two of the run's.
+  diff = latents.render(loaded, z).astype(int) - latents.render(g, z)
+  assert np.abs(diff).max() <= 3 and np.abs(diff).mean() < 0.5
+  ckpt = sum(os.path.getsize(p) for p in tf.io.gfile.glob(_latest(run_dir) + '*'))
+  assert os.path.getsize(os.path.join(pack, 'generator.npz')) < ckpt / 2
+  # Every tool takes it as --checkpoint; it holds the EMA G alone.
+  r = _run_generate(f'--checkpoint={pack}', '--mode=grid', '--num=4')
+  assert r.returncode == 0, r.stderr[-2000:]
+  assert os.path.isfile(os.path.join(pack, 'generated', 'grid.png'))
+  r = _run_generate(f'--checkpoint={pack}', '--mode=grid', '--no_ema')
+  assert r.returncode == 1 and 'holds only the averaged (EMA) G' in r.stderr, r.stderr[-2000:]
+
+
+def test_a_damaged_or_mismatched_weights_folder_is_refused(tiny, tmp_path):
+  config, run_dir, g = tiny
+  pack = str(tmp_path / 'pack')
+  exports.generate(('weights',), g, config, run_dir, pack, FAST)
+  weights = os.path.join(pack, 'generator.npz')
+  data = open(weights, 'rb').read()
+  with open(weights, 'wb') as f:
+    f.write(data[: len(data) // 2])
+  with pytest.raises(RunDirError, match='damaged or incomplete'):
+    checkpoint.load_generator(pack)
+  # A config.json of another architecture beside the weights.
+  with open(weights, 'wb') as f:
+    f.write(data)
+  other = dataclasses.replace(config, g_filters=2 * config.g_filters)
+  with open(os.path.join(pack, 'config.json'), 'w') as f:
+    f.write(other.to_json())
+  with pytest.raises(RunDirError, match='different runs'):
+    checkpoint.load_generator(pack)
+
+
 def test_savedmodel_serves_uint8_images_in_a_fresh_process(tiny, tmp_path):
   config, run_dir, g = tiny
   path = export.export_savedmodel(g, config, str(tmp_path))
@@ -342,7 +403,7 @@ def test_an_unwritable_out_is_one_line_for_every_export(tiny, tiny_run, tmp_path
   config, run_dir, g = tiny
   # Every export fails with an OSError (not a TensorFlow error), which
   # generate.py turns into its one line, shown once end to end.
-  for mode in exports.ALL_MODES + ('savedmodel', 'tflite'):
+  for mode in exports.ALL_MODES + ('savedmodel', 'tflite', 'weights'):
     with pytest.raises(OSError):
       exports.generate((mode,), g, config, run_dir, f'{blocker}/out', FAST)
   r = _run_generate(f'--checkpoint={tiny_run}', '--mode=grid', f'--out={blocker}/out')
