@@ -197,6 +197,22 @@ class Generator(keras.Model):
     return [l for s in self.stages for l in s.stage_layers if isinstance(l, kinds)]
 
 
+def standing_statistics_latents(config: Config) -> np.ndarray:
+  """The STANDING_STATS_LATENTS latents of the standing statistics: antithetic
+  pairs (z, -z), interleaved so that every chunk holds whole pairs.
+
+  Their mean is exactly the distribution's, 0. The first BatchNorm follows a
+  linear layer, so its mean is then exact too; with independent latents it is
+  off by W times their random mean, a shift of every picture's colour (2-3
+  levels of 255 either way at 256 latents on a trained celeba48 G, ~0.5 with
+  pairs: docs/results.md).
+  """
+  half = latents.sample_latents(
+    config, STANDING_STATS_LATENTS // 2, config.seed, streams.STANDING_STATS
+  )
+  return np.stack([half, -half], axis=1).reshape(-1, config.latent_dim)
+
+
 def set_standing_statistics(generator: Generator, config: Config) -> None:
   """Sets G's BatchNorm moving statistics to its own, on fixed latents.
 
@@ -206,8 +222,9 @@ def set_standing_statistics(generator: Generator, config: Config) -> None:
   network's means and variances, a colour and contrast cast that swings with
   the raw G (measured in docs/results.md). Standing statistics (BigGAN's
   name; SWA's update_bn) are the EMA G's own: the mean, over
-  STANDING_STATS_LATENTS latents of the run's distribution, of its batch
-  statistics in training mode, over chunks of them. The latents are the same at
+  STANDING_STATS_LATENTS latents of the run's distribution in antithetic pairs
+  (standing_statistics_latents), of its batch statistics in training mode,
+  over chunks of them. The latents are the same at
   every call, so the result depends on the weights alone. Under a
   distribution strategy it runs in cross-replica context: each worker
   computes the same statistics locally, with no collective to wait on.
@@ -216,7 +233,7 @@ def set_standing_statistics(generator: Generator, config: Config) -> None:
     generator: a Generator.
     config: its run's config (latent size and distribution, seed).
   """
-  z = latents.sample_latents(config, STANDING_STATS_LATENTS, config.seed, streams.STANDING_STATS)
+  z = standing_statistics_latents(config)
   norms = generator.batch_norms()
   momenta = [n.momentum for n in norms]
   chunks = 1

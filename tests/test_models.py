@@ -406,14 +406,20 @@ def test_standing_statistics_are_the_generators_own_over_fixed_latents():
   generator.set_standing_statistics(g, config)
   stats = [n.moving_mean.numpy().copy() for n in g.batch_norms()]
   assert len(stats) >= 3 and all(n.momentum == 0.9 for n in g.batch_norms())  # restored
-  # The first BN's mean is exactly the mean of its input over all the latents.
-  z = latents.sample_latents(
-    config, generator.STANDING_STATS_LATENTS, config.seed, streams.STANDING_STATS
+  # The first BN's mean is exactly the mean of its input over all the
+  # latents, which come in pairs (z, -z): the mean of a linear layer's
+  # output over them is its bias alone (none here), not W times their mean.
+  z = generator.standing_statistics_latents(config)
+  assert len(z) == generator.STANDING_STATS_LATENTS
+  np.testing.assert_array_equal(z[0::2], -z[1::2])
+  np.testing.assert_array_equal(
+    z[0::2], latents.sample_latents(config, len(z) // 2, config.seed, streams.STANDING_STATS)
   )
   x = tf.constant(z)
   for layer in g.stages[0].stage_layers[:2]:  # the layers before the first BN
     x = layer(x)
   np.testing.assert_allclose(stats[0], tf.reduce_mean(x, axis=(0, 1, 2)), rtol=1e-4, atol=1e-5)
+  assert np.abs(stats[0]).max() < 1e-4 * np.abs(x).mean()
   # The result does not depend on the statistics it replaces.
   _scrambled_statistics(g)
   generator.set_standing_statistics(g, config)
