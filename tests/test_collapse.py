@@ -47,8 +47,20 @@ def test_partial_collapse_remedies_leave_out_what_the_run_uses():
   assert '--r1_gamma' not in tried and '--augment_p' not in tried
   assert '--d_mbstd_group' not in tried and '--checkpoint=<run>/best' in tried
   watch = collapse.CollapseWatch(remedies=tried)
-  assert watch.observe_duplicates(0.0, 100) is None
-  assert '--r1_gamma' not in watch.observe_duplicates(0.9, 200)
+  assert watch.observe_duplicates(0.0, 100, 0.4) is None
+  assert '--r1_gamma' not in watch.observe_duplicates(0.9, 200, 0.4)
+
+
+def test_a_young_g_s_blurry_faces_are_no_partial_collapse():
+  # celeba64 on 2,500 faces (docs/results.md): near-copies 100% up to step
+  # 200, 22% at 250 and 72% at 300 while every sample was still one blurry
+  # average face (per-pixel spread 0.12), then none once faces formed.
+  watch = collapse.CollapseWatch()
+  young = [(1.0, 200, 0.115), (0.219, 250, 0.124), (0.719, 300, 0.115), (0.0, 350, 0.191)]
+  assert all(watch.observe_duplicates(*seen) is None for seen in young)
+  assert watch.observe_duplicates(0.0, 400, 0.293) is None  # faces: armed now
+  warning = watch.observe_duplicates(0.6, 2000, 0.3)
+  assert warning and 'partial mode collapse at step 2000' in warning
 
 
 def test_the_best_evaluation_is_kept_across_a_resume(tmp_path):

@@ -95,12 +95,14 @@ def test_the_watch_warns_on_a_generator_of_a_few_faces_only(faces):
   # A fresh G: every sample alike, but no collapse from variety yet.
   fresh = np.repeat(varied(1), 64, axis=0)
   assert collapse.near_duplicate_rate(fresh) == 1.0
-  assert watch.observe_duplicates(1.0, 50) is None
-  rate = collapse.near_duplicate_rate(varied(64))
-  assert rate == 0.0 and watch.observe_duplicates(rate, 100) is None
-  rate = collapse.near_duplicate_rate(partial(64))
-  assert rate >= 0.85
-  warning = watch.observe_duplicates(rate, 200)
+  metrics, warnings = watch.observe_samples(fresh, 50)
+  assert metrics['collapse/sample_diversity'] < 1e-3 and warnings == []
+  metrics, warnings = watch.observe_samples(varied(64), 100)
+  assert metrics['collapse/near_duplicates'] == 0.0 and warnings == []
+  assert metrics['collapse/sample_diversity'] > 0.3  # real faces: about 0.45
+  metrics, warnings = watch.observe_samples(partial(64), 200)
+  assert metrics['collapse/near_duplicates'] >= 0.85
+  warning = warnings[0]
   assert warning and 'partial mode collapse' in warning
   assert '--d_mbstd_group' in warning
   # With evaluation: coverage falls while density stays high.
