@@ -103,3 +103,28 @@ def test_a_best_checkpoint_that_cannot_be_written_does_not_stop_training(tmp_pat
   assert keeper.offer({'eval/swd': 10.0}, 100) is None
   assert 'No space left on device' in capsys.readouterr().out
   assert keeper.best is None  # the next evaluation tries again
+
+
+def test_samples_crowding_around_a_few_faces_warn_after_two_evaluations():
+  # recall and density of the three presets' hours (docs/results.md).
+  hours = {
+    'celeba157x128': [(0.029, 1.748), (0.023, 2.202), (0.064, 2.26)],
+    'celeba64': [(0.047, 1.296), (0.461, 0.69), (0.719, 0.343)],
+    'celeba48': [(0.0, 0.62), (0.08, 0.78), (0.231, 0.83)],
+  }
+  warned = {}
+  for preset, evals in hours.items():
+    watch = collapse.CollapseWatch()
+    warned[preset] = [
+      w
+      for i, (recall, density) in enumerate(evals)
+      for w in watch.observe_eval({'eval/recall': recall, 'eval/density': density}, 500 * (i + 1))
+    ]
+  assert warned['celeba64'] == [] and warned['celeba48'] == []
+  assert len(warned['celeba157x128']) == 1
+  assert 'partial mode collapse at step 1000' in warned['celeba157x128'][0]
+  assert 'recall 0.02' in warned['celeba157x128'][0]
+  # One crowded evaluation between healthy ones is not enough.
+  watch = collapse.CollapseWatch()
+  for recall, density in ((0.05, 2.0), (0.4, 0.8), (0.05, 2.0), (0.4, 0.8)):
+    assert watch.observe_eval({'eval/recall': recall, 'eval/density': density}, 1) == []
