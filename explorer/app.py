@@ -296,6 +296,41 @@ def _add_error_handlers(app: flask.Flask) -> None:
     return flask.jsonify(error=f'The upload is over the {photos.MAX_BYTES // 2**20} MB limit.'), 413
 
 
+def _add_edit_routes(app: flask.Flask, explorer: Explorer) -> None:
+  """The routes that move, save, load or project a latent."""
+
+  @app.get('/api/directions')
+  def list_directions():
+    directions = explorer.directions
+    if directions is None:
+      return flask.jsonify(vectors=[], variance=[])
+    return flask.jsonify(vectors=directions.vectors.tolist(), variance=directions.variance.tolist())
+
+  @app.post('/api/direction')
+  def move():
+    return flask.jsonify(explorer.move(body()))
+
+  @app.post('/api/npy')
+  def npy():
+    z = explorer.latent_array(body().get('latent'), 'latent')
+    buf = io.BytesIO()
+    np.save(buf, z)
+    return flask.Response(
+      buf.getvalue(),
+      mimetype='application/octet-stream',
+      headers={'Content-Disposition': 'attachment; filename="latent.npy"'},
+    )
+
+  @app.post('/api/latent')
+  def load_latent():
+    z = explorer.latent_array(read_latent_file(upload(), explorer.dim), 'The latent')
+    return flask.jsonify(latent=z.tolist(), image=explorer.render(z[None])[0])
+
+  @app.post('/api/project')
+  def project():
+    return flask.jsonify(explorer.project(upload()))
+
+
 def create_app(
   generator,
   config: Config,
@@ -351,34 +386,5 @@ def create_app(
   def slerp():
     return flask.jsonify(explorer.slerp(body()))
 
-  @app.get('/api/directions')
-  def list_directions():
-    if directions is None:
-      return flask.jsonify(vectors=[], variance=[])
-    return flask.jsonify(vectors=directions.vectors.tolist(), variance=directions.variance.tolist())
-
-  @app.post('/api/direction')
-  def move():
-    return flask.jsonify(explorer.move(body()))
-
-  @app.post('/api/npy')
-  def npy():
-    z = explorer.latent_array(body().get('latent'), 'latent')
-    buf = io.BytesIO()
-    np.save(buf, z)
-    return flask.Response(
-      buf.getvalue(),
-      mimetype='application/octet-stream',
-      headers={'Content-Disposition': 'attachment; filename="latent.npy"'},
-    )
-
-  @app.post('/api/latent')
-  def load_latent():
-    z = explorer.latent_array(read_latent_file(upload(), config.latent_dim), 'The latent')
-    return flask.jsonify(latent=z.tolist(), image=explorer.render(z[None])[0])
-
-  @app.post('/api/project')
-  def project():
-    return flask.jsonify(explorer.project(upload()))
-
+  _add_edit_routes(app, explorer)
   return app
