@@ -70,6 +70,7 @@ def floor(config, out):
     num_samples=n,
     train_vs_heldout=scores['swd'],
     coverage_train_vs_heldout=scores['coverage'],
+    face_coverage_train_vs_heldout=scores['coverage_face'],
     channels_heldout=scores['channels']['real'],
     # The train faces' own colour offset: what a G that matched its training
     # data exactly would show as channel_mean_diff.
@@ -157,6 +158,11 @@ def main(argv):
     late_mean_swd=late_mean('eval/swd'),
     late_mean_coverage=late_mean('eval/coverage'),
     coverage_ceiling=floor(config, out).get('coverage_train_vs_heldout', {}).get('coverage'),
+    final_face_coverage=final.get('eval/face_coverage'),
+    late_mean_face_coverage=late_mean('eval/face_coverage'),
+    face_coverage_ceiling=floor(config, out)
+    .get('face_coverage_train_vs_heldout', {})
+    .get('coverage'),
     final_channel_mean_diff=[final.get(f'eval/channel_mean_diff/{c}') for c in 'rgb'],
     train_channel_mean_diff=train_offset(floor(config, out)),
     curve_minutes_swd=[(round(m, 1), round(s, 2)) for m, s in points],

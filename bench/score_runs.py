@@ -1,4 +1,4 @@
-"""Score finished runs side by side on held-out faces: SWD per level, coverage, colour.
+"""Score finished runs side by side on held-out faces: SWD per level, coverage (whole image and face region), colour.
 
 python bench/score_runs.py --data_dir=<CelebA folder> --out=runs/study157 \
     base=runs/study157/base nearest=runs/study157/nearest ...
@@ -56,6 +56,8 @@ def _row(name, result, steps):
     density=cov['density'],
     precision=cov['precision'],
     recall=cov['recall'],
+    face_coverage=result['coverage_face']['coverage'],
+    face_recall=result['coverage_face']['recall'],
     channels=result['channels'],
   )
 
@@ -65,7 +67,8 @@ def _markdown(rows):
   head = (
     ['run', 'steps', 'SWD avg']
     + [f'SWD {l}' for l in levels]
-    + ['coverage', 'density', 'precision', 'recall', 'RGB mean (held-out faces: see the first row)']
+    + ['coverage', 'density', 'precision', 'recall', 'face coverage', 'face recall']
+    + ['RGB mean (held-out faces: see the first row)']
   )
   lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
   for r in rows:
@@ -73,6 +76,7 @@ def _markdown(rows):
       [r['name'], str(r['steps']), f'{r["swd"]["avg"]:.1f}']
       + [f'{r["swd"][l]:.1f}' for l in levels]
       + [f'{r[k]:.3f}' for k in ('coverage', 'density', 'precision', 'recall')]
+      + [f'{r[k]:.3f}' for k in ('face_coverage', 'face_recall')]
       + [' '.join(f'{m:.0f}' for m in r['channels']['generated']['mean'])]
     )
     lines.append('| ' + ' | '.join(cells) + ' |')

@@ -124,9 +124,10 @@ def compute_metrics(
   `images_b` is the real set. `extract` (from feature_extractor) is needed
   for FID and KID. Returns {'swd': {level: x1e3, ..., 'avg'}, 'fid': float,
   'kid': {'mean', 'std', ...}, 'coverage': {'precision', 'recall',
-  'density', 'coverage', 'ceiling', 'features'}, 'channels': {'generated',
-  'real'}, 'seconds': {...}} for the metrics asked; 'coverage_inception'
-  too when coverage is asked with an extractor.
+  'density', 'coverage', 'ceiling', 'features'}, 'coverage_face' (the same
+  on the face region), 'channels': {'generated', 'real'}, 'seconds': {...}}
+  for the metrics asked; 'coverage_inception' too when coverage is asked
+  with an extractor.
 
   Raises:
     EvaluationError: FID or KID with fewer than 2 images in a set, or
@@ -154,6 +155,11 @@ def compute_metrics(
       coverage_lib.pixel_prdc(images_b, images_a),
       ceiling=coverage_lib.ceiling(),
       features='pixel_pca64',
+    )
+    out['coverage_face'] = dict(
+      coverage_lib.face_prdc(images_b, images_a),
+      ceiling=coverage_lib.ceiling(),
+      features=f'pixel_pca64_centre{round(100 * coverage_lib.FACE_FRACTION)}',
     )
     out['channels'] = dict(
       generated=coverage_lib.channel_stats(images_a), real=coverage_lib.channel_stats(images_b)
@@ -199,11 +205,15 @@ class TrainingEvaluator:
       self.pixels = coverage_lib.PixelFeatures(self.real)
       self.balls = coverage_lib.RealBalls(self.pixels(self.real))
       self.real_means = coverage_lib.channel_stats(self.real)['mean']
+      face = coverage_lib.face_region(self.real)
+      self.face_pixels = coverage_lib.PixelFeatures(face)
+      self.face_balls = coverage_lib.RealBalls(self.face_pixels(face))
 
   def __call__(self, generate) -> Dict[str, float]:
     """Scores `generate` (see generate_images): {'eval/swd': avg,
     'eval/swd/<level>': ..., 'eval/fid', 'eval/kid', 'eval/coverage',
-    'eval/density', 'eval/precision', 'eval/recall',
+    'eval/density', 'eval/precision', 'eval/recall', 'eval/face_<the same
+    four>' (on the face region),
     'eval/channel_mean_diff/<r|g|b>' (generated minus real, levels of 255)}.
     """
     fake = generate_images(generate, self.config, len(self.real), self.config.seed)
@@ -215,6 +225,9 @@ class TrainingEvaluator:
     if 'coverage' in self.metrics:
       for name, value in self.balls.score(self.pixels(fake)).items():
         out[f'eval/{name}'] = value
+      face = coverage_lib.face_region(fake)
+      for name, value in self.face_balls.score(self.face_pixels(face)).items():
+        out[f'eval/face_{name}'] = value
       means = coverage_lib.channel_stats(fake)['mean']
       for channel, m, r in zip('rgb', means, self.real_means):
         out[f'eval/channel_mean_diff/{channel}'] = round(m - r, 2)
@@ -271,7 +284,11 @@ def format_table(result: Dict[str, object]) -> str:
       else f'+- {1e3 * kid["std"]:.2f}'
     )
     rows.append(('KID x1e3', f'{1e3 * kid["mean"]:.2f} {spread}'))
-  for key, where in (('coverage', 'pixels'), ('coverage_inception', 'Inception')):
+  for key, where in (
+    ('coverage', 'pixels'),
+    ('coverage_face', 'face region'),
+    ('coverage_inception', 'Inception'),
+  ):
     if key in result:
       c = result[key]
       rows.append(

@@ -124,6 +124,11 @@ def test_samples_crowding_around_a_few_faces_warn_after_two_evaluations():
   assert len(warned['celeba157x128']) == 1
   assert 'partial mode collapse at step 1000' in warned['celeba157x128'][0]
   assert 'recall 0.02' in warned['celeba157x128'][0]
+  # The face region's coverage, when measured, is named in the warning.
+  watch = collapse.CollapseWatch()
+  scores = {'eval/recall': 0.03, 'eval/density': 2.2, 'eval/face_coverage': 0.38}
+  assert watch.observe_eval(scores, 500) == []
+  assert 'coverage of the face region 0.38' in watch.observe_eval(scores, 1000)[0]
   # One crowded evaluation between healthy ones is not enough.
   watch = collapse.CollapseWatch()
   for recall, density in ((0.05, 2.0), (0.4, 0.8), (0.05, 2.0), (0.4, 0.8)):

@@ -46,6 +46,22 @@ def test_sixteen_faces_repeated_collapse_coverage_not_precision(faces):
   assert result['precision'] > 0.8  # each face is realistic: only fewer
 
 
+def test_one_face_under_varied_frames_is_seen_only_by_the_face_region(faces):
+  # 48x48 frames of 256 different faces, whose centres are pasted from 8.
+  big = np.repeat(np.repeat(faces, 3, axis=1), 3, axis=2)
+  real, fake = big[256:], big[:256].copy()
+  side = coverage.face_region(fake[:1]).shape[1]
+  assert side == round(48 * coverage.FACE_FRACTION)
+  top = (48 - side) // 2
+  centre = (slice(None), slice(top, top + side), slice(top, top + side))
+  fake[centre] = big[np.arange(256) % 8][centre]
+  assert coverage.pixel_prdc(real, fake)['coverage'] > 0.85  # the frames differ
+  face = coverage.face_prdc(real, fake)
+  assert face['coverage'] < 0.3 and face['recall'] < 0.1
+  # The same frames with their own centres cover the face region too.
+  assert coverage.face_prdc(real, big[:256])['coverage'] > 0.85
+
+
 def test_too_few_or_unequal_sets_are_refused_naming_the_numbers(faces):
   with pytest.raises(coverage.CoverageError, match='at least 6 .* got 5 real'):
     coverage.pixel_prdc(faces[:5], faces[5:10])
@@ -57,10 +73,13 @@ def test_compute_metrics_reports_coverage_with_its_ceiling_and_channels(faces):
   result = evaluation.compute_metrics(faces[:256], faces[256:], ['coverage'])
   assert result['coverage']['ceiling'] == coverage.ceiling()
   assert result['coverage']['features'] == 'pixel_pca64'
+  assert result['coverage_face']['features'] == 'pixel_pca64_centre45'
+  assert result['coverage_face']['coverage'] == pytest.approx(coverage.ceiling(), abs=0.1)
   means = np.asarray(faces[256:], np.float64).reshape(-1, 3).mean(0)
   assert result['channels']['real']['mean'] == pytest.approx(means, abs=0.01)
   table = evaluation.format_table(result)
   assert 'coverage (pixels, k=5)' in table and 'ceiling 0.969' in table
+  assert 'coverage (face region, k=5)' in table
 
 
 def test_downsample_averages_areas_at_any_size():

@@ -381,6 +381,7 @@ def test_eval_every_logs_swd_to_tensorboard(tmp_path):
   coverage = helpers.scalars(workdir, 'eval/coverage')
   assert sorted(coverage) == [4, 8]
   assert all(0 <= v <= 1 for v in coverage.values())
+  assert all(0 <= e['eval/face_coverage'] <= 1 and 'eval/face_recall' in e for e in logged)
   assert all(abs(e['eval/channel_mean_diff/g']) < 255 for e in logged)
   # The better of the two SWDs is kept in best/ (--keep_best=swd by default)
   # and loads like a run directory.

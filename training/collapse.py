@@ -314,10 +314,12 @@ class CollapseWatch:
     if self._crowded < 2 or 'crowding' in self._warned:
       return None
     self._warned.add('crowding')
+    face = scores.get('eval/face_coverage')
+    face = '' if face is None else f'; coverage of the face region {face:.2f}'
     return (
       f'warning: partial mode collapse at step {step}: the samples crowd around '
       f'a few real faces (recall {recall:.2f}: few real faces have a sample near '
-      f'them; density {density:.2f}) for {self._crowded} evaluations in a row. '
+      f'them; density {density:.2f}{face}) for {self._crowded} evaluations in a row. '
       f'The grid may repeat one face even where coverage looks fine. {self.remedies}'
     )
 
