@@ -104,7 +104,8 @@ def compare_shapes(
 
 
 def find_checkpoint(path: str) -> Tuple[str, str]:
-  """(run dir, checkpoint prefix) from a run dir, checkpoints dir or prefix.
+  """(run dir, checkpoint prefix) from a run dir, checkpoints dir or prefix,
+  or a weights folder (or its WEIGHTS_FILE), whose prefix is that file.
 
   A directory gives its latest checkpoint. tf.train.latest_checkpoint
   silently skips a latest checkpoint whose .index is gone (an interrupted
@@ -115,6 +116,8 @@ def find_checkpoint(path: str) -> Tuple[str, str]:
     RunDirError: no checkpoint at `path`, or an incomplete one.
   """
   path = os.path.expanduser(path).rstrip('/')
+  if os.path.basename(path) == WEIGHTS_FILE and os.path.isfile(path):
+    path = os.path.dirname(path) or '.'  # the file itself: its folder
   weights = os.path.join(path, WEIGHTS_FILE)
   if os.path.isfile(weights) and not os.path.isdir(os.path.join(path, CHECKPOINT_DIR)):
     return path, weights

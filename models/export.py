@@ -7,6 +7,7 @@ float16, a third of a checkpoint) is what facegan ships pretrained: every
 tool takes it as --checkpoint. All are written whole or not at all.
 """
 
+import dataclasses
 import os
 import tempfile
 
@@ -20,6 +21,9 @@ from configs.errors import FaceganError, first_line
 from configs.presets import Config
 from configs.run_files import CONFIG_FILE
 from models.checkpoint import GENERATOR_KEY, STEP_KEY, WEIGHTS_FILE, model_state
+
+# Config fields that name files of the machine that trained: not exported.
+MACHINE_PATHS = ('data_dir', 'tfds_data_dir', 'inception_weights')
 
 SAVEDMODEL_DIR = 'savedmodel'
 
@@ -104,7 +108,11 @@ def export_weights(generator, config: Config, out_dir: str, step: int = 0) -> li
   size of float32 weights and a third of a checkpoint with its optimizer.
   models.checkpoint.load_generator reads the folder like a run directory;
   `step`, the training step of the weights, is what evaluations report.
+  The folder is meant to travel, so config.json drops the paths of this
+  machine (data, TFDS and Inception weights): a tool that needs data asks
+  for --data_dir.
   """
+  config = dataclasses.replace(config, **{f: '' for f in MACHINE_PATHS})
   arrays = {GENERATOR_KEY: np.array(generator.name), STEP_KEY: np.array(step, np.int64)}
   for key, v in model_state(generator).items():
     value = v.numpy()

@@ -278,11 +278,17 @@ def test_rectangular_157x128_run(tmp_path):
 def test_a_weights_folder_loads_like_its_run(tiny, tmp_path):
   config, run_dir, g = tiny
   pack = str(tmp_path / 'pretrained')
-  paths = exports.generate(('weights',), g, config, run_dir, pack, FAST, step=7)
+  # The trainer's own paths stay behind: the folder is made to be shipped.
+  trained = dataclasses.replace(
+    config, data_dir='/home/me/celeba', inception_weights='/home/me/i.h5'
+  )
+  paths = exports.generate(('weights',), g, trained, run_dir, pack, FAST, step=7)
   assert sorted(os.path.basename(p) for p in paths) == ['config.json', 'generator.npz']
   loaded_config, folder, prefix, loaded = checkpoint.load_generator_from(pack)
   assert loaded_config == config and folder == pack and checkpoint.checkpoint_step(prefix) == 7
   assert loaded.name == 'ema_generator'
+  # The prefix it returns loads again (as bench/score_runs.py does).
+  assert checkpoint.find_checkpoint(prefix) == (pack, prefix)
   z = latents.sample_latents(config, 16, 0, 99)
   # float16 weights: the images within a level or two of the run's.
   diff = latents.render(loaded, z).astype(int) - latents.render(g, z)
