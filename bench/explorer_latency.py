@@ -2,7 +2,8 @@
 
 Times the explorer's requests through Flask's test client (the whole request:
 JSON parsing, G in inference mode, PNG encoding; no network): a slider move
-(/api/render of one latent), a blend step (/api/slerp), a new 16-face grid
+(/api/render of one latent), a direction slider move (/api/direction, one
+amount), a blend step (/api/slerp), a new 16-face grid
 (/api/latents) and a photo projection (/api/project). Prints the median and
 the 95th percentile of --repeats requests each, after one warm-up request.
 """
@@ -31,16 +32,21 @@ def main(argv):
   del argv
   import numpy as np
   from explorer.app import create_app
+  from models import directions
   from training import checkpoints
 
-  config, _, generator = checkpoints.load_generator(FLAGS.checkpoint)
-  client = create_app(generator, config).test_client()
+  config, run_dir, generator = checkpoints.load_generator(FLAGS.checkpoint)
+  edits = directions.cached_directions(run_dir, generator, config)
+  client = create_app(generator, config, directions=edits).test_client()
   z = np.random.default_rng(0).standard_normal((2, config.latent_dim)).tolist()
   with open(FLAGS.photo, 'rb') as f:
     photo = f.read()
   requests = {
     'slider move (/api/render, 1 face)': lambda i: client.post(
       '/api/render', json=dict(latents=[z[0]])
+    ),
+    'direction slider move (/api/direction, 1 face)': lambda i: client.post(
+      '/api/direction', json=dict(latent=z[0], index=i % len(edits.vectors), amounts=[1.5])
     ),
     'blend step (/api/slerp)': lambda i: client.post(
       '/api/slerp', json=dict(z1=z[0], z2=z[1], t=(i % 100) / 100)

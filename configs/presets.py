@@ -134,6 +134,20 @@ class Config:
     'published; below about 0.8 colour changes cannot '
     'leak into G, Karras et al. 2020).',
   )
+  augment_target: float = _f(
+    0.0,
+    'Adaptive augmentation (ADA, Karras et al. 2020) when above 0: the '
+    'augmentation probability starts at 0 and rises while the mean sign of '
+    "D's real logits (how surely D calls the training faces real) is above "
+    'this target, falls while it is below; augment_p is then ignored. '
+    'ADA used 0.6. 0: a fixed augment_p.',
+  )
+  augment_kimg: float = _f(
+    20.0,
+    'ADA speed: thousands of images over which the adaptive probability '
+    'can move from 0 to 1 (ADA used 500 for runs of tens of millions of '
+    'images; an hour on a CPU sees about 100 thousand).',
+  )
   r1_gamma: float = _f(
     0.0, 'Weight of the R1 penalty gamma/2 * |grad_x D(x)|^2 on real images (0: off).'
   )
@@ -297,11 +311,12 @@ def missing_data_message(dataset: str, data_dir: str) -> str:
 POSITIVE = ('image_height', 'image_width', 'latent_dim', 'g_filters', 'd_filters', 'batch_size',
             'epochs', 'g_steps_per_d', 'num_samples', 'log_every', 'keep_checkpoints',
             'synthetic_size', 'steps_per_call', 'eval_num_samples', 'r1_every',
-            'g_lr', 'd_lr', 'adam_epsilon')
+            'g_lr', 'd_lr', 'adam_epsilon', 'augment_kimg')
 NON_NEGATIVE = ('steps_per_epoch', 'noise_sd', 'noise_decay_steps', 'fm_ramp_steps',
                 'feature_matching', 'weight_decay', 'checkpoint_every_steps', 'eval_every',
                 'd_mbstd_group', 'r1_gamma', 'checkpoint_every_secs', 'grid_every_secs')
-BELOW_ONE = ('g_beta1', 'd_beta1', 'g_beta2', 'd_beta2', 'd_dropout', 'ema_decay')  # in [0, 1)
+BELOW_ONE = ('g_beta1', 'd_beta1', 'g_beta2', 'd_beta2', 'd_dropout', 'ema_decay',
+             'augment_target')  # in [0, 1)
 # fmt: on
 
 

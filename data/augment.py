@@ -89,18 +89,20 @@ def cutout(x, uniform: Uniform, ratio: float = CUTOUT_RATIO):
 _TRANSFORMS = {'color': color, 'translation': translation, 'cutout': cutout}
 
 
-def diff_augment(x, policy: Sequence[str], uniform: Uniform, p: float = 1.0):
+def diff_augment(x, policy: Sequence[str], uniform: Uniform, p=1.0):
   """Applies the transforms of `policy` in order (differentiable in x).
 
   With p < 1 each transform reaches each image with probability p (as ADA
   does, Karras et al. 2020): D then also sees unaugmented images, and a
   transform applied with p below about 0.8 cannot leak into G's images.
+  `p` may be a float or a scalar tensor (the adaptive probability).
   """
-  if p < 1:  # one draw for every (image, transform) pair
+  every = isinstance(p, (int, float)) and p >= 1
+  if not every:  # one draw for every (image, transform) pair
     applied = uniform(8, tf.stack([tf.shape(x)[0], len(_TRANSFORMS)])) < p
   for name in policy:
     y = _TRANSFORMS[name](x, uniform)
-    if p < 1:
+    if not every:
       column = list(_TRANSFORMS).index(name)
       y = tf.where(applied[:, column, None, None, None], y, x)
     x = y

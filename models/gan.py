@@ -149,6 +149,8 @@ LOSS_METRICS = (
   'd_real',
   'd_fake',
   'noise_sd',
+  'd_real_sign',
+  'augment_p',
   'g_loss',
   'g_loss_adv',
   'g_loss_fm',
@@ -174,8 +176,8 @@ class GAN:
     self.mixed_precision = mp = hardware.resolve_mixed_precision(config.mixed_precision)
     norm = hardware.batch_norm_kind(replicas, self.jit_compile)
     kit = blocks.Kit(hardware.dtype_policy_name(mp), norm)
-    self.tricks = tricks.Tricks(config)
     with self.strategy.scope():
+      self.tricks = tricks.Tricks(config)
       self.generator, self.discriminator, self.ema_generator = build_models(config, kit)
       self.g_optimizer = make_optimizer(config, self.generator, 'g', mp)
       self.d_optimizer = make_optimizer(config, self.discriminator, 'd', mp)
@@ -239,6 +241,7 @@ class GAN:
     # Per-replica means of equal shares: their mean is the global batch's.
     mean = self.strategy.reduce(tf.distribute.ReduceOp.MEAN, stacked, axis=None)
     out = dict(zip(self.metric_names, tf.unstack(mean)))
+    self.tricks.adapt(out['d_real_sign'])  # ADA: the next step's probability
     self.step.assign_add(1)
     if self.ema_generator is not None:
       update_ema(self.ema_generator, self.generator, self.config.ema_decay, self.step)
@@ -308,6 +311,9 @@ class GAN:
       d_real=tf.reduce_mean(tf.sigmoid(real_logits)),
       d_fake=tf.reduce_mean(tf.sigmoid(fake_logits)),
       noise_sd=sd,
+      # ADA's overfitting measure, and the augmentation probability D saw.
+      d_real_sign=tf.reduce_mean(tf.sign(real_logits)),
+      augment_p=tf.convert_to_tensor(t.augment_p),
     )
     # Real features for feature matching come from this D pass: recomputing
     # them in the G step would cost a D forward pass for a target that

@@ -19,12 +19,40 @@ from data import augment
 from models import streams
 
 
+def ada_adjust(p, sign_mean, target: float, images: int, kimg: float):
+  """ADA's update (Karras et al. 2020): the augmentation probability after a step.
+
+  p' = clip(p + sign(r - target) * images / (1000 kimg), 0, 1), where r is
+  the mean of sign(D(x)) over the step's real images: near 1 when D calls
+  every training face real with confidence (it overfits them), near 0 when
+  it cannot tell. So p climbs while D overfits and falls while it is blind,
+  by at most 1 per `kimg` thousand images.
+  """
+  step = tf.sign(tf.cast(sign_mean, tf.float32) - target) * images / (1000.0 * kimg)
+  return tf.clip_by_value(p + step, 0.0, 1.0)
+
+
 class Tricks:
   """Latents, labels, instance noise, augmentation and the FM weight of a step."""
 
   def __init__(self, config: Config):
     self.config = config
     self.augment_policy = augment.parse_policy(config.diffaugment)
+    self.adaptive = config.augment_target > 0 and bool(self.augment_policy)
+    # The probability each transform reaches an image: config.augment_p, or
+    # with ADA a variable that starts at 0, moves after every step
+    # (`adapt`) and is saved in every checkpoint.
+    self.augment_p = tf.Variable(
+      0.0 if self.adaptive else config.augment_p, trainable=False, name='augment_p'
+    )
+
+  def adapt(self, real_sign):
+    """Moves the adaptive probability by ada_adjust (no-op without ADA)."""
+    if self.adaptive:
+      c = self.config
+      self.augment_p.assign(
+        ada_adjust(self.augment_p, real_sign, c.augment_target, c.batch_size, c.augment_kimg)
+      )
 
   def random(self, stream, kind, shape, step):
     """This replica's rows of a global-batch 'uniform' [-1, 1) or 'normal'
@@ -93,7 +121,8 @@ class Tricks:
     if real and self.config.x_flip:
       x = augment.x_flip(x, uniform)
     if self.augment_policy:
-      x = augment.diff_augment(x, self.augment_policy, uniform, self.config.augment_p)
+      p = self.augment_p if self.adaptive else self.config.augment_p
+      x = augment.diff_augment(x, self.augment_policy, uniform, p)
     return x
 
   def _instance_noise(self, x, sd, stream, step):

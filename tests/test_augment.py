@@ -143,3 +143,45 @@ def test_augment_p_applies_each_transform_to_the_drawn_images_only():
   np.testing.assert_allclose(y[[0, 2]], full[[0, 2]], atol=1e-6)
   np.testing.assert_array_equal(y[[1, 3]], x.numpy()[[1, 3]])
   assert np.abs(full[[1, 3]] - x.numpy()[[1, 3]]).max() > 0.1
+
+
+def test_a_tensor_probability_of_zero_or_one_is_none_or_every_image():
+  x = _images(n=4, h=16, w=16)
+  uniform = lambda k, shape: tf.fill(shape, 0.3)
+  policy = ('color', 'translation', 'cutout')
+  full = augment.diff_augment(x, policy, uniform).numpy()
+  none = augment.diff_augment(x, policy, uniform, p=tf.constant(0.0)).numpy()
+  every = augment.diff_augment(x, policy, uniform, p=tf.constant(1.0)).numpy()
+  np.testing.assert_array_equal(none, x.numpy())
+  np.testing.assert_allclose(every, full, atol=1e-6)
+
+
+def test_ada_raises_p_while_d_overfits_and_lowers_it_while_d_is_blind():
+  from models.tricks import ada_adjust
+
+  # 32 images a step, 0 -> 1 over 100k images: 3.2e-4 a step.
+  up = ada_adjust(tf.constant(0.5), 1.0, 0.6, 32, 100.0)
+  down = ada_adjust(tf.constant(0.5), 0.1, 0.6, 32, 100.0)
+  assert float(up) == pytest.approx(0.5 + 3.2e-4) and float(down) == pytest.approx(0.5 - 3.2e-4)
+  assert float(ada_adjust(tf.constant(0.0), -1.0, 0.6, 32, 100.0)) == 0.0  # clipped
+  assert float(ada_adjust(tf.constant(1.0), 1.0, 0.6, 32, 100.0)) == 1.0
+
+
+def test_the_train_step_moves_the_adaptive_probability_from_zero():
+  # A D that calls every real image real (sign 1 > target) raises p each step.
+  gan = _gan(diffaugment='color,translation', augment_target=0.6, augment_kimg=0.1)
+  assert gan.tricks.adaptive and float(gan.tricks.augment_p) == 0.0
+  real = tf.random.stateless_uniform((8, 32, 32, 3), (1, 2), -1, 1)
+  seen = []
+  for _ in range(3):
+    out = gan.step_fn(real)
+    seen.append((float(out['augment_p']), float(out['d_real_sign'])))
+  p = float(gan.tricks.augment_p)
+  # Each step reports the p its D saw, then moves it by 8 / 100 images.
+  assert seen[0][0] == 0.0
+  for (before, sign), after in zip(seen, [s[0] for s in seen[1:]] + [p]):
+    assert after == pytest.approx(np.clip(before + np.sign(sign - 0.6) * 0.08, 0, 1), abs=1e-6)
+  # Without a target the probability is the fixed augment_p, never moved.
+  fixed = _gan(diffaugment='color', augment_p=0.5)
+  fixed.step_fn(real)
+  assert not fixed.tricks.adaptive and float(fixed.tricks.augment_p) == 0.5

@@ -277,3 +277,29 @@ def test_cached_and_tfds_sources_train_over_several_epochs(tmp_path):
       str(tmp_path / 'tfds'),
     )
   assert helpers.checkpoint_step(str(tmp_path / 'tfds')) == 6
+
+
+def test_the_adaptive_augmentation_probability_resumes_where_it_was(tmp_path):
+  from models.gan import GAN
+  from training import checkpoints
+
+  workdir = str(tmp_path / 'run')
+  config = get_config('tiny', diffaugment='translation', augment_target=0.6, augment_kimg=0.05)
+  loop.run(config, workdir)  # 8 steps of 8 images: p moves by 0.16 a step
+  logged = helpers.scalars(workdir, 'augment_p')
+  assert sorted(logged) == [2, 4, 6, 8] and all(0.0 <= v <= 1.0 for v in logged.values())
+  prefix = tf.train.latest_checkpoint(os.path.join(workdir, 'checkpoints'))
+  saved = tf.train.load_checkpoint(prefix).get_tensor('augment_p/.ATTRIBUTES/VARIABLE_VALUE')
+  assert abs(saved - logged[8]) == pytest.approx(0.16, abs=1e-6) or saved in (0.0, 1.0)
+  gan = GAN(config)
+  checkpoints.restore(gan, {}, workdir, chief=False)
+  assert float(gan.tricks.augment_p) == pytest.approx(saved)
+  # A checkpoint from before the adaptive probability still restores; p starts at 0.
+  old = str(tmp_path / 'old')
+  items = checkpoints.gan_items(gan)
+  del items[checkpoints.ADAPTIVE_P]
+  old_prefix = tf.train.Checkpoint(**items).save(os.path.join(old, 'checkpoints', 'ckpt'))
+  checkpoints.write_checkpoint_state(os.path.join(old, 'checkpoints'), [old_prefix])
+  fresh = GAN(config)
+  assert checkpoints.restore(fresh, {}, old, chief=False) == old_prefix
+  assert float(fresh.tricks.augment_p) == 0.0 and int(fresh.step) == int(gan.step)

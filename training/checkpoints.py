@@ -35,6 +35,11 @@ from models.checkpoint import (  # noqa: F401
 )
 
 
+# The key of the adaptive augmentation probability, which checkpoints older
+# than it lack (restore then starts it afresh).
+ADAPTIVE_P = 'augment_p'
+
+
 def gan_items(gan, positional: bool = False) -> Dict[str, object]:
   """Everything a checkpoint must hold to resume a models.gan.GAN exactly.
 
@@ -48,6 +53,7 @@ def gan_items(gan, positional: bool = False) -> Dict[str, object]:
     d_optimizer=gan.d_optimizer,
     step=gan.step,
   )
+  items[ADAPTIVE_P] = gan.tricks.augment_p
   if gan.ema_generator is not None:
     items['ema_generator'] = model_state(gan.ema_generator, positional)
   return items
@@ -236,6 +242,8 @@ def restore(gan, counters: Dict[str, tf.Variable], workdir: str, chief: bool) ->
   names = [n for n, _ in tf.train.list_variables(prefix)]
   # Checkpoints from before the models were keyed by layer path.
   items = gan_items(gan, positional=uses_positional_keys(names))
+  if f'{ADAPTIVE_P}/.ATTRIBUTES/VARIABLE_VALUE' not in names:
+    del items[ADAPTIVE_P]  # older checkpoints: the probability starts afresh
   new_seeds = check_fits(prefix, items)
   counters = {
     k: v
