@@ -158,6 +158,22 @@ LOSS_METRICS = (
 )
 
 
+def d_metrics(real_logits, fake_logits, loss_parts, noise_sd, augment_p):
+  """The D step's scalars: its losses, mean D outputs, noise and augmentation."""
+  d_loss, d_real, d_fake = loss_parts
+  return dict(
+    d_loss=d_loss,
+    d_loss_real=d_real,
+    d_loss_fake=d_fake,
+    d_real=tf.reduce_mean(tf.sigmoid(real_logits)),
+    d_fake=tf.reduce_mean(tf.sigmoid(fake_logits)),
+    noise_sd=noise_sd,
+    # ADA's overfitting measure, and the augmentation probability D saw.
+    d_real_sign=tf.reduce_mean(tf.sign(real_logits)),
+    augment_p=tf.convert_to_tensor(augment_p),
+  )
+
+
 class GAN:
   """The train state and its step.
 
@@ -304,17 +320,7 @@ class GAN:
         self.config, D, real_in, step, lambda loss: self._scaled(self.d_optimizer, loss)
       )
       grads = [g + r for g, r in zip(grads, r1)]
-    out = dict(
-      d_loss=d_loss,
-      d_loss_real=d_real,
-      d_loss_fake=d_fake,
-      d_real=tf.reduce_mean(tf.sigmoid(real_logits)),
-      d_fake=tf.reduce_mean(tf.sigmoid(fake_logits)),
-      noise_sd=sd,
-      # ADA's overfitting measure, and the augmentation probability D saw.
-      d_real_sign=tf.reduce_mean(tf.sign(real_logits)),
-      augment_p=tf.convert_to_tensor(t.augment_p),
-    )
+    out = d_metrics(real_logits, fake_logits, (d_loss, d_real, d_fake), sd, t.augment_p)
     # Real features for feature matching come from this D pass: recomputing
     # them in the G step would cost a D forward pass for a target that
     # barely moves.
