@@ -64,8 +64,8 @@ def main(argv):
   parts = {
     f'generate {n} images': lambda: evaluation.generate_images(sample, config, n, config.seed),
     'SWD': lambda: swd_lib.swd(fake, evaluator.real, seed=config.seed),
-    'coverage + channel means': lambda: (
-      evaluator.balls.score(evaluator.pixels(fake)),
+    'coverage (whole, face) + channel means': lambda: (
+      [real_side.score(fake) for real_side in evaluator.coverage.values()],
       coverage.channel_stats(fake),
     ),
     'collapse watch': lambda: watch.observe_eval(scores, 0),

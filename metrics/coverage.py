@@ -185,3 +185,24 @@ def face_region(images: np.ndarray, fraction: float = FACE_FRACTION) -> np.ndarr
 def face_prdc(real_images: np.ndarray, fake_images: np.ndarray, k: int = K) -> Dict[str, float]:
   """pixel_prdc on the face region of both sets (see the module docstring)."""
   return pixel_prdc(face_region(real_images), face_region(fake_images), k)
+
+
+class PixelCoverage:
+  """pixel_prdc against one real set, fitted once (PCA axes, features, radii)
+  and scored against many generated sets, on the whole image or a region.
+
+  Args:
+    real_images: uint8 (N, H, W, 3), N > k.
+    region: maps a batch of images to the part compared (face_region), or
+      None for the whole image.
+  """
+
+  def __init__(self, real_images: np.ndarray, region=None):
+    self.region = region or (lambda images: images)
+    real = self.region(real_images)
+    self.features = PixelFeatures(real)
+    self.balls = RealBalls(self.features(real))
+
+  def score(self, fake_images: np.ndarray) -> Dict[str, float]:
+    """Precision, recall, density and coverage of `fake_images`."""
+    return self.balls.score(self.features(self.region(fake_images)))

@@ -202,12 +202,11 @@ class TrainingEvaluator:
     if 'coverage' in self.metrics:
       # The real side of coverage once: its PCA axes, features and radii.
       coverage_lib.check_sizes(len(self.real), len(self.real))
-      self.pixels = coverage_lib.PixelFeatures(self.real)
-      self.balls = coverage_lib.RealBalls(self.pixels(self.real))
+      self.coverage = {
+        '': coverage_lib.PixelCoverage(self.real),
+        'face_': coverage_lib.PixelCoverage(self.real, coverage_lib.face_region),
+      }
       self.real_means = coverage_lib.channel_stats(self.real)['mean']
-      face = coverage_lib.face_region(self.real)
-      self.face_pixels = coverage_lib.PixelFeatures(face)
-      self.face_balls = coverage_lib.RealBalls(self.face_pixels(face))
 
   def __call__(self, generate) -> Dict[str, float]:
     """Scores `generate` (see generate_images): {'eval/swd': avg,
@@ -223,11 +222,9 @@ class TrainingEvaluator:
     )
     out = {}
     if 'coverage' in self.metrics:
-      for name, value in self.balls.score(self.pixels(fake)).items():
-        out[f'eval/{name}'] = value
-      face = coverage_lib.face_region(fake)
-      for name, value in self.face_balls.score(self.face_pixels(face)).items():
-        out[f'eval/face_{name}'] = value
+      for prefix, real_side in self.coverage.items():
+        for name, value in real_side.score(fake).items():
+          out[f'eval/{prefix}{name}'] = value
       means = coverage_lib.channel_stats(fake)['mean']
       for channel, m, r in zip('rgb', means, self.real_means):
         out[f'eval/channel_mean_diff/{channel}'] = round(m - r, 2)

@@ -58,6 +58,8 @@ def test_one_face_under_varied_frames_is_seen_only_by_the_face_region(faces):
   assert coverage.pixel_prdc(real, fake)['coverage'] > 0.85  # the frames differ
   face = coverage.face_prdc(real, fake)
   assert face['coverage'] < 0.3 and face['recall'] < 0.1
+  # Fitted once on the reals (as during training), it scores the same.
+  assert coverage.PixelCoverage(real, coverage.face_region).score(fake) == face
   # The same frames with their own centres cover the face region too.
   assert coverage.face_prdc(real, big[:256])['coverage'] > 0.85
 
@@ -126,11 +128,10 @@ def test_the_watch_warns_on_a_generator_of_a_few_faces_only(faces):
   assert '--d_mbstd_group' in warning
   # With evaluation: coverage falls while density stays high.
   real = faces[256:512]
-  pixels = coverage.PixelFeatures(real)
-  balls = coverage.RealBalls(pixels(real))
+  real_side = coverage.PixelCoverage(real)
   scores = lambda g: {
     f'eval/{k}': v
-    for k, v in balls.score(pixels(((g(256) + 1) * 127.5).round().astype(np.uint8))).items()
+    for k, v in real_side.score(((g(256) + 1) * 127.5).round().astype(np.uint8)).items()
   }
   watch = collapse.CollapseWatch()
   assert watch.observe_eval(scores(varied), 100) == []
