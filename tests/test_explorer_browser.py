@@ -100,6 +100,10 @@ def test_the_page_renders_moves_and_projects(page_url, tmp_path):
     page.wait_for_function(
       "document.getElementById('message').textContent.includes('not an image')"
     )
+    # The direction previews the projection started finish later; they must
+    # not wipe the message (a CI run once missed it that way).
+    page.wait_for_timeout(2000)
+    assert 'not an image' in page.text_content('#message')
     page.screenshot(path=str(tmp_path / 'explorer.png'))
     browser.close()
   assert os.path.getsize(tmp_path / 'explorer.png') > 1000
