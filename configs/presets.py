@@ -19,6 +19,14 @@ CONFIG_VERSION = 1
 # before them had: such a run keeps it on resume (never a silent change of
 # architecture), whatever the preset now says.
 ADDED_ARCH_FIELDS = {'g_upsample': 'deconv', 'd_mbstd_group': 0, 'g_deconv_init': 'random'}
+# Preset defaults that changed after runs existed: (preset, field) -> the
+# default before. A run that recorded the old default and is resumed with
+# the new one keeps the old (printed, recorded), as for ADDED_ARCH_FIELDS:
+# a resumed run goes on with the recipe it was started with.
+CHANGED_DEFAULTS = {
+  ('celeba157x128', 'd_batch_norm'): 'arch',
+  ('celeba157x128', 'augment_target'): 0.0,
+}
 
 DIFFAUGMENT = ('color', 'translation', 'cutout')
 ARCHS = ('tutorial', 'dcgan', 'rect', 'mlp')
@@ -263,6 +271,10 @@ class Config:
     '', "InceptionV3 weights file for FID/KID ('': Keras' download, when online)."
   )
 
+  def d_has_batch_norm(self) -> bool:
+    """Whether D's hidden layers have BatchNorm (d_batch_norm resolved)."""
+    return {'on': True, 'off': False, 'arch': self.arch == 'dcgan'}[self.d_batch_norm]
+
   def validate(self) -> 'Config':
     """Raises ValueError with a readable message if a field is invalid."""
     _check_choices(self)
@@ -420,7 +432,11 @@ PRESETS: Dict[str, Dict[str, Any]] = {
                         diffaugment='color,translation,cutout', x_flip=True,
                         # Ahead on held-out SWD and coverage at steps 416,
                         # 2,000 and 2,080 (docs/results.md).
-                        r1_gamma=1.0),
+                        r1_gamma=1.0,
+                        # BatchNorm in D compares the faces of a batch, and
+                        # adaptive augmentation lets D see G's faults: without
+                        # them G repeats one face (docs/results.md).
+                        d_batch_norm='on', augment_target=0.6),
   # CPU quickstart: the 48x48 recipe, narrower, on the synthetic faces.
   # Smaller batches and Adam beta1 0.5 (the DCGAN paper's) make faces
   # appear within ~1000 steps, a few minutes on a 2-core CPU.

@@ -7,14 +7,13 @@ from configs.presets import Config
 from models import blocks
 
 
-def _act_drop(c: Config, k: blocks.Kit, first: bool = False, arch_bn: bool = False):
+def _act_drop(c: Config, k: blocks.Kit, first: bool = False):
   """[BatchNorm] LeakyReLU [Dropout], after one hidden layer of D.
 
   BatchNorm never follows the first layer (the DCGAN paper's placement: a
   normalised input layer makes samples oscillate).
   """
-  bn = {'on': True, 'off': False, 'arch': arch_bn}[c.d_batch_norm]
-  parts = [k.norm()] if bn and not first else []
+  parts = [k.norm()] if c.d_has_batch_norm() and not first else []
   parts.append(layers.LeakyReLU(negative_slope=c.d_leaky_slope, dtype=k.dtype))
   if c.d_dropout > 0:
     parts.append(blocks.Dropout(c.d_dropout, dtype=k.dtype))
@@ -37,7 +36,7 @@ def _dcgan_stages(c: Config, k: blocks.Kit):
   f, sn = c.d_filters, c.d_spectral_norm
   stages = [k.stage([k.conv(f, 4, 2, sn=sn)] + _act_drop(c, k, first=True))]
   for i in range(1, n_down):
-    stages.append(k.stage([k.conv(f * 2**i, 4, 2, sn=sn)] + _act_drop(c, k, arch_bn=True)))
+    stages.append(k.stage([k.conv(f * 2**i, 4, 2, sn=sn)] + _act_drop(c, k)))
   return stages, [k.stage([k.conv(1, 4, 1, 'valid', sn=sn), layers.Flatten(dtype=k.dtype)])]
 
 

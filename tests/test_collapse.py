@@ -38,13 +38,16 @@ def test_sample_diversity_separates_varied_from_identical_samples():
 def test_partial_collapse_remedies_leave_out_what_the_run_uses():
   from configs.presets import get_config
 
-  plain = collapse.partial_remedies(get_config('celeba157x128', r1_gamma=0.0))
-  for flag in ('--r1_gamma=1', '--augment_p=0.5', '--d_mbstd_group=4', '--checkpoint=<run>/best'):
+  plain = collapse.partial_remedies(get_config('celeba157x128', r1_gamma=0.0, d_batch_norm='off'))
+  flags = ('--r1_gamma=1', '--augment_p=0.5', '--d_mbstd_group=4', '--d_batch_norm=on')
+  for flag in flags + ('--checkpoint=<run>/best',):
     assert flag in plain, flag
   tried = collapse.partial_remedies(
     get_config('celeba157x128', r1_gamma=1.0, augment_p=0.5, d_mbstd_group=4)
   )
   assert '--r1_gamma' not in tried and '--augment_p' not in tried
+  assert '--d_batch_norm' not in tried  # the preset has it; dcgan's D by its arch
+  assert '--d_batch_norm' not in collapse.partial_remedies(get_config('celeba64'))
   assert '--d_mbstd_group' not in tried and '--checkpoint=<run>/best' in tried
   watch = collapse.CollapseWatch(remedies=tried)
   assert watch.observe_duplicates(0.0, 100, 0.4) is None

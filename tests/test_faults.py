@@ -405,3 +405,24 @@ def test_every_error_a_user_can_fix_has_the_one_base_the_scripts_catch():
       source = f.read()
     assert 'errors.one_line(main)' in source, script
     assert not any(e.__name__ in source for e in errors + [FaceganError]), script
+
+
+def test_a_run_made_under_an_old_preset_default_resumes_with_it(tmp_path, capsys):
+  # celeba157x128 runs made before its D had BatchNorm and adaptive
+  # augmentation recorded d_batch_norm='arch' and augment_target=0.
+  workdir = str(tmp_path / 'run')
+  os.makedirs(workdir)
+  old = presets.get_config('celeba157x128', d_batch_norm='arch', augment_target=0.0)
+  rundir.save_config(old, workdir)
+  config = rundir.prepare(presets.get_config('celeba157x128', epochs=9), workdir)
+  assert (config.d_batch_norm, config.augment_target, config.epochs) == ('arch', 0.0, 9)
+  out = capsys.readouterr().out
+  assert "d_batch_norm='arch'" in out and 'augment_target=0.0' in out
+  # A value the preset never had is an architecture change: refused.
+  with pytest.raises(rundir.RunDirError, match='d_batch_norm'):
+    rundir.prepare(presets.get_config('celeba157x128', d_batch_norm='off'), workdir)
+  # A new run gets the new default.
+  fresh = str(tmp_path / 'fresh')
+  os.makedirs(fresh)
+  config = rundir.prepare(presets.get_config('celeba157x128'), fresh)
+  assert (config.d_batch_norm, config.augment_target) == ('on', 0.6)

@@ -53,6 +53,12 @@ def partial_remedies(config=None) -> str:
   """
   c = config
   options = []
+  if c is None or not c.d_has_batch_norm():
+    options.append(
+      'BatchNorm in D (--d_batch_norm=on) lets D compare the faces of a batch: with '
+      'adaptive augmentation (--augment_target=0.6) it lifted 157x128 recall on '
+      'held-out faces from 0.04 to 0.63 at step 2,000'
+    )
   if c is None or c.r1_gamma <= 0:
     options.append(
       'an R1 penalty on D (--r1_gamma=1) kept coverage 0.03-0.08 '
@@ -302,9 +308,9 @@ class CollapseWatch:
     Few real faces have a sample near them while the samples sit where real
     faces are densest: G repeats a few faces. Whole-image coverage can miss
     it when the backgrounds around the repeated face vary (celeba157x128's
-    default hour: recall 0.02-0.06 at density 1.7-2.6 at every evaluation,
-    one face in half of the grid; celeba48 and celeba64 never had density
-    over 1.3 at low recall).
+    hour before BatchNorm in D: recall 0.02-0.06 at density 1.7-2.6 at every
+    evaluation, one face in half of the grid; celeba48 and celeba64 never had
+    density over 1.3 at low recall).
     """
     recall, density = scores.get('eval/recall'), scores.get('eval/density')
     if recall is None or density is None:

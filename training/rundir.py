@@ -13,7 +13,7 @@ import socket
 from typing import Dict
 
 from common.files import atomic_write
-from configs.presets import ADDED_ARCH_FIELDS, Config
+from configs.presets import ADDED_ARCH_FIELDS, CHANGED_DEFAULTS, PRESETS, Config
 from configs.run_files import (
   BEST_DIR,
   CHECKPOINT_DIR,
@@ -96,8 +96,9 @@ def prepare(config: Config, workdir: str, overwrite: bool = False) -> Config:
   """Creates `workdir`, or checks that its run can be resumed with `config`.
 
   Returns the config to train with: `config`, except that a run made before
-  an architecture field existed (presets.ADDED_ARCH_FIELDS) keeps the value
-  it was trained with, and says so. A run from another preset or with
+  an architecture field existed (presets.ADDED_ARCH_FIELDS) or before its
+  preset's default changed (presets.CHANGED_DEFAULTS) keeps the value it was
+  trained with, and says so. A run from another preset or with
   another architecture is refused (it would restore the wrong weights);
   other changes (epochs, rates...) are allowed. `overwrite` deletes the run
   first, compatible or not, but only the files facegan writes (RUN_FILES):
@@ -128,7 +129,7 @@ def prepare(config: Config, workdir: str, overwrite: bool = False) -> Config:
     return config
   try:
     old = load_config(workdir)
-    config = _keep_legacy_arch(config, old, workdir)
+    config = _keep_old_recipe(config, old, workdir)
     diffs = [
       f'{k}: {getattr(old, k)!r} -> {getattr(config, k)!r}'
       for k in INCOMPATIBLE_FIELDS
@@ -151,8 +152,9 @@ def prepare(config: Config, workdir: str, overwrite: bool = False) -> Config:
   return config
 
 
-def _keep_legacy_arch(config: Config, old: Config, workdir: str) -> Config:
-  """`config` with the old run's value of arch fields its config.json lacks."""
+def _keep_old_recipe(config: Config, old: Config, workdir: str) -> Config:
+  """`config` with the old run's value of the arch fields its config.json
+  lacks, and of the fields whose preset default changed since it was made."""
   with open(os.path.join(workdir, CONFIG_FILE)) as f:
     saved = json.load(f)
   kept = {
@@ -160,14 +162,18 @@ def _keep_legacy_arch(config: Config, old: Config, workdir: str) -> Config:
     for name, value in ADDED_ARCH_FIELDS.items()
     if name not in saved and getattr(config, name) != value
   }
+  for (preset, name), before in CHANGED_DEFAULTS.items():
+    now = PRESETS[preset][name]
+    if config.preset == preset and getattr(old, name) == before and getattr(config, name) == now:
+      kept[name] = before
   if not kept:
     return config
   print(
-    'This run was made before ' + ', '.join(kept) + ' existed: it resumes '
-    'as it was trained, with '
+    'This run was trained with '
     + ', '.join(f'{k}={v!r}' for k, v in kept.items())
-    + f' (recorded in {CONFIG_FILE}); pass --overwrite or another --workdir '
-    'to train the new architecture.',
+    + ', from before a field existed or a preset default changed: it resumes '
+    f'as it was trained (recorded in {CONFIG_FILE}); pass --overwrite or '
+    'another --workdir to train the new recipe.',
     flush=True,
   )
   return dataclasses.replace(config, **{name: getattr(old, name) for name in kept})
