@@ -121,23 +121,27 @@ cpu = tf.config.list_physical_devices('CPU')[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from configs.presets import get_config
 from training import loop
-overrides = json.loads(sys.argv[2])
-out = loop.run(get_config('tiny', **overrides), sys.argv[1])
-print('RESULT', json.dumps(out))
+for workdir, overrides in json.loads(sys.argv[1]):
+  try:
+    print('RESULT', json.dumps(loop.run(get_config('tiny', **overrides), workdir)))
+  except loop.TrainingSetupError as e:
+    print('ERROR', json.dumps(str(e)))
 """
 
 
-def _run_on_two_cpus(workdir, **overrides):
+def _run_on_two_cpus(*runs):
+  """[(workdir, overrides)...] trained in turn in one process with two CPU
+  devices (one TensorFlow start): each run's metrics or setup error."""
   result = subprocess.run(
-    [sys.executable, '-c', _TWO_CPUS, str(workdir), json.dumps(overrides)],
+    [sys.executable, '-c', _TWO_CPUS, json.dumps([(str(w), o) for w, o in runs])],
     cwd=ROOT,
     capture_output=True,
     text=True,
     timeout=300,
   )
   assert result.returncode == 0, result.stderr[-3000:]
-  line = [l for l in result.stdout.splitlines() if l.startswith('RESULT')][-1]
-  return json.loads(line[len('RESULT ') :])
+  lines = [l.split(' ', 1) for l in result.stdout.splitlines() if l.startswith(('RESULT', 'ERROR'))]
+  return [(kind, json.loads(value)) for kind, value in lines]
 
 
 def test_mirrored_on_two_devices_follows_the_one_device_trajectory(tmp_path):
@@ -153,33 +157,22 @@ def test_mirrored_on_two_devices_follows_the_one_device_trajectory(tmp_path):
   )
   # One device: this process (its default strategy runs on one CPU device).
   one = loop.run(get_config('tiny', **base), str(tmp_path / 'one'))
-  two = _run_on_two_cpus(tmp_path / 'two', strategy='mirrored', **base)
+  (kind, two), (error_kind, error) = _run_on_two_cpus(
+    (tmp_path / 'two', dict(strategy='mirrored', **base)),
+    (tmp_path / 'odd', dict(strategy='mirrored', batch_size=7)),
+  )
+  assert kind == 'RESULT', two
   # Gradient norms are per-replica (half-batch) norms there, so not compared.
   for key in ('d_loss', 'd_loss_real', 'g_loss', 'd_real', 'd_fake'):
     assert two[key] == pytest.approx(one[key], rel=1e-4), key
+  # A batch that does not split over the replicas: a clear error, no run.
+  assert error_kind == 'ERROR' and 'does not split over 2 replicas' in error
+  assert not (tmp_path / 'odd' / 'checkpoints').exists()
   # A mirrored checkpoint resumes on one device (and the run goes on).
   resumed = loop.run(get_config('tiny', **{**base, 'epochs': 2}), str(tmp_path / 'two'))
   assert np.isfinite(resumed['d_loss'])
   prefix = tf.train.latest_checkpoint(str(tmp_path / 'two' / 'checkpoints'))
   assert prefix.endswith('ckpt-10')
-
-
-def test_batch_that_does_not_split_over_replicas_is_a_clear_error(tmp_path):
-  result = subprocess.run(
-    [
-      sys.executable,
-      '-c',
-      _TWO_CPUS,
-      str(tmp_path / 'r'),
-      json.dumps(dict(strategy='mirrored', batch_size=7)),
-    ],
-    cwd=ROOT,
-    capture_output=True,
-    text=True,
-    timeout=300,
-  )
-  assert result.returncode != 0
-  assert 'does not split over 2 replicas' in result.stderr
 
 
 _WORKER = """
@@ -326,6 +319,28 @@ def test_auto_keeps_float32_unless_clearly_faster_and_old_runs_keep_the_rule(tmp
   assert resumed.mixed_precision == resolve_mixed_precision('auto')
 
 
+def test_a_short_run_takes_the_rule_without_timing_and_keeps_it(tmp_path, monkeypatch):
+  autotune = _two_candidates(monkeypatch)
+  monkeypatch.setenv('FACEGAN_CACHE_DIR', str(tmp_path / 'cache'))
+  config = get_config('tiny', mixed_precision='auto', jit_compile='off')
+  calls, quiet = [], lambda *a, **k: None
+  timer = _timer({'off': 100.0, 'mixed_bfloat16': 150.0}, calls)
+  short = tmp_path / 'short'
+  short.mkdir()
+  chosen = autotune.resolve(config, str(short), False, timer, quiet, planned_steps=8)
+  assert calls == [] and chosen.mixed_precision == resolve_mixed_precision('auto')
+  assert not (tmp_path / 'cache' / 'speed_choices.json').exists()
+  # Resumed for longer, the run keeps what it started with.
+  resumed = autotune.resolve(config, str(short), True, timer, quiet, planned_steps=10_000)
+  assert calls == [] and resumed.mixed_precision == chosen.mixed_precision
+  # A new run long enough (or of unknown length) is timed.
+  long_run = tmp_path / 'long'
+  long_run.mkdir()
+  steps = autotune.SHORT_RUN_STEPS
+  assert autotune.resolve(config, str(long_run), False, timer, quiet, planned_steps=steps)
+  assert calls == ['off', 'mixed_bfloat16']
+
+
 def test_time_candidate_times_a_real_step():
   from training import autotune
 
@@ -336,6 +351,7 @@ def test_time_candidate_times_a_real_step():
 def test_a_run_trains_with_the_measured_choice_and_records_it(tmp_path, monkeypatch, capsys):
   autotune = _two_candidates(monkeypatch)
   monkeypatch.setattr(autotune, 'time_candidate', _timer({'off': 10.0, 'mixed_bfloat16': 20.0}, []))
+  monkeypatch.setattr(autotune, 'SHORT_RUN_STEPS', 0)  # a tiny run, timed all the same
   workdir = str(tmp_path / 'run')
   config = get_config('tiny', mixed_precision='auto', epochs=1)
   loop.run(config, workdir)

@@ -4,7 +4,8 @@ The first run of a model on a machine times a few train steps of each
 candidate (float32 and bfloat16; XLA off and on where a GPU is the device)
 and keeps the fastest, caching the choice per machine and model in
 ~/.cache/facegan/speed_choices.json ($FACEGAN_CACHE_DIR overrides the
-folder). A run records what it trained with in <workdir>/speed_choice.json,
+folder). A run planned for fewer than SHORT_RUN_STEPS steps (a smoke test,
+a CI check) is not worth the measuring and takes the CPU-flag rule. A run records what it trained with in <workdir>/speed_choice.json,
 and a resumed run keeps it, whatever the cache or the machine now says: a
 choice never changes a run silently. Flags given explicitly always win.
 """
@@ -29,6 +30,10 @@ CACHE_FILE = 'speed_choices.json'
 # A lower precision is kept only when this much faster: timing noise on a
 # busy machine is a few percent, and float32 is the safer default.
 MIN_GAIN = 1.05
+# Timing costs two model builds, traces and a few steps (10-20 s on a
+# 2-core CPU, some 20 steps of a preset); choosing right saves at most a
+# third of each step, so a run shorter than this cannot win it back.
+SHORT_RUN_STEPS = 100
 # Settings that do not change what a train step computes.
 _NOT_STEP_FIELDS = frozenset(
   {
@@ -166,14 +171,16 @@ def resolve(
   resumed: bool,
   timer: Optional[Callable[[Config], float]] = None,
   log=print,
+  planned_steps: int = 0,
 ) -> Config:
   """`config` with its auto speed settings made concrete, and recorded.
 
   Order: what the run recorded when it started; for a run made before
   records existed (`resumed` without one), the rule it was trained under
   (hardware's CPU-flag rule, XLA on a single GPU); this machine's cached
-  measurement for the model; a new measurement. The run directory gets
-  the result in speed_choice.json.
+  measurement for the model; for a run of `planned_steps` under
+  SHORT_RUN_STEPS (0: not known), the rule; a new measurement. The run
+  directory gets the result in speed_choice.json.
   """
   auto = [k for k in ('mixed_precision', 'jit_compile') if getattr(config, k) == 'auto']
   if not auto:
@@ -191,11 +198,7 @@ def resolve(
   cache_key = f'{machine_key()} {model_key(config)} {",".join(auto)}'
   cache = _read_json(_cache_path())
   if resumed:
-    gpu = bool(tf.config.list_logical_devices('GPU'))
-    choice = {
-      'mixed_precision': hardware.resolve_mixed_precision('auto'),
-      'jit_compile': 'on' if gpu else 'off',
-    }
+    choice = _rule()
     how = 'the rule this run was made under (it predates measured choices)'
   elif cache_key in cache:
     choice = cache[cache_key]['choice']
@@ -203,6 +206,9 @@ def resolve(
   elif len(candidates(config)) == 1:
     (choice,) = candidates(config)
     how = 'the only candidate on this machine'
+  elif 0 < planned_steps < SHORT_RUN_STEPS:
+    choice = _rule()
+    how = f'the CPU-flag rule: {planned_steps} steps are too few to be worth timing'
   else:
     log(
       "Timing this model's train step to choose the fastest settings (once per machine and model):",
@@ -226,6 +232,15 @@ def resolve(
     record_path, lambda f: json.dump(dict(choice, machine=json.loads(machine_key())), f, indent=1)
   )
   return dataclasses.replace(config, **choice)
+
+
+def _rule() -> Choice:
+  """The fixed rule: bfloat16 on a CPU with native bfloat16, XLA on a GPU."""
+  gpu = bool(tf.config.list_logical_devices('GPU'))
+  return {
+    'mixed_precision': hardware.resolve_mixed_precision('auto'),
+    'jit_compile': 'on' if gpu else 'off',
+  }
 
 
 def _as_set(config: Config) -> Choice:

@@ -249,6 +249,7 @@ def run(
         config,
         workdir,
         checkpoints.has_checkpoint_files(os.path.join(workdir, rundir.CHECKPOINT_DIR)),
+        planned_steps=config.epochs * pipeline.steps_per_epoch(),
       )
     return _train(config, models, workdir, pipeline, strategy, chief, max_seconds)
   finally:
