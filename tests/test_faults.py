@@ -426,3 +426,16 @@ def test_a_run_made_under_an_old_preset_default_resumes_with_it(tmp_path, capsys
   os.makedirs(fresh)
   config = rundir.prepare(presets.get_config('celeba157x128'), fresh)
   assert (config.d_batch_norm, config.augment_target) == ('on', 0.6)
+
+
+def test_a_celeba64_run_made_before_reuse_fake_resumes_without_it(tmp_path, capsys):
+  workdir = str(tmp_path / 'run')
+  os.makedirs(workdir)
+  rundir.save_config(presets.get_config('celeba64', reuse_fake=False), workdir)
+  assert presets.get_config('celeba64').reuse_fake
+  config = rundir.prepare(presets.get_config('celeba64'), workdir)
+  assert config.reuse_fake is False and 'reuse_fake=False' in capsys.readouterr().out
+  # A new run gets it.
+  fresh = str(tmp_path / 'fresh')
+  os.makedirs(fresh)
+  assert rundir.prepare(presets.get_config('celeba64'), fresh).reuse_fake is True

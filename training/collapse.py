@@ -57,7 +57,8 @@ def partial_remedies(config=None) -> str:
     options.append(
       'BatchNorm in D (--d_batch_norm=on) lets D compare the faces of a batch: with '
       'adaptive augmentation (--augment_target=0.6) it lifted 157x128 recall on '
-      'held-out faces from 0.04 to 0.63 at step 2,000'
+      'held-out faces from 0.04 to 0.63 at step 2,000 (alone, on 48x48 faces '
+      'under DiffAugment, it smeared them: coverage 0.60 against 0.74)'
     )
   if c is None or c.r1_gamma <= 0:
     options.append(
