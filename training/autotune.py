@@ -5,9 +5,10 @@ candidate (float32 and bfloat16; XLA off and on where a GPU is the device)
 and keeps the fastest, caching the choice per machine and model in
 ~/.cache/facegan/speed_choices.json ($FACEGAN_CACHE_DIR overrides the
 folder). A run planned for fewer than SHORT_RUN_STEPS steps (a smoke test,
-a CI check) is not worth the measuring and takes the CPU-flag rule. A run records what it trained with in <workdir>/speed_choice.json,
-and a resumed run keeps it, whatever the cache or the machine now says: a
-choice never changes a run silently. Flags given explicitly always win.
+a CI check) cannot win the timing back and takes the fixed rule (`_rule`).
+A run records what it trained with in <workdir>/speed_choice.json, and a
+resumed run keeps it, whatever the cache or the machine now says: a choice
+never changes a run silently. Flags given explicitly always win.
 """
 
 import dataclasses
@@ -208,7 +209,7 @@ def resolve(
     how = 'the only candidate on this machine'
   elif 0 < planned_steps < SHORT_RUN_STEPS:
     choice = _rule()
-    how = f'the CPU-flag rule: {planned_steps} steps are too few to be worth timing'
+    how = f'the fixed rule: {planned_steps} steps are too few to be worth timing'
   else:
     log(
       "Timing this model's train step to choose the fastest settings (once per machine and model):",
