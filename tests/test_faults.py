@@ -407,35 +407,36 @@ def test_every_error_a_user_can_fix_has_the_one_base_the_scripts_catch():
     assert not any(e.__name__ in source for e in errors + [FaceganError]), script
 
 
-def test_a_run_made_under_an_old_preset_default_resumes_with_it(tmp_path, capsys):
-  # celeba157x128 runs made before its D had BatchNorm and adaptive
+def _old_defaults(preset):
+  """The fields `preset` changed after runs existed, with their old values."""
+  return {f: old for (p, f), old in presets.CHANGED_DEFAULTS.items() if p == preset}
+
+
+@pytest.mark.parametrize('preset', sorted({p for p, _ in presets.CHANGED_DEFAULTS}))
+def test_a_run_made_under_an_old_preset_default_resumes_with_it(tmp_path, capsys, preset):
+  # e.g. celeba157x128 runs made before its D had BatchNorm and adaptive
   # augmentation recorded d_batch_norm='arch' and augment_target=0.
+  old = _old_defaults(preset)
+  new = {f: getattr(presets.get_config(preset), f) for f in old}
+  assert all(new[f] != old[f] for f in old)
   workdir = str(tmp_path / 'run')
   os.makedirs(workdir)
-  old = presets.get_config('celeba157x128', d_batch_norm='arch', augment_target=0.0)
-  rundir.save_config(old, workdir)
-  config = rundir.prepare(presets.get_config('celeba157x128', epochs=9), workdir)
-  assert (config.d_batch_norm, config.augment_target, config.epochs) == ('arch', 0.0, 9)
+  rundir.save_config(presets.get_config(preset, **old), workdir)
+  config = rundir.prepare(presets.get_config(preset, epochs=9), workdir)
+  assert {f: getattr(config, f) for f in old} == old and config.epochs == 9
   out = capsys.readouterr().out
-  assert "d_batch_norm='arch'" in out and 'augment_target=0.0' in out
-  # A value the preset never had is an architecture change: refused.
-  with pytest.raises(rundir.RunDirError, match='d_batch_norm'):
-    rundir.prepare(presets.get_config('celeba157x128', d_batch_norm='off'), workdir)
+  assert all(f'{f}={v!r}' in out for f, v in old.items())
   # A new run gets the new default.
   fresh = str(tmp_path / 'fresh')
   os.makedirs(fresh)
-  config = rundir.prepare(presets.get_config('celeba157x128'), fresh)
-  assert (config.d_batch_norm, config.augment_target) == ('on', 0.6)
+  config = rundir.prepare(presets.get_config(preset), fresh)
+  assert {f: getattr(config, f) for f in old} == new
 
 
-def test_a_celeba64_run_made_before_reuse_fake_resumes_without_it(tmp_path, capsys):
+def test_a_value_the_preset_never_had_is_refused_on_resume(tmp_path):
   workdir = str(tmp_path / 'run')
   os.makedirs(workdir)
-  rundir.save_config(presets.get_config('celeba64', reuse_fake=False), workdir)
-  assert presets.get_config('celeba64').reuse_fake
-  config = rundir.prepare(presets.get_config('celeba64'), workdir)
-  assert config.reuse_fake is False and 'reuse_fake=False' in capsys.readouterr().out
-  # A new run gets it.
-  fresh = str(tmp_path / 'fresh')
-  os.makedirs(fresh)
-  assert rundir.prepare(presets.get_config('celeba64'), fresh).reuse_fake is True
+  rundir.save_config(presets.get_config('celeba157x128', **_old_defaults('celeba157x128')), workdir)
+  # An architecture change, not an old default: refused.
+  with pytest.raises(rundir.RunDirError, match='d_batch_norm'):
+    rundir.prepare(presets.get_config('celeba157x128', d_batch_norm='off'), workdir)
