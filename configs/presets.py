@@ -18,7 +18,12 @@ CONFIG_VERSION = 1
 # Architecture fields added after runs existed, with the value every run made
 # before them had: such a run keeps it on resume (never a silent change of
 # architecture), whatever the preset now says.
-ADDED_ARCH_FIELDS = {'g_upsample': 'deconv', 'd_mbstd_group': 0, 'g_deconv_init': 'random'}
+ADDED_ARCH_FIELDS = {
+  'g_upsample': 'deconv',
+  'd_mbstd_group': 0,
+  'g_deconv_init': 'random',
+  'g_blur': False,
+}
 # Preset defaults that changed after runs existed: (preset, field) -> the
 # default before. A run that recorded the old default and is resumed with
 # the new one keeps the old (printed, recorded), as for ADDED_ARCH_FIELDS:
@@ -105,6 +110,13 @@ class Config:
     "'random' (DCGAN's N(0, 0.02), as published) or 'nearest' "
     '(ICNR: as nearest-neighbour upsampling then a random conv, so '
     'all four output phases start equal: no checkerboard at the start).',
+  )
+  g_blur: bool = _f(
+    False,
+    "Low-pass G's output with a fixed [1, 2, 1] binomial filter per axis "
+    '(zero response at the Nyquist frequency): no one-pixel checkerboard '
+    'from the transposed convs can reach the images, as StyleGAN blurs '
+    'after its upsamplings.',
   )
   d_mbstd_group: int = _f(
     0,

@@ -288,6 +288,28 @@ class Resize(keras.layers.Layer):
     return (input_shape[0], *self.size, input_shape[-1])
 
 
+class Blur(keras.layers.Layer):
+  """A fixed binomial low-pass filter, [1, 2, 1] / 4 along each axis.
+
+  Its response is zero at the Nyquist frequency, so the one-pixel
+  checkerboard a stride-2 transposed conv learns (its four output phases
+  drifting apart) cannot reach the output; StyleGAN blurs after each of
+  its upsamplings for the same reason (Karras et al. 2019, after Zhang
+  2019). Reflect padding keeps the size and passes a checkerboard at the
+  border to zero too. Every output is a convex mix of inputs, so tanh's
+  [-1, 1] range holds.
+  """
+
+  def call(self, x):
+    taps = tf.constant([1.0, 2.0, 1.0]) / 4.0
+    kernel = tf.tile((taps[:, None] * taps[None, :])[:, :, None, None], [1, 1, x.shape[-1], 1])
+    padded = tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]], mode='REFLECT')
+    return tf.nn.depthwise_conv2d(padded, tf.cast(kernel, x.dtype), [1, 1, 1, 1], 'VALID')
+
+  def compute_output_shape(self, input_shape):
+    return input_shape
+
+
 class MinibatchStddev(keras.layers.Layer):
   """Appends one channel: the features' spread across a group of images.
 

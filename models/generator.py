@@ -184,6 +184,8 @@ class Generator(keras.Model):
     super().__init__(name=name, dtype=kit.dtype)
     self.latent_dim = config.latent_dim
     self.stages = _ARCHS[config.arch](config, kit)
+    if config.g_blur:
+      self.stages.append(kit.stage([blocks.Blur(dtype=kit.dtype)]))
 
   def call(self, z, training=False):
     x = z

@@ -291,6 +291,43 @@ def test_a_resize_conv_g_draws_no_checkerboard_from_a_flat_input():
   np.testing.assert_allclose(flat, 9.0)
 
 
+def _nyquist(x):
+  """Per image and channel, the amplitude of the one-pixel checkerboards
+  (rows, columns and diagonal) in NHWC maps."""
+  h, w = x.shape[1:3]
+  sy = (-1.0) ** np.arange(h)[:, None, None]
+  sx = (-1.0) ** np.arange(w)[None, :, None]
+  return np.stack([np.abs((x * s).mean(axis=(1, 2))) for s in (sy, sx, sy * sx)])
+
+
+def test_blur_removes_one_pixel_checkerboards_and_keeps_smooth_maps():
+  h, w = 9, 8  # odd and even sizes, as the rect G's
+  yy, xx = np.mgrid[:h, :w].astype(np.float32)
+  ramp = 0.05 * yy - 0.03 * xx
+  checks = np.stack([(-1.0) ** yy, (-1.0) ** xx, (-1.0) ** (yy + xx)], axis=-1)[None]
+  blur = blocks.Blur()
+  # Every checkerboard gone, at the border too; a ramp kept inside.
+  np.testing.assert_allclose(blur(tf.constant(0.4 * checks, tf.float32)), 0.0, atol=1e-6)
+  smooth = blur(tf.constant(ramp[None, :, :, None])).numpy()[0, :, :, 0]
+  np.testing.assert_allclose(smooth[1:-1, 1:-1], ramp[1:-1, 1:-1], atol=1e-6)
+  x = ramp[None, :, :, None] + 0.4 * checks
+  y = blur(tf.constant(x, tf.float32)).numpy()
+  assert tuple(y.shape) == x.shape
+  assert y.min() >= x.min() and y.max() <= x.max()  # a convex mix
+
+
+@pytest.mark.parametrize('preset', PRESETS)
+def test_g_blur_takes_the_checkerboard_out_of_every_preset_at_no_weight_cost(preset):
+  plain = Generator(get_config(preset, g_filters=8))
+  blurred = Generator(get_config(preset, g_filters=8, g_blur=True))
+  z = tf.random.normal((4, plain.latent_dim), seed=3)
+  a, b = plain(z, training=True).numpy(), blurred(z, training=True).numpy()
+  assert a.shape == b.shape and b.min() >= -1 and b.max() <= 1
+  assert [v.shape for v in plain.weights] == [v.shape for v in blurred.weights]
+  # Untrained G draws checkerboards of its own; the blurred one none.
+  assert _nyquist(b).max() < 0.1 * _nyquist(a).max()
+
+
 @pytest.mark.parametrize('kernel', [(5, 4), (5, 5), (4, 4)])
 def test_nearest_init_starts_a_stride_2_deconv_as_upsampling_then_a_conv(kernel):
   # A flat input through a stride-2 transposed conv: with a random kernel the

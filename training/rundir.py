@@ -65,6 +65,7 @@ INCOMPATIBLE_FIELDS = (
   'crop',
   'dataset',
   'g_upsample',
+  'g_blur',
   'd_mbstd_group',
 )
 
