@@ -460,7 +460,8 @@ PRESETS: Dict[str, Dict[str, Any]] = {
                         # adaptive augmentation lets D see G's faults: without
                         # them G repeats one face (docs/results.md).
                         d_batch_norm='on', augment_target=0.6),
-  # CPU quickstart: the 48x48 recipe, narrower, on the synthetic faces.
+  # CPU quickstart: the 48x48 recipe, narrower, on the synthetic faces (its
+  # D without the BatchNorm celeba48 gained: the quickstart was not re-measured).
   # Smaller batches and Adam beta1 0.5 (the DCGAN paper's) make faces
   # appear within ~1000 steps, a few minutes on a 2-core CPU.
   'quick48': dict(image_height=48, image_width=48, crop=160,
