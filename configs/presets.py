@@ -23,6 +23,7 @@ ADDED_ARCH_FIELDS = {
   'd_mbstd_group': 0,
   'g_deconv_init': 'random',
   'g_blur': False,
+  'g_out_upsample': '',
 }
 # Preset defaults that changed after runs existed: (preset, field) -> the
 # default before. A run that recorded the old default and is resumed with
@@ -44,6 +45,7 @@ CHOICES = {
   'dataset': DATASETS,
   'g_activation': ('relu', 'leaky_relu', 'selu'),
   'g_upsample': ('deconv', 'deconv4', 'nearest', 'bilinear', 'nearest2x'),
+  'g_out_upsample': ('', 'deconv', 'deconv4', 'nearest', 'bilinear', 'nearest2x'),
   'g_deconv_init': ('random', 'nearest'),
   'instance_noise': ('none', 'additive', 'multiplicative'),
   'latent_dist': ('normal', 'uniform'),
@@ -105,6 +107,13 @@ class Config:
     'resize then a stride-1 conv (no checkerboard); '
     "'nearest2x' copies every pixel exactly twice and "
     'fits odd sizes (157x128) at the bottom edge.',
+  )
+  g_out_upsample: str = _f(
+    '',
+    "How G's last doubling, the one that writes the image, upsamples "
+    "(the g_upsample choices; '' = as g_upsample): a resize-conv there "
+    'cannot draw the one-pixel checkerboard, while the hidden doublings '
+    'keep their transposed convs.',
   )
   g_deconv_init: str = _f(
     'random',

@@ -37,27 +37,36 @@ def _up(
   sn=False,
   activation_name=None,
   crop=None,
+  method=None,
 ):
-  """The layers that double the resolution to `size` (H, W).
+  """The layers that double the resolution to `size` (H, W), by `method`
+  (default: c.g_upsample).
 
-  g_upsample='deconv' is the arch's stride-2 transposed conv (the published
+  'deconv' is the arch's stride-2 transposed conv (the published
   recipes), then Cropping2D(`crop`) if given; 'deconv4' the same with a 4x4
   kernel (see _deconv4); 'nearest', 'bilinear' or 'nearest2x' resize to
   `size`, then a stride-1 conv with an odd kernel (no checkerboard: see
   Kit.upconv).
   """
-  if c.g_upsample == 'deconv4':
+  method = method or c.g_upsample
+  if method == 'deconv4':
     return _deconv4(k, filters, size, deconv_padding, sn, activation_name)
-  if c.g_upsample != 'deconv':
-    return k.upconv(
-      filters, size, resize_kernel, c.g_upsample, sn=sn, activation_name=activation_name
-    )
+  if method != 'deconv':
+    return k.upconv(filters, size, resize_kernel, method, sn=sn, activation_name=activation_name)
   nearest = c.g_deconv_init == 'nearest'
   kwargs = dict(sn=sn, activation_name=activation_name, nearest_init=nearest)
   up = [k.deconv(filters, deconv_kernel, 2, deconv_padding, **kwargs)]
   if crop:
     up.append(layers.Cropping2D(crop, dtype=k.dtype))
   return up
+
+
+def _out(c: Config):
+  """_up's arguments for the doubling that writes the image: tanh, and
+  c.g_out_upsample where set. That layer alone draws the one-pixel
+  checkerboard: a stride-2 transposed conv gives each of its four output
+  phases its own response to a flat input, a resize-conv gives them one."""
+  return dict(activation_name='tanh', method=c.g_out_upsample or None)
 
 
 def _deconv4(k: blocks.Kit, filters, size, padding, sn, activation_name):
@@ -102,7 +111,7 @@ def _tutorial_stages(c: Config, k: blocks.Kit):
     _block(c, k, [k.deconv(2 * f, 5, 1, sn=sn)]),
     _block(c, k, _up(c, k, f, (2 * h, 2 * w), 5, 'same', 5, sn=sn)),
     _block(c, k, _up(c, k, max(f // 2, 1), (4 * h, 4 * w), 5, 'same', 5, sn=sn)),
-    k.stage(_up(c, k, 3, (8 * h, 8 * w), 5, 'same', 5, activation_name='tanh')),
+    k.stage(_up(c, k, 3, (8 * h, 8 * w), 5, 'same', 5, **_out(c))),
   ]
 
 
@@ -124,7 +133,7 @@ def _dcgan_stages(c: Config, k: blocks.Kit):
   for i in range(n_up - 2, -1, -1):
     size *= 2
     stages.append(_block(c, k, _up(c, k, f * 2**i, (size, size), 4, 'same', 3, sn=sn)))
-  stages.append(k.stage(_up(c, k, 3, (2 * size, 2 * size), 4, 'same', 3, activation_name='tanh')))
+  stages.append(k.stage(_up(c, k, 3, (2 * size, 2 * size), 4, 'same', 3, **_out(c))))
   return stages
 
 
@@ -144,9 +153,7 @@ def _rect_stages(c: Config, k: blocks.Kit):
       _block(c, k, _up(c, k, filters, size, (5, 4), 'valid', 3, sn=sn, crop=((1, 1), (1, 1))))
     )
   stages.append(
-    k.stage(
-      _up(c, k, 3, sizes[-1], (5, 4), 'valid', 3, activation_name='tanh', crop=((2, 2), (1, 1)))
-    )
+    k.stage(_up(c, k, 3, sizes[-1], (5, 4), 'valid', 3, crop=((2, 2), (1, 1)), **_out(c)))
   )
   return stages
 

@@ -328,6 +328,21 @@ def test_g_blur_takes_the_checkerboard_out_of_every_preset_at_no_weight_cost(pre
   assert _nyquist(b).max() < 0.1 * _nyquist(a).max()
 
 
+@pytest.mark.parametrize('preset', PRESETS)
+def test_g_out_upsample_changes_only_the_layer_that_writes_the_image(preset):
+  plain = Generator(get_config(preset, g_filters=8))
+  out = Generator(get_config(preset, g_filters=8, g_out_upsample='nearest2x'))
+  kinds = lambda g: [[type(l).__name__ for l in s.stage_layers] for s in g.stages]
+  assert kinds(out)[:-1] == kinds(plain)[:-1]
+  assert kinds(out)[-1] == ['Resize', 'Conv2D']
+  z = tf.random.normal((4, plain.latent_dim), seed=3)
+  a, b = plain(z, training=True).numpy(), out(z, training=True).numpy()
+  assert a.shape == b.shape and b.min() >= -1 and b.max() <= 1
+  # The random deconv's four phases draw a checkerboard; the resize-conv's
+  # share one response, so what is left is tanh's bend and the edge row.
+  assert _nyquist(b).max() < 0.1 * _nyquist(a).max()
+
+
 @pytest.mark.parametrize('kernel', [(5, 4), (5, 5), (4, 4)])
 def test_nearest_init_starts_a_stride_2_deconv_as_upsampling_then_a_conv(kernel):
   # A flat input through a stride-2 transposed conv: with a random kernel the

@@ -66,6 +66,7 @@ INCOMPATIBLE_FIELDS = (
   'dataset',
   'g_upsample',
   'g_blur',
+  'g_out_upsample',
   'd_mbstd_group',
 )
 
