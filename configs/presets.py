@@ -39,13 +39,14 @@ CHANGED_DEFAULTS = {
 
 DIFFAUGMENT = ('color', 'translation', 'cutout')
 ARCHS = ('tutorial', 'dcgan', 'rect', 'mlp')
+UPSAMPLES = ('deconv', 'deconv4', 'nearest', 'bilinear', 'nearest2x')
 DATASETS = ('celeba', 'tfds', 'folder', 'synthetic')
 CHOICES = {
   'arch': ARCHS,
   'dataset': DATASETS,
   'g_activation': ('relu', 'leaky_relu', 'selu'),
-  'g_upsample': ('deconv', 'deconv4', 'nearest', 'bilinear', 'nearest2x'),
-  'g_out_upsample': ('', 'deconv', 'deconv4', 'nearest', 'bilinear', 'nearest2x'),
+  'g_upsample': UPSAMPLES,
+  'g_out_upsample': ('',) + UPSAMPLES,
   'g_deconv_init': ('random', 'nearest'),
   'instance_noise': ('none', 'additive', 'multiplicative'),
   'latent_dist': ('normal', 'uniform'),
@@ -112,8 +113,8 @@ class Config:
     '',
     "How G's last doubling, the one that writes the image, upsamples "
     "(the g_upsample choices; '' = as g_upsample): a resize-conv there "
-    'cannot draw the one-pixel checkerboard, while the hidden doublings '
-    'keep their transposed convs.',
+    'cannot draw the one-pixel checkerboard, but the hidden doublings '
+    'keep their transposed convs, which draw theirs a size up.',
   )
   g_deconv_init: str = _f(
     'random',
