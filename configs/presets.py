@@ -50,6 +50,7 @@ CHOICES = {
   'g_deconv_init': ('random', 'nearest'),
   'instance_noise': ('none', 'additive', 'multiplicative'),
   'latent_dist': ('normal', 'uniform'),
+  'loss': ('nonsaturating', 'hinge'),
   'd_batch_norm': ('arch', 'on', 'off'),
   'optimizer': ('adam', 'adamw'),
   'split': ('train', 'valid', 'test', 'heldout', 'all'),
@@ -144,6 +145,11 @@ class Config:
   noise_sd: float = _f(0.1, 'Instance noise standard deviation.')
   noise_decay_steps: int = _f(
     0, 'Decay the noise sd linearly to 0 over this many steps (0: constant).'
+  )
+  loss: str = _f(
+    'nonsaturating',
+    'Adversarial loss: nonsaturating (BCE on D logits, G maximises log D(G(z)), '
+    'as published) or hinge (max(0, 1 -+ D) for D, -D(G(z)) for G; no labels).',
   )
   real_label_low: float = _f(
     1.0, 'Real label for D; drawn uniformly in [low, high] per example and batch.'
@@ -411,6 +417,13 @@ def _check_combinations(c: Config) -> None:
     raise ValueError(
       f'keep_best={c.keep_best} ranks evaluations by a metric that '
       f'--eval_metrics={c.eval_metrics} does not compute; add it there or pick one of those.'
+    )
+  smoothed = (c.real_label_low, c.real_label_high) != (1.0, 1.0) or c.smooth_g_targets
+  if c.loss == 'hinge' and smoothed:
+    raise ValueError(
+      'loss=hinge has no labels to smooth: add --real_label_low=1 --real_label_high=1 '
+      f'--nosmooth_g_targets (now {c.real_label_low}, {c.real_label_high}, '
+      f'{c.smooth_g_targets}).'
     )
   if c.d_mbstd_group and c.arch == 'mlp':
     raise ValueError('d_mbstd_group needs a convolutional D; arch=mlp has none.')

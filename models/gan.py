@@ -299,8 +299,9 @@ class GAN:
   def d_gradients(self, real, fake, step):
     """D's gradients on a real and a fake batch, the G step's Target, metrics.
 
-    d_loss = BCE(D(real), real labels) + BCE(D(fake), 0), with D seeing
-    both batches through Tricks.d_view, plus lazy R1 on its steps.
+    d_loss = BCE(D(real), real labels) + BCE(D(fake), 0) (or the hinge
+    loss), with D seeing both batches through Tricks.d_view, plus lazy R1
+    on its steps.
     """
     D, t = self.discriminator, self.tricks
     sd = t.noise_sd(step)
@@ -312,7 +313,9 @@ class GAN:
       fake_logits = D(fake_in, training=True)
       real_logits = tf.cast(real_logits, tf.float32)
       fake_logits = tf.cast(fake_logits, tf.float32)
-      d_loss, d_real, d_fake = losses.discriminator_loss(real_logits, fake_logits, labels)
+      d_loss, d_real, d_fake = losses.adversarial_d_loss(
+        self.config.loss, real_logits, fake_logits, labels
+      )
       scaled = self._scaled(self.d_optimizer, d_loss)
     grads = tape.gradient(scaled, D.trainable_variables)
     if self.config.r1_gamma > 0:
@@ -337,15 +340,16 @@ class GAN:
   def g_loss(self, fake, target: Target, step, index):
     """G's loss on `fake` (G update `index`), scaled to differentiate, and parts.
 
-    g_loss = BCE(D(fake), 1 or the real labels) + fm_weight * feature
+    g_loss = BCE(D(fake), 1 or the real labels) (or -D(fake) under the
+    hinge loss) + fm_weight * feature
     matching against the D step's real features, D seeing `fake` through
     Tricks.d_view.
     """
     c, t = self.config, self.tricks
     seen = t.d_view(fake, streams.g_view(index), t.noise_sd(step), step)
     fake_logits, fake_features = self.discriminator(seen, training=True, return_features=True)
-    g_adv = losses.generator_loss(
-      tf.cast(fake_logits, tf.float32), target.real_labels if c.smooth_g_targets else 1.0
+    g_adv = losses.adversarial_g_loss(
+      c.loss, tf.cast(fake_logits, tf.float32), target.real_labels if c.smooth_g_targets else 1.0
     )
     g_fm = (
       losses.feature_matching_loss(target.real_features, tf.cast(fake_features, tf.float32))

@@ -31,6 +31,40 @@ def generator_loss(fake_logits, targets=1.0):
   return bce_with_logits(fake_logits, targets)
 
 
+def hinge_discriminator_loss(real_logits, fake_logits):
+  """Hinge D loss (Lim & Ye 2017; SN-GAN, BigGAN): max(0, 1 - D(x)) + max(0, 1 + D(G(z))).
+
+  D stops being pushed on a face once its logit clears the margin, so on a
+  small set it has no reason to drive real logits ever higher. No labels:
+  label smoothing has no meaning here.
+
+  Returns:
+    (total, real_part, fake_part), each part a batch mean.
+  """
+  real = tf.reduce_mean(tf.nn.relu(1.0 - real_logits))
+  fake = tf.reduce_mean(tf.nn.relu(1.0 + fake_logits))
+  return real + fake, real, fake
+
+
+def hinge_generator_loss(fake_logits):
+  """Hinge G loss: -mean D(G(z)), D's raw logit on the fakes."""
+  return -tf.reduce_mean(fake_logits)
+
+
+def adversarial_d_loss(kind, real_logits, fake_logits, real_labels):
+  """D's loss of `kind` (Config.loss): (total, real part, fake part)."""
+  if kind == 'hinge':
+    return hinge_discriminator_loss(real_logits, fake_logits)
+  return discriminator_loss(real_logits, fake_logits, real_labels)
+
+
+def adversarial_g_loss(kind, fake_logits, targets):
+  """G's loss of `kind` (Config.loss); `targets` only for nonsaturating."""
+  if kind == 'hinge':
+    return hinge_generator_loss(fake_logits)
+  return generator_loss(fake_logits, targets)
+
+
 def feature_matching_loss(real_features, fake_features):
   """Feature matching (Salimans et al. 2016) on D's last hidden features.
 

@@ -122,8 +122,15 @@ def test_feature_matching_and_extra_g_steps():
   assert int(gan.g_optimizer.iterations) == 2 * int(gan.d_optimizer.iterations)
 
 
-def test_reuse_fake_trains_g_on_the_d_step_fakes_with_one_forward_pass():
-  gan = _gan(reuse_fake=True, ema_decay=0.0)
+@pytest.mark.parametrize(
+  'loss, g_loss',
+  [
+    ('nonsaturating', lambda logits: losses.generator_loss(logits, 1.0)),
+    ('hinge', losses.hinge_generator_loss),
+  ],
+)
+def test_reuse_fake_trains_g_on_the_d_step_fakes_with_one_forward_pass(loss, g_loss):
+  gan = _gan(reuse_fake=True, ema_decay=0.0, loss=loss)
   calls = []
   call = gan.generator.call
   gan.generator.call = lambda *a, **k: calls.append(1) or call(*a, **k)
@@ -136,7 +143,7 @@ def test_reuse_fake_trains_g_on_the_d_step_fakes_with_one_forward_pass():
     v.assign(value)
   z = gan.tricks.latent(streams.Z_D, tf.constant(8), tf.constant(1, tf.int64))
   logits = gan.discriminator(gan.generator(z, training=True), training=True)
-  assert float(out['g_loss']) == pytest.approx(float(losses.generator_loss(logits, 1.0)), rel=1e-4)
+  assert float(out['g_loss']) == pytest.approx(float(g_loss(logits)), rel=1e-4)
 
 
 @pytest.mark.parametrize(

@@ -42,6 +42,21 @@ def test_generator_loss_is_non_saturating():
   assert float(losses.generator_loss(tf.constant([5.0]))) < 0.01
 
 
+def test_hinge_losses_match_the_formula():
+  real, fake = tf.constant([0.5, 2.0]), tf.constant([-2.0, 0.5])
+  total, r, f = losses.hinge_discriminator_loss(real, fake)
+  # max(0, 1 - 0.5), max(0, 1 - 2); max(0, 1 - 2), max(0, 1 + 0.5)
+  assert (float(r), float(f), float(total)) == pytest.approx((0.25, 0.75, 1.0))
+  # Beyond the margin D gets no gradient; G's slope never vanishes.
+  with tf.GradientTape(persistent=True) as tape:
+    tape.watch([real, fake])
+    d_loss = losses.hinge_discriminator_loss(real, fake)[0]
+    g_loss = losses.hinge_generator_loss(fake)
+  np.testing.assert_allclose(tape.gradient(d_loss, real), [-0.5, 0.0])
+  np.testing.assert_allclose(tape.gradient(d_loss, fake), [0.0, 0.5])
+  np.testing.assert_allclose(tape.gradient(g_loss, fake), [-0.5, -0.5])
+
+
 def test_feature_matching_loss():
   real = tf.constant([[1.0, 2.0], [3.0, 4.0]])  # means (2, 3)
   fake = tf.constant([[0.0, 0.0], [2.0, 2.0]])  # means (1, 1)

@@ -72,11 +72,21 @@ def test_unknown_preset_and_bad_values_are_value_errors():
     ('r1_every', 0, 'r1_every must be positive'),
     ('g_upsample', 'pixelshuffle', 'g_upsample=.* is not one of'),
     ('keep_best', 'median', 'keep_best=.* is not one of'),
+    ('loss', 'wasserstein', 'loss=.* is not one of'),
   ],
 )
 def test_nonsense_values_are_refused(field, value, match):
   with pytest.raises(ValueError, match=match):
     presets.get_config('tiny', **{field: value})
+
+
+def test_hinge_loss_refuses_label_smoothing():
+  presets.get_config('celeba48', loss='hinge')  # real labels 1: fine
+  with pytest.raises(ValueError, match=r'loss=hinge has no labels.*now 0.9, 0.9, False'):
+    presets.get_config('celeba157x128', loss='hinge')
+  presets.get_config('celeba157x128', loss='hinge', real_label_low=1.0, real_label_high=1.0)
+  with pytest.raises(ValueError, match='loss=hinge has no labels'):
+    presets.get_config('tiny', loss='hinge', smooth_g_targets=True)
 
 
 def test_keep_best_needs_its_metric_only_when_evaluating():
