@@ -305,17 +305,26 @@ def test_auto_precision_is_measured_once_cached_and_kept_by_the_run(tmp_path, mo
 
 def test_auto_keeps_float32_unless_clearly_faster_and_old_runs_keep_the_rule(tmp_path, monkeypatch):
   autotune = _two_candidates(monkeypatch)
+  monkeypatch.setenv('FACEGAN_CACHE_DIR', str(tmp_path / 'cache'))
   config = get_config('tiny', mixed_precision='auto', jit_compile='off')
-  quiet = lambda *a, **k: None
-  timer = _timer({'off': 100.0, 'mixed_bfloat16': 103.0}, [])
-  assert (
-    autotune.resolve(config, str(tmp_path), False, timer, quiet).mixed_precision == 'off'
-  )  # within the noise
+  calls, lines = [], []
+  log = lambda *a, **k: lines.append(' '.join(map(str, a)))
+  timer = _timer({'off': 100.0, 'mixed_bfloat16': 103.0}, calls)
+  assert autotune.resolve(config, str(tmp_path), False, timer, log).mixed_precision == 'off'
+  # Within the noise (what a busy machine measures): used, not cached, so
+  # the next new run of the model times again.
+  assert 'too close to call' in lines[-1]
+  assert not (tmp_path / 'cache' / 'speed_choices.json').exists()
+  later = tmp_path / 'later'
+  later.mkdir()
+  timer = _timer({'off': 100.0, 'mixed_bfloat16': 150.0}, calls)
+  assert autotune.resolve(config, str(later), False, timer, log).mixed_precision == 'mixed_bfloat16'
+  assert len(calls) == 4 and (tmp_path / 'cache' / 'speed_choices.json').exists()
   # A run checkpointed before choices were recorded resumes under the rule
   # it was made with (CPU flags), not a measurement.
   old = tmp_path / 'old'
   old.mkdir()
-  resumed = autotune.resolve(config, str(old), True, _timer({}, []), quiet)
+  resumed = autotune.resolve(config, str(old), True, _timer({}, []), log)
   assert resumed.mixed_precision == resolve_mixed_precision('auto')
 
 

@@ -2,9 +2,10 @@
 
 The first run of a model on a machine times a few train steps of each
 candidate (float32 and bfloat16; XLA off and on where a GPU is the device)
-and keeps the fastest, caching the choice per machine and model in
-~/.cache/facegan/speed_choices.json ($FACEGAN_CACHE_DIR overrides the
-folder). A run planned for fewer than SHORT_RUN_STEPS steps (a smoke test,
+and keeps the fastest (float32 unless another is MIN_GAIN faster), caching
+the choice per machine and model in ~/.cache/facegan/speed_choices.json
+($FACEGAN_CACHE_DIR overrides the folder); a result too close to call is
+used but not cached, since a busy machine makes one. A run planned for fewer than SHORT_RUN_STEPS steps (a smoke test,
 a CI check) cannot win the timing back and takes the fixed rule (`_rule`).
 A run records what it trained with in <workdir>/speed_choice.json, and a
 resumed run keeps it, whatever the cache or the machine now says: a choice
@@ -216,13 +217,14 @@ def resolve(
       flush=True,
     )
     choice, rates = measure(config, timer, log)
-    cache[cache_key] = dict(choice=choice, rates=rates, when=time.strftime('%Y-%m-%d %H:%M'))
-    try:
-      os.makedirs(os.path.dirname(_cache_path()), exist_ok=True)
-      files.atomic_write(_cache_path(), lambda f: json.dump(cache, f, indent=1))
-    except OSError as e:  # a read-only home: measure again next time
-      log(f'(Could not cache the choice in {_cache_path()}: {e.strerror}.)')
     how = 'measured now'
+    if _too_close(rates):
+      # Another job on the cores flattens the difference (float32 and
+      # bfloat16 timed within 5% where alone they differ by half), and a
+      # cached verdict would outlive it: measure again next run.
+      how = 'too close to call, so not cached: timed again by the next new run'
+    else:
+      _cache(cache, cache_key, dict(choice=choice, rates=rates), log)
   choice = {k: choice[k] for k in auto}
   log(
     f'--{"/--".join(auto)}=auto: {_describe({**_as_set(config), **choice})} '
@@ -233,6 +235,22 @@ def resolve(
     record_path, lambda f: json.dump(dict(choice, machine=json.loads(machine_key())), f, indent=1)
   )
   return dataclasses.replace(config, **choice)
+
+
+def _too_close(rates: Dict[str, float]) -> bool:
+  """Whether the fastest two candidates are within MIN_GAIN of each other."""
+  top = sorted(rates.values(), reverse=True)
+  return len(top) > 1 and top[0] < top[1] * MIN_GAIN
+
+
+def _cache(cache: dict, key: str, entry: dict, log) -> None:
+  """Adds `entry` (with the time) to the speed cache under `key`."""
+  cache[key] = dict(entry, when=time.strftime('%Y-%m-%d %H:%M'))
+  try:
+    os.makedirs(os.path.dirname(_cache_path()), exist_ok=True)
+    files.atomic_write(_cache_path(), lambda f: json.dump(cache, f, indent=1))
+  except OSError as e:  # a read-only home: measure again next time
+    log(f'(Could not cache the choice in {_cache_path()}: {e.strerror}.)')
 
 
 def _rule() -> Choice:
