@@ -5,8 +5,9 @@ candidate (float32 and bfloat16; XLA off and on where a GPU is the device)
 and keeps the fastest (float32 unless another is MIN_GAIN faster), caching
 the choice per machine and model in ~/.cache/facegan/speed_choices.json
 ($FACEGAN_CACHE_DIR overrides the folder); a result too close to call is
-used but not cached, since a busy machine makes one. A run planned for fewer than SHORT_RUN_STEPS steps (a smoke test,
-a CI check) cannot win the timing back and takes the fixed rule (`_rule`).
+used but not cached, since a busy machine makes one. A run planned for
+fewer than SHORT_RUN_STEPS steps (a smoke test, a CI check) cannot win the
+timing back and takes the fixed rule (`_rule`).
 A run records what it trained with in <workdir>/speed_choice.json, and a
 resumed run keeps it, whatever the cache or the machine now says: a choice
 never changes a run silently. Flags given explicitly always win.
