@@ -5,8 +5,8 @@ alone and writes a sample grid, interpolation and circle GIFs, latent walks,
 edit directions found without labels (GANSpace: --mode=directions) and the
 progress GIF into --out (default <run>/generated/); --mode picks one,
 --export_savedmodel adds a TensorFlow SavedModel and --export_tflite a TFLite
-model; --mode=weights writes a weights folder (config.json and G's weights in
-float16) that every tool takes as --checkpoint. Same --seed, same files.
+model; --mode=weights writes a weights folder (config.json and G's weights,
+kernels in int8) that every tool takes as --checkpoint. Same --seed, same files.
 """
 
 import os

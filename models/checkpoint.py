@@ -28,6 +28,9 @@ from models.generator import set_standing_statistics
 WEIGHTS_FILE = 'generator.npz'  # beside config.json: a weights folder
 GENERATOR_KEY = '__generator__'  # in WEIGHTS_FILE: which G it holds
 STEP_KEY = '__step__'  # in WEIGHTS_FILE: the training step of its weights
+# In WEIGHTS_FILE, beside an int8 kernel `k`: `k + SCALE_SUFFIX`, its float32
+# scale per slice along the last axis (models.export.compact_arrays).
+SCALE_SUFFIX = '__scale'
 
 # Layer classes that hold the same variables under one name: fused and Keras
 # BatchNorm (XLA runs use Keras'), so checkpoints move between the two.
@@ -270,6 +273,21 @@ _RUN_CONFIG_KEY = 'run_config/.ATTRIBUTES/VARIABLE_VALUE'
 _ROTATION_RETRIES = 3
 
 
+def dequantized(arrays: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+  """A WEIGHTS_FILE's variables as floats: each int8 kernel times its scale.
+
+  Folders written before kernels were stored in int8 hold float16 arrays
+  and no scales; they come back unchanged.
+  """
+  out = {}
+  for k, a in arrays.items():
+    if k.endswith(SCALE_SUFFIX):
+      continue
+    scale = arrays.get(k + SCALE_SUFFIX)
+    out[k] = a if scale is None else a.astype(np.float32) * scale
+  return out
+
+
 def _restore_weights_file(config: Config, path: str, use_ema: bool) -> keras.Model:
   """G of `config` with the weights of a weights folder's WEIGHTS_FILE."""
   folder = os.path.dirname(path)
@@ -278,6 +296,7 @@ def _restore_weights_file(config: Config, path: str, use_ema: bool) -> keras.Mod
       arrays = {k: f[k] for k in f.files}
     key = str(arrays.pop(GENERATOR_KEY))
     arrays.pop(STEP_KEY)
+    arrays = dequantized(arrays)
   except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
     raise RunDirError(
       f'{path} cannot be read ({first_line(e, 200)}): the weights folder is damaged or '

@@ -290,17 +290,39 @@ def test_a_weights_folder_loads_like_its_run(tiny, tmp_path):
   # The prefix it returns loads again (as bench/score_runs.py does).
   assert checkpoint.find_checkpoint(prefix) == (pack, prefix)
   z = latents.sample_latents(config, 16, 0, 99)
-  # float16 weights: the images within a level or two of the run's.
+  # int8 kernels: the images within a level or two of the run's.
   diff = latents.render(loaded, z).astype(int) - latents.render(g, z)
   assert np.abs(diff).max() <= 3 and np.abs(diff).mean() < 0.5
   ckpt = sum(os.path.getsize(p) for p in tf.io.gfile.glob(_latest(run_dir) + '*'))
-  assert os.path.getsize(os.path.join(pack, 'generator.npz')) < ckpt / 2
+  assert os.path.getsize(os.path.join(pack, 'generator.npz')) < ckpt / 6
   # Every tool takes it as --checkpoint; it holds the EMA G alone.
   r = _run_generate(f'--checkpoint={pack}', '--mode=grid', '--num=4')
   assert r.returncode == 0, r.stderr[-2000:]
   assert os.path.isfile(os.path.join(pack, 'generated', 'grid.png'))
   r = _run_generate(f'--checkpoint={pack}', '--mode=grid', '--no_ema')
   assert r.returncode == 1 and 'holds only the averaged (EMA) G' in r.stderr, r.stderr[-2000:]
+
+
+def test_weights_are_stored_as_int8_kernels_and_read_back_within_half_a_step():
+  rng = np.random.default_rng(0)
+  kernel = rng.normal(0, 0.02, (5, 5, 8, 3)).astype(np.float32)
+  kernel[..., 1] = 0  # an all-zero slice keeps a usable scale
+  stored = export.compact_arrays('stage_conv_kernel', kernel)
+  q, scale = stored['stage_conv_kernel'], stored['stage_conv_kernel' + checkpoint.SCALE_SUFFIX]
+  assert q.dtype == np.int8 and scale.shape == (1, 1, 1, 3) and np.abs(q).max() == 127
+  back = checkpoint.dequantized(stored)
+  assert sorted(back) == ['stage_conv_kernel']
+  assert np.all(np.abs(back['stage_conv_kernel'] - kernel) <= scale / 2 + 1e-9)
+  assert np.all(back['stage_conv_kernel'][..., 1] == 0)
+  # Everything else: float16, float32 where float16 overflows, integers as they are.
+  assert export.compact_arrays('bn_gamma', np.ones(4, np.float32))['bn_gamma'].dtype == np.float16
+  assert export.compact_arrays('sn_vector_u', np.ones((1, 4)))['sn_vector_u'].dtype == np.float16
+  big = export.compact_arrays('bn_moving_variance', np.array([1e6], np.float32))
+  assert big['bn_moving_variance'].dtype == np.float32
+  assert export.compact_arrays('seed', np.array([3, 4]))['seed'].dtype.kind == 'i'
+  # A folder written before (float16 kernels, no scales) reads back unchanged.
+  old = {'stage_conv_kernel': kernel.astype(np.float16)}
+  assert checkpoint.dequantized(old)['stage_conv_kernel'] is old['stage_conv_kernel']
 
 
 def test_a_damaged_or_mismatched_weights_folder_is_refused(tiny, tmp_path):
