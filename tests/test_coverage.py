@@ -151,6 +151,11 @@ def test_the_watch_sees_swd_turning_back_and_colour_drift():
     for v in (50, 40, 41, 42, 35)
   ]
   assert all(watch.observe_eval(s, i) == [] for i, s in enumerate(steady))
+  # A rise within the noise of two draws (a celeba48 run's, past its hour) is not a turn.
+  noise = collapse.CollapseWatch()
+  assert all(
+    noise.observe_eval({'eval/swd': v}, i) == [] for i, v in enumerate((19.6, 19.7, 20.2, 20.5))
+  )
   rising = [{'eval/swd': v} for v in (37, 38, 39)]
   assert watch.observe_eval(rising[0], 10) == []
   assert watch.observe_eval(rising[1], 11) == []
