@@ -7,6 +7,11 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 # The measured speed choices of --mixed_precision=auto go to a scratch folder,
 # not the user's ~/.cache (subprocesses inherit it).
 os.environ['FACEGAN_CACHE_DIR'] = tempfile.mkdtemp(prefix='facegan-test-cache-')
+# Under pytest-xdist with a worker per core, one thread per op: the tests' tiny
+# models gain nothing from splitting an op over cores the other workers are
+# using (the suite ran 11% faster so). Subprocesses inherit it.
+if int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', '1')) >= (os.cpu_count() or 1) > 1:
+  os.environ.setdefault('TF_NUM_INTRAOP_THREADS', '1')
 
 import pytest
 

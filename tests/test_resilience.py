@@ -238,16 +238,17 @@ def uninterrupted(tmp_path_factory):
   return loop.run(config, str(tmp_path_factory.mktemp('full')))
 
 
-@pytest.mark.parametrize('signum', [signal.SIGINT, signal.SIGTERM], ids=['SIGINT', 'SIGTERM'])
 def test_a_signal_inside_a_step_saves_that_whole_step_and_resumes_exactly(
-  tmp_path, monkeypatch, capsys, signum, uninterrupted
+  tmp_path, monkeypatch, capsys, uninterrupted
 ):
+  # Ctrl-C here; SIGTERM has the same handler (training.loop._StopRequest)
+  # and its end to end test above.
   config = get_config('tiny', **_SIGNAL_CONFIG)
   full = uninterrupted
 
   def signal_after_step_4(gan):
     if int(gan.step) == 4:  # the weights and step counter have changed, the
-      os.kill(os.getpid(), signum)  # position bookkeeping has not
+      os.kill(os.getpid(), signal.SIGINT)  # position bookkeeping has not
 
   helpers.hook_train_steps(monkeypatch, signal_after_step_4)
   loop.run(config, str(tmp_path / 'split'))
